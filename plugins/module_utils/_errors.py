@@ -1,0 +1,92 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to imagepusher.registry
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One exception tree for the registry client and the cache.
+
+Every error carries a message written for the person running the playbook:
+it names the thing that went wrong (a reference, a registry, a path) and,
+where we know it, what to do about it.  Messages never contain credentials.
+The Ansible adapter (_module.py) turns any ImagePusherError into fail_json.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
+class ImagePusherError(Exception):
+    """Base of every error this collection raises on purpose."""
+
+    def __init__(self, message, **details):
+        super(ImagePusherError, self).__init__(message)
+        self.message = message
+        # Extra, non-secret facts returned next to msg (status, registry, digest...).
+        self.details = details
+
+    def __str__(self):
+        return self.message
+
+
+class InvalidReferenceError(ImagePusherError):
+    """An image reference that cannot be parsed or is not allowed."""
+
+
+class InvalidDigestError(ImagePusherError):
+    """A digest string that is not strictly `algorithm:hex` of a known algorithm."""
+
+
+class DigestMismatchError(ImagePusherError):
+    """Bytes whose digest or size differs from the one they were announced with."""
+
+
+class ManifestError(ImagePusherError):
+    """A manifest or index that is malformed, too large or not valid for its type."""
+
+
+class UnsupportedManifestError(ManifestError):
+    """A manifest of a type we do not handle (Docker schema 1, unknown media types)."""
+
+
+class PlatformNotFoundError(ManifestError):
+    """A requested platform is not in the image index."""
+
+
+class TransportError(ImagePusherError):
+    """The registry could not be reached or did not answer (DNS, TCP, TLS, timeout)."""
+
+
+class TLSError(TransportError):
+    """The registry's certificate could not be verified."""
+
+
+class RegistryError(ImagePusherError):
+    """The registry answered with an error status."""
+
+    def __init__(self, message, status=None, code=None, **details):
+        super(RegistryError, self).__init__(message, status=status, code=code, **details)
+        self.status = status
+        self.code = code
+
+
+class NotFoundError(RegistryError):
+    """Repository, tag, manifest or blob unknown to the registry."""
+
+
+class AuthenticationError(RegistryError):
+    """The registry (or its token service) refused the credentials."""
+
+
+class AuthorizationError(RegistryError):
+    """The credentials were accepted but do not grant the requested access."""
+
+
+class CacheError(ImagePusherError):
+    """The on-host cache cannot be used (permissions, corruption, disk full)."""
+
+
+class NotCachedError(CacheError):
+    """The image asked for is not in the cache."""
+
+
+class LockTimeoutError(CacheError):
+    """Another run held a cache lock for longer than we were willing to wait."""
