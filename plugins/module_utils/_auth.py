@@ -1,0 +1,226 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to imagepusher.registry
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Registry authentication: WWW-Authenticate challenges, Basic, and Bearer tokens.
+
+The registry tells us how to authenticate by answering 401 with a challenge.  For
+Bearer we ask the token service named in the challenge for a token covering exactly
+the scopes the operation needs (pull, or pull+push, plus pull on a mount source) and
+cache it per (registry, scopes) until it expires.  Secrets stay in this object: they
+never appear in an exception message.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import base64
+import json
+import re
+import threading
+import time
+
+try:
+    from urllib.parse import urlencode
+except ImportError:  # pragma: no cover - Python 2
+    from urllib import urlencode
+
+from ansible_collections.imagepusher.registry.plugins.module_utils._errors import (
+    AuthenticationError,
+    AuthorizationError,
+    RegistryError,
+)
+
+_CHALLENGE_PARAM = re.compile(r'\s*([A-Za-z0-9_\-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)\s*(?:,|$)')
+# A token without expires_in is valid for 60 s (distribution token spec); we renew a bit early.
+DEFAULT_TOKEN_LIFETIME = 60
+EXPIRY_MARGIN = 10
+
+
+def parse_challenge(header):
+    """Parse a WWW-Authenticate value into (scheme lowercased, {param: value}); None if empty."""
+    if not header:
+        return None
+    header = header.strip()
+    match = re.match(r"([A-Za-z][A-Za-z0-9_\-]*)\s*(.*)$", header, re.S)
+    if not match:
+        return None
+    scheme, rest = match.group(1).lower(), match.group(2)
+    params = {}
+    pos = 0
+    while pos < len(rest):
+        m = _CHALLENGE_PARAM.match(rest, pos)
+        if not m or m.end() == pos:
+            break
+        key, value = m.group(1).lower(), m.group(2)
+        if value.startswith('"'):
+            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+        params[key] = value
+        pos = m.end()
+    return scheme, params
+
+
+class Credentials:
+    """Username and password (or identity token) for one registry; repr hides the secret."""
+
+    def __init__(self, username=None, password=None, identity_token=None):
+        self.username = username or None
+        self.password = password or None
+        self.identity_token = identity_token or None
+
+    @property
+    def present(self):
+        return bool(self.username and self.password) or bool(self.identity_token)
+
+    def basic_header(self):
+        raw = ("%s:%s" % (self.username, self.password)).encode("utf-8")
+        return "Basic " + base64.b64encode(raw).decode("ascii")
+
+    def __repr__(self):
+        return "Credentials(username=%r, password=%s)" % (self.username, "***" if self.password else None)
+
+
+class Authenticator:
+    """Answers a registry's challenges and holds the resulting tokens for one run."""
+
+    def __init__(self, transport, registry, credentials=None):
+        self.transport = transport
+        self.registry = registry
+        self.credentials = credentials or Credentials()
+        self._lock = threading.Lock()
+        self._challenge = None  # (scheme, params) learned from the last 401
+        self._tokens = {}  # frozenset(scopes) -> (token, expires_at)
+
+    def header_for(self, scopes):
+        """Authorization header value to send for a request needing `scopes`, or None."""
+        with self._lock:
+            challenge = self._challenge
+            if challenge is None:
+                return None
+            scheme = challenge[0]
+            if scheme == "basic":
+                return self.credentials.basic_header() if self.credentials.present else None
+            if scheme == "bearer":
+                cached = self._tokens.get(frozenset(scopes))
+                if cached and cached[1] > time.time():
+                    return "Bearer " + cached[0]
+        return None
+
+    def answer(self, response, scopes):
+        """Handle a 401: learn the challenge, fetch what it asks for. False when retrying is pointless."""
+        challenge = parse_challenge(response.headers.get("WWW-Authenticate"))
+        if challenge is None:
+            return False
+        scheme, params = challenge
+        with self._lock:
+            self._challenge = challenge
+            # A 401 with a token we already sent means it expired or was revoked: forget it.
+            self._tokens.pop(frozenset(scopes), None)
+        if scheme == "basic":
+            if not self.credentials.present:
+                raise AuthenticationError(
+                    "registry %s requires authentication: set username and password" % self.registry,
+                    status=401, registry=self.registry)
+            return True
+        if scheme == "bearer":
+            wanted = set(scopes)
+            if params.get("scope"):
+                wanted.update(params["scope"].split(" "))
+            token, lifetime = self._fetch_token(params, sorted(wanted))
+            with self._lock:
+                self._tokens[frozenset(scopes)] = (token, time.time() + max(lifetime - EXPIRY_MARGIN, 1))
+            return True
+        raise AuthenticationError("registry %s asks for unsupported authentication scheme %r"
+                                  % (self.registry, scheme), status=401, registry=self.registry)
+
+    def _fetch_token(self, params, scopes):
+        realm = params.get("realm")
+        if not realm or not re.match(r"https?://", realm):
+            raise AuthenticationError("registry %s sent a Bearer challenge without a usable realm" % self.registry,
+                                      status=401, registry=self.registry)
+        query = []
+        if params.get("service"):
+            query.append(("service", params["service"]))
+        for scope in scopes:
+            query.append(("scope", scope))
+        headers = {}
+        if self.credentials.present and self.credentials.username and self.credentials.password:
+            headers["Authorization"] = self.credentials.basic_header()
+        if self.credentials.identity_token:
+            # OAuth2 refresh-token flow (docker login's identitytoken): POST form.
+            data = [("grant_type", "refresh_token"), ("refresh_token", self.credentials.identity_token),
+                    ("client_id", "imagepusher"), ("service", params.get("service", ""))]
+            data += [("scope", " ".join(scopes))]
+            response = self.transport.request("POST", realm, self.registry, data=data, stream=True)
+        else:
+            response = self.transport.request("GET", _with_query(realm, query), self.registry, headers=headers,
+                                              stream=True)
+        try:
+            if response.status_code in (401, 403):
+                who = self.credentials.username or "anonymous"
+                raise AuthenticationError(
+                    "authentication failed for %s: the token service refused the credentials of %s"
+                    % (self.registry, who), status=response.status_code, registry=self.registry)
+            if response.status_code != 200:
+                raise RegistryError("token service of %s answered HTTP %d" % (self.registry, response.status_code),
+                                    status=response.status_code, registry=self.registry)
+            body = _read_small_json(response)
+        finally:
+            response.close()
+        token = body.get("token") or body.get("access_token")
+        if not token or not isinstance(token, str):
+            raise AuthenticationError("token service of %s returned no token" % self.registry,
+                                      status=response.status_code, registry=self.registry)
+        try:
+            lifetime = int(body.get("expires_in") or DEFAULT_TOKEN_LIFETIME)
+        except (TypeError, ValueError):
+            lifetime = DEFAULT_TOKEN_LIFETIME
+        return token, lifetime
+
+    def denied(self, scopes, status):
+        """The error for a request refused although we answered the challenge."""
+        who = self.credentials.username or "anonymous"
+        if status == 403 or (status == 401 and self._challenge and self._challenge[0] == "bearer"
+                             and self._is_insufficient_scope()):
+            return AuthorizationError("%s may not %s" % (who, describe_scopes(scopes)),
+                                      status=status, registry=self.registry)
+        return AuthenticationError("authentication failed for %s (user %s)" % (self.registry, who),
+                                   status=status, registry=self.registry)
+
+    def _is_insufficient_scope(self):
+        return bool(self._challenge and self._challenge[1].get("error") == "insufficient_scope")
+
+
+def describe_scopes(scopes):
+    """'pull from a/b' / 'push to a/b' for messages."""
+    parts = []
+    for scope in scopes:
+        bits = scope.split(":")
+        if len(bits) >= 3 and bits[0] == "repository":
+            actions = bits[-1].split(",")
+            repo = ":".join(bits[1:-1])
+            parts.append(("push to %s" if "push" in actions else "pull from %s") % repo)
+        else:
+            parts.append("access %s" % scope)
+    return " and ".join(parts)
+
+
+def _with_query(url, query):
+    if not query:
+        return url
+    return url + ("&" if "?" in url else "?") + urlencode(query)
+
+
+def _read_small_json(response, limit=1024 * 1024):
+    data = b""
+    for chunk in response.iter_content(65536):
+        data += chunk
+        if len(data) > limit:
+            raise RegistryError("answer from the token service is larger than %d bytes" % limit)
+    try:
+        value = json.loads(data.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        raise RegistryError("token service answered with invalid JSON")
+    if not isinstance(value, dict):
+        raise RegistryError("token service answered with JSON that is not an object")
+    return value

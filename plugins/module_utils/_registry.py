@@ -1,0 +1,445 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to imagepusher.registry
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""RegistryClient: the distribution-spec operations one registry host offers.
+
+It composes the transport (HTTP, retries, TLS) and the authenticator (challenges,
+tokens) and maps registry answers to typed errors.  Bodies are streamed: manifests
+are read up to their size cap, blobs are handed to the caller as an iterator of
+large chunks and never held whole in memory.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import threading
+
+try:
+    from urllib.parse import urljoin, urlencode, urlsplit
+except ImportError:  # pragma: no cover - Python 2
+    from urlparse import urljoin, urlsplit
+    from urllib import urlencode
+
+from ansible_collections.imagepusher.registry.plugins.module_utils import _digest
+from ansible_collections.imagepusher.registry.plugins.module_utils import _manifest
+from ansible_collections.imagepusher.registry.plugins.module_utils import _media_types
+from ansible_collections.imagepusher.registry.plugins.module_utils._auth import Authenticator, Credentials
+from ansible_collections.imagepusher.registry.plugins.module_utils._errors import (
+    AuthorizationError,
+    ManifestError,
+    NotFoundError,
+    RegistryError,
+    TLSError,
+    TransportError,
+)
+from ansible_collections.imagepusher.registry.plugins.module_utils._transport import CHUNK_SIZE, iter_body
+
+ERROR_BODY_LIMIT = 64 * 1024
+
+
+def pull_scope(repository):
+    return "repository:%s:pull" % repository
+
+
+def push_scope(repository):
+    return "repository:%s:pull,push" % repository
+
+
+def registry_error_text(response):
+    """'CODE: message' from an OCI error body, read up to a small limit; '' if none."""
+    try:
+        data = b""
+        for chunk in response.iter_content(16384):
+            data += chunk
+            if len(data) >= ERROR_BODY_LIMIT:
+                break
+        body = json.loads(data[:ERROR_BODY_LIMIT].decode("utf-8", "replace"))
+        errors = body.get("errors") if isinstance(body, dict) else None
+        if isinstance(errors, list) and errors:
+            parts = []
+            for err in errors[:3]:
+                if isinstance(err, dict):
+                    code = str(err.get("code", ""))[:64]
+                    message = str(err.get("message", ""))[:200]
+                    parts.append(("%s: %s" % (code, message)).strip(": "))
+            return "; ".join(parts)
+    except Exception:  # an error body is a courtesy: never fail on it
+        return ""
+    return ""
+
+
+class BlobBody:
+    """A file range as a request body: known length, large reads, optional progress hook.
+
+    requests takes the Content-Length from __len__; http.client asks for small blocks,
+    which we ignore in favour of CHUNK_SIZE reads because syscall count dominates here.
+    """
+
+    def __init__(self, path, offset=0, length=None, on_read=None):
+        self._file = open(path, "rb")
+        self._file.seek(offset)
+        total = os.fstat(self._file.fileno()).st_size - offset
+        self._remaining = total if length is None else min(length, total)
+        self._length = self._remaining
+        self._on_read = on_read
+
+    def __len__(self):
+        return self._length
+
+    def read(self, size=-1):
+        if self._remaining <= 0:
+            return b""
+        want = self._remaining if size is None or size < 0 else max(size, CHUNK_SIZE)
+        data = self._file.read(min(want, self._remaining))
+        self._remaining -= len(data)
+        if self._on_read and data:
+            self._on_read(len(data))
+        return data
+
+    def close(self):
+        self._file.close()
+
+
+class RegistryClient:
+    """Operations on one registry host, authenticated with one set of credentials."""
+
+    def __init__(self, registry, transport, credentials=None, api_host=None, plain_http=False, loopback=False):
+        self.registry = registry  # as the user names it (docker.io), for messages
+        self.host = api_host or registry  # where requests go (registry-1.docker.io)
+        self.transport = transport
+        self.auth = Authenticator(transport, registry, credentials or Credentials())
+        self.plain_http = plain_http
+        self.loopback = loopback
+        self._base = None
+        self._base_lock = threading.Lock()
+
+    @classmethod
+    def for_reference(cls, reference, transport, credentials=None, plain_http=False):
+        return cls(reference.registry, transport, credentials, api_host=reference.api_host,
+                   plain_http=plain_http, loopback=reference.is_loopback)
+
+    # -- plumbing ---------------------------------------------------------
+
+    @property
+    def base_url(self):
+        if self._base is None:
+            with self._base_lock:
+                if self._base is None:
+                    self._base = self._choose_scheme()
+        return self._base
+
+    def _choose_scheme(self):
+        """https, except plain http when asked or, as Docker does, for a loopback registry without TLS.
+
+        The loopback probe is a TLS handshake attempt only: a plain-HTTP server answers it
+        with a non-TLS record, which tells us to use http without spending a request.
+        """
+        https = "https://%s" % self.host
+        if self.plain_http:
+            return "http://%s" % self.host
+        if not self.loopback:
+            return https
+        try:
+            self.transport.request("GET", https + "/v2/", self.registry, retry=False, timeout=10).close()
+            return https
+        except TLSError as exc:
+            if "certificate verify failed" in exc.message.lower():
+                raise  # a real TLS server with an untrusted certificate: say so, do not downgrade
+            return "http://%s" % self.host
+        except TransportError:
+            return "http://%s" % self.host
+
+    def _url(self, path):
+        return self.base_url + path
+
+    def _send(self, method, url, scopes, headers=None, data=None, stream=False, retry=True,
+              allow_redirects=True):
+        """One request with auth: on a 401 answer the challenge once and resend."""
+        for attempt in (0, 1):
+            sent_headers = dict(headers or {})
+            authorization = self.auth.header_for(scopes)
+            if authorization:
+                sent_headers["Authorization"] = authorization
+            if hasattr(data, "seek_start"):
+                data.seek_start()
+            response = self.transport.request(method, url, self.registry, headers=sent_headers, data=data,
+                                              stream=stream, retry=retry, allow_redirects=allow_redirects)
+            if response.status_code == 401 and attempt == 0 and self.auth.answer(response, scopes):
+                response.close()
+                continue
+            return response
+        return response
+
+    def _fail(self, response, what, scopes):
+        """Raise the typed error for an unexpected answer; always closes the response."""
+        status = response.status_code
+        try:
+            detail = registry_error_text(response)
+        finally:
+            response.close()
+        suffix = " (%s)" % detail if detail else ""
+        if status == 401:
+            error = self.auth.denied(scopes, status)
+            error.message += suffix
+            raise error
+        if status == 403:
+            raise AuthorizationError(self.auth.denied(scopes, status).message + suffix, status=status,
+                                     registry=self.registry)
+        if status == 404:
+            raise NotFoundError("%s not found on %s%s" % (what, self.registry, suffix), status=status,
+                                registry=self.registry)
+        raise RegistryError("%s: registry %s answered HTTP %d%s" % (what, self.registry, status, suffix),
+                            status=status, registry=self.registry)
+
+    def _same_host_url(self, location, what):
+        """Resolve a Location header; refuse one that sends an upload to another host."""
+        if not location:
+            raise RegistryError("%s: registry %s sent no Location header" % (what, self.registry))
+        url = urljoin(self.base_url + "/", location)
+        if urlsplit(url).netloc.lower() != urlsplit(self.base_url).netloc.lower():
+            raise RegistryError("%s: registry %s tried to send the upload to another host (%s); refusing"
+                                % (what, self.registry, urlsplit(url).netloc))
+        return url
+
+    # -- operations ---------------------------------------------------------
+
+    def ping(self, scopes=()):
+        response = self._send("GET", self._url("/v2/"), list(scopes))
+        if response.status_code != 200:
+            self._fail(response, "registry API check", list(scopes))
+        response.close()
+
+    def head_manifest(self, repository, ref, scopes=None):
+        """{'digest', 'media_type', 'size'} for a tag or digest, or None when it does not exist.
+
+        digest may be None when the registry omits Docker-Content-Digest: GET then.
+        """
+        scopes = scopes or [pull_scope(repository)]
+        what = "manifest %s:%s" % (repository, ref)
+        response = self._send("HEAD", self._url("/v2/%s/manifests/%s" % (repository, ref)), scopes,
+                              headers={"Accept": _media_types.MANIFEST_ACCEPT})
+        if response.status_code == 404:
+            response.close()
+            return None
+        if response.status_code != 200:
+            self._fail(response, what, scopes)
+        response.close()
+        digest = response.headers.get("Docker-Content-Digest")
+        if digest:
+            digest = _digest.validate(digest)
+        size = response.headers.get("Content-Length")
+        return {
+            "digest": digest,
+            "media_type": (response.headers.get("Content-Type") or "").split(";")[0].strip() or None,
+            "size": int(size) if size and size.isdigit() else None,
+        }
+
+    def get_manifest(self, repository, ref, expected_digest=None, scopes=None):
+        """The manifest or index as a parsed _manifest.Manifest holding the exact bytes served."""
+        scopes = scopes or [pull_scope(repository)]
+        what = "manifest %s%s%s" % (repository, "@" if ref.startswith("sha") and ":" in ref else ":", ref)
+        response = self._send("GET", self._url("/v2/%s/manifests/%s" % (repository, ref)), scopes,
+                              headers={"Accept": _media_types.MANIFEST_ACCEPT}, stream=True)
+        if response.status_code != 200:
+            self._fail(response, what, scopes)
+        try:
+            raw = b""
+            for chunk in response.iter_content(65536):
+                raw += chunk
+                if len(raw) > _manifest.MAX_MANIFEST_BYTES:
+                    raise ManifestError("%s from %s is larger than the %d-byte limit for manifests"
+                                        % (what, self.registry, _manifest.MAX_MANIFEST_BYTES))
+        finally:
+            response.close()
+        announced = response.headers.get("Docker-Content-Digest")
+        expected = expected_digest or (announced and _digest.validate(announced)) or None
+        return _manifest.parse(raw, response.headers.get("Content-Type"), expected_digest=expected)
+
+    def head_blob(self, repository, digest, scopes=None):
+        """Size of the blob if the repository has it, else None."""
+        scopes = scopes or [pull_scope(repository)]
+        response = self._send("HEAD", self._url("/v2/%s/blobs/%s" % (repository, digest)), scopes)
+        response.close()
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            self._fail(response, "blob %s in %s" % (digest, repository), scopes)
+        size = response.headers.get("Content-Length")
+        return int(size) if size and size.isdigit() else -1
+
+    def open_blob(self, repository, digest, offset=0, scopes=None):
+        """(streaming response, offset it starts at). The offset is 0 when the server ignored Range."""
+        scopes = scopes or [pull_scope(repository)]
+        headers = {"Range": "bytes=%d-" % offset} if offset else None
+        response = self._send("GET", self._url("/v2/%s/blobs/%s" % (repository, digest)), scopes,
+                              headers=headers, stream=True)
+        if response.status_code == 206 and offset:
+            start = _content_range_start(response.headers.get("Content-Range"))
+            if start != offset:
+                response.close()
+                raise RegistryError("blob %s: registry %s answered a Range request with the wrong range"
+                                    % (digest, self.registry))
+            return response, offset
+        if response.status_code == 416 and offset:
+            # The partial file claims more than the server has: start over.
+            response.close()
+            return self.open_blob(repository, digest, 0, scopes)
+        if response.status_code != 200:
+            self._fail(response, "blob %s in %s" % (digest, repository), scopes)
+        return response, 0
+
+    def get_small_blob(self, repository, digest, limit, scopes=None):
+        """A small blob (an image config) in memory, bounded by `limit` and verified."""
+        response, _start = self.open_blob(repository, digest, 0, scopes)
+        verifier = _digest.DigestVerifier(digest)
+        data = b""
+        try:
+            for chunk in iter_body(response, self.registry, 65536):
+                data += chunk
+                if len(data) > limit:
+                    raise RegistryError("blob %s in %s is larger than the %d bytes expected of a config"
+                                        % (digest, repository, limit))
+        finally:
+            response.close()
+        verifier.update(data)
+        verifier.check("blob %s" % digest)
+        return data
+
+    def mount_blob(self, repository, digest, source_repository):
+        """Ask the registry to link a blob from another repository. True when it did."""
+        scopes = [push_scope(repository), pull_scope(source_repository)]
+        url = self._url("/v2/%s/blobs/uploads/?%s" % (repository, urlencode([("mount", digest),
+                                                                               ("from", source_repository)])))
+        response = self._send("POST", url, scopes)
+        response.close()
+        if response.status_code == 201:
+            return True
+        if response.status_code == 202:
+            # Not mountable (other repository lacks it, or no access): an upload session was opened
+            # instead; cancel it so the registry does not keep it around.
+            location = response.headers.get("Location")
+            if location:
+                try:
+                    self._send("DELETE", self._same_host_url(location, "cancel upload"), scopes).close()
+                except Exception:
+                    pass
+            return False
+        if response.status_code in (401, 403, 404):
+            return False
+        self._fail(response, "mount of blob %s into %s" % (digest, repository), scopes)
+
+    def start_upload(self, repository):
+        """POST an upload session: (location URL, minimum chunk length or None)."""
+        scopes = [push_scope(repository)]
+        response = self._send("POST", self._url("/v2/%s/blobs/uploads/" % repository), scopes)
+        response.close()
+        if response.status_code != 202:
+            self._fail(response, "start of a blob upload to %s" % repository, scopes)
+        min_chunk = response.headers.get("OCI-Chunk-Min-Length")
+        return (self._same_host_url(response.headers.get("Location"), "blob upload to %s" % repository),
+                int(min_chunk) if min_chunk and min_chunk.isdigit() else None)
+
+    def upload_status(self, repository, location):
+        """Bytes the registry holds for an upload session, or None when the session is gone."""
+        scopes = [push_scope(repository)]
+        response = self._send("GET", location, scopes)
+        response.close()
+        if response.status_code == 204:
+            end = _range_end(response.headers.get("Range"))
+            return (end + 1) if end is not None else 0
+        return None
+
+    def upload_chunk(self, repository, location, body, start, what):
+        """PATCH one chunk (or the whole blob) at `start`; returns (next location, status)."""
+        scopes = [push_scope(repository)]
+        headers = {"Content-Type": "application/octet-stream"}
+        length = len(body)
+        if length:
+            headers["Content-Range"] = "%d-%d" % (start, start + length - 1)
+        # A streamed body cannot be replayed by the transport: the caller resumes instead.
+        response = self._send("PATCH", location, scopes, headers=headers, data=body, retry=False)
+        response.close()
+        if response.status_code != 202:
+            if response.status_code == 413:
+                raise RegistryError("%s: registry %s refused a %d-byte chunk as too large"
+                                    % (what, self.registry, length), status=413, registry=self.registry)
+            self._fail(response, what, scopes)
+        return self._same_host_url(response.headers.get("Location"), what), response.status_code
+
+    def finish_upload(self, repository, location, digest, what):
+        scopes = [push_scope(repository)]
+        sep = "&" if "?" in location else "?"
+        url = location + sep + urlencode([("digest", digest)])
+        response = self._send("PUT", url, scopes, headers={"Content-Length": "0"}, data=b"")
+        response.close()
+        if response.status_code != 201:
+            self._fail(response, what, scopes)
+
+    def put_manifest(self, repository, ref, raw, media_type):
+        """PUT the exact manifest bytes; returns the digest the registry reports (or computes)."""
+        scopes = [push_scope(repository)]
+        response = self._send("PUT", self._url("/v2/%s/manifests/%s" % (repository, ref)), scopes,
+                              headers={"Content-Type": media_type}, data=raw)
+        response.close()
+        if response.status_code not in (200, 201):
+            self._fail(response, "push of manifest %s:%s" % (repository, ref), scopes)
+        digest = response.headers.get("Docker-Content-Digest")
+        return _digest.validate(digest) if digest else _digest.of_bytes(raw)
+
+    def list_tags(self, repository, page_size=1000, limit=100000):
+        """Every tag of a repository, following Link pagination."""
+        scopes = [pull_scope(repository)]
+        url = self._url("/v2/%s/tags/list?n=%d" % (repository, page_size))
+        tags = []
+        while url and len(tags) < limit:
+            response = self._send("GET", url, scopes, stream=True)
+            if response.status_code != 200:
+                self._fail(response, "tag list of %s" % repository, scopes)
+            try:
+                data = b""
+                for chunk in response.iter_content(65536):
+                    data += chunk
+                    if len(data) > 16 * 1024 * 1024:
+                        raise RegistryError("tag list of %s is too large" % repository)
+            finally:
+                response.close()
+            try:
+                page = json.loads(data.decode("utf-8")).get("tags") or []
+            except (ValueError, AttributeError, UnicodeDecodeError):
+                raise RegistryError("tag list of %s from %s is not valid JSON" % (repository, self.registry))
+            tags.extend(t for t in page if isinstance(t, str))
+            url = _next_link(response.headers.get("Link"))
+            if url:
+                url = self._same_host_url(url, "tag list of %s" % repository)
+        return tags
+
+
+def _content_range_start(value):
+    # "bytes 100-199/200"
+    try:
+        return int(value.split()[1].split("-")[0])
+    except (AttributeError, IndexError, ValueError):
+        return None
+
+
+def _range_end(value):
+    # upload status "Range: 0-1023" (inclusive end); "0-0" may mean nothing received on some servers
+    try:
+        return int(value.split("-")[1])
+    except (AttributeError, IndexError, ValueError):
+        return None
+
+
+def _next_link(value):
+    # Link: </v2/repo/tags/list?n=2&last=b>; rel="next"
+    if not value:
+        return None
+    for part in value.split(","):
+        if 'rel="next"' in part or "rel=next" in part:
+            start, end = part.find("<"), part.find(">")
+            if 0 <= start < end:
+                return part[start + 1:end]
+    return None
