@@ -1,0 +1,424 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to imagepusher.registry
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The on-host image cache: one OCI image layout shared by every image.
+
+    <root>/oci-layout, <root>/index.json, <root>/blobs/<alg>/<hex>   the OCI layout
+    <root>/.imagepusher/ingest/<alg>-<hex>.partial                  downloads in progress
+    <root>/.imagepusher/locks/                                      flock files
+    <root>/.imagepusher/sources.json                                repositories each blob was seen in
+
+Invariants: a file under blobs/ is always complete and matches its name (bytes are
+hashed while written to a partial file outside blobs/ and renamed in only after the
+digest and size match); index.json is replaced atomically under a lock and only ever
+names trees whose every blob is present; a partial file survives a killed process
+and the next ingest resumes from its length.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import errno
+import fcntl
+import json
+import os
+import tempfile
+import time
+
+from ansible_collections.imagepusher.registry.plugins.module_utils import _digest
+from ansible_collections.imagepusher.registry.plugins.module_utils import _media_types
+from ansible_collections.imagepusher.registry.plugins.module_utils._errors import (
+    CacheError,
+    DigestMismatchError,
+    LockTimeoutError,
+    TransportError,
+)
+
+REF_NAME = "org.opencontainers.image.ref.name"
+SOURCE_DIGEST = "io.imagepusher.source.digest"
+PLATFORMS = "io.imagepusher.platforms"
+LAYOUT_FILE = {"imageLayoutVersion": "1.0.0"}
+STATE_DIR = ".imagepusher"
+WRITE_BUFFER = 1024 * 1024
+DEFAULT_LOCK_TIMEOUT = 6 * 3600  # a lock is held for one blob download at most
+
+
+def default_cache_dir():
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "imagepusher")
+
+
+def _os_error(exc, what, path):
+    if exc.errno == errno.ENOSPC:
+        return CacheError("cache is out of disk space while %s (%s): free space or choose another cache_dir"
+                          % (what, path), path=path)
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return CacheError("cache_dir is not writable while %s (%s): %s" % (what, path, exc.strerror), path=path)
+    return CacheError("cache error while %s (%s): %s" % (what, path, exc.strerror or exc), path=path)
+
+
+class FileLock:
+    """An exclusive flock on a file; waits up to `timeout` seconds, polling."""
+
+    def __init__(self, path, timeout=DEFAULT_LOCK_TIMEOUT, poll=0.05):
+        self.path = path
+        self.timeout = timeout
+        self.poll = poll
+        self._fd = None
+
+    def __enter__(self):
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.time() + self.timeout
+        while True:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self
+            except (IOError, OSError) as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    os.close(self._fd)
+                    raise
+            if time.time() >= deadline:
+                os.close(self._fd)
+                raise LockTimeoutError("timed out after %ds waiting for cache lock %s held by another run"
+                                       % (self.timeout, self.path), path=self.path)
+            time.sleep(self.poll)
+
+    def __exit__(self, *exc_info):
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+        self._fd = None
+
+
+def _fsync_dir(path):
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path, data):
+    """Write bytes to a temp file beside `path`, fsync, rename over it."""
+    directory = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.rename(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_dir(directory)
+
+
+class Cache:
+    """An OCI image layout used as a content-addressed, verified, resumable store."""
+
+    def __init__(self, root, lock_timeout=DEFAULT_LOCK_TIMEOUT):
+        self.root = os.path.abspath(os.path.expanduser(root))
+        self.lock_timeout = lock_timeout
+        self._state = os.path.join(self.root, STATE_DIR)
+
+    # -- layout -----------------------------------------------------------
+
+    def exists(self):
+        return os.path.isfile(os.path.join(self.root, "index.json"))
+
+    def ensure(self):
+        """Create the layout if needed (idempotent, safe against a concurrent creator)."""
+        try:
+            for sub in ("blobs", os.path.join(STATE_DIR, "ingest"), os.path.join(STATE_DIR, "locks")):
+                os.makedirs(os.path.join(self.root, sub), exist_ok=True)
+            with self.lock("index"):
+                layout = os.path.join(self.root, "oci-layout")
+                if not os.path.exists(layout):
+                    atomic_write(layout, json.dumps(LAYOUT_FILE).encode("utf-8"))
+                index = os.path.join(self.root, "index.json")
+                if not os.path.exists(index):
+                    atomic_write(index, self._dump_index([]))
+        except OSError as exc:
+            raise _os_error(exc, "creating the cache", self.root)
+        return self
+
+    def lock(self, name):
+        return FileLock(os.path.join(self._state, "locks", name + ".lock"), timeout=self.lock_timeout)
+
+    # -- blobs ------------------------------------------------------------
+
+    def blob_path(self, digest):
+        algorithm, hexdigest = _digest.split(digest)  # validates: a digest is never a path
+        return os.path.join(self.root, "blobs", algorithm, hexdigest)
+
+    def partial_path(self, digest):
+        algorithm, hexdigest = _digest.split(digest)
+        return os.path.join(self._state, "ingest", "%s-%s.partial" % (algorithm, hexdigest))
+
+    def has_blob(self, digest, size=None):
+        try:
+            found = os.stat(self.blob_path(digest)).st_size
+        except OSError:
+            return False
+        return size is None or size < 0 or found == size
+
+    def partial_size(self, digest):
+        try:
+            return os.stat(self.partial_path(digest)).st_size
+        except OSError:
+            return 0
+
+    def open_blob(self, digest):
+        try:
+            return open(self.blob_path(digest), "rb")
+        except OSError as exc:
+            raise _os_error(exc, "reading blob %s" % digest, self.blob_path(digest))
+
+    def read_small_blob(self, digest, limit):
+        """Bytes of a manifest or config blob (bounded); re-verified, since they drive decisions."""
+        path = self.blob_path(digest)
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read(limit + 1)
+        except OSError as exc:
+            raise _os_error(exc, "reading blob %s" % digest, path)
+        if len(data) > limit:
+            raise CacheError("cached blob %s is larger than %d bytes" % (digest, limit), path=path)
+        if _digest.of_bytes(data, _digest.split(digest)[0]) != digest:
+            raise CacheError("cached blob %s does not match its digest: the cache is damaged; "
+                             "run image_cache with state=verified" % digest, path=path)
+        return data
+
+    def write_blob_bytes(self, digest, data):
+        """Store small bytes (a manifest) under their digest. True when newly written."""
+        verifier = _digest.DigestVerifier(digest, len(data))
+        verifier.update(data)
+        verifier.check("manifest %s" % digest)
+        path = self.blob_path(digest)
+        if self.has_blob(digest, len(data)):
+            try:
+                self.read_small_blob(digest, len(data))
+                return False
+            except CacheError:
+                pass  # damaged by something outside us: rewrite it below
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            atomic_write(path, data)
+        except OSError as exc:
+            raise _os_error(exc, "storing %s" % digest, path)
+        return True
+
+    def ingest(self, digest, size, opener, retries=3, on_bytes=None):
+        """Fetch a blob into the cache unless present; returns (action, bytes transferred).
+
+        `opener(offset)` returns (iterable of byte chunks, start offset actually served,
+        close callable); iterables raise TransportError when the connection drops, and
+        we then resume from the bytes already written.  action is "cached",
+        "downloaded" or "resumed".  On a digest mismatch the partial file is discarded
+        and the blob fetched once more from zero before DigestMismatchError is raised.
+        """
+        final = self.blob_path(digest)
+        if self.has_blob(digest, size):
+            return "cached", 0
+        with self.lock(_digest.split(digest)[1]):
+            # Another run may have finished this blob while we waited for the lock.
+            if self.has_blob(digest, size):
+                return "cached", 0
+            partial = self.partial_path(digest)
+            transferred = 0
+            resumed = False
+            for fresh_attempt in (0, 1):
+                action, count = self._fill_partial(digest, size, partial, opener, retries, on_bytes)
+                transferred += count
+                resumed = resumed or action == "resumed"
+                try:
+                    self._verify_partial(digest, size, partial)
+                    break
+                except DigestMismatchError:
+                    _unlink(partial)
+                    if fresh_attempt:
+                        raise
+            try:
+                os.makedirs(os.path.dirname(final), exist_ok=True)
+                os.rename(partial, final)
+                _fsync_dir(os.path.dirname(final))
+            except OSError as exc:
+                raise _os_error(exc, "storing blob %s" % digest, final)
+        return ("resumed" if resumed else "downloaded"), transferred
+
+    def _fill_partial(self, digest, size, partial, opener, retries, on_bytes):
+        """Append to the partial file until it holds `size` bytes; resume after drops."""
+        offset = self.partial_size(digest)
+        if size is not None and size >= 0 and offset > size:
+            _unlink(partial)
+            offset = 0
+        resumed = offset > 0
+        transferred = 0
+        drops = 0
+        while True:
+            if size is not None and size >= 0 and offset == size:
+                return ("resumed" if resumed else "downloaded"), transferred
+            chunks, start, close = opener(offset)
+            try:
+                if start != offset:  # the server ignored our Range: start over
+                    offset = 0
+                mode = "r+b" if os.path.exists(partial) else "wb"
+                try:
+                    handle = open(partial, mode)
+                except OSError as exc:
+                    raise _os_error(exc, "writing blob %s" % digest, partial)
+                with handle:
+                    handle.seek(offset)
+                    handle.truncate()
+                    try:
+                        for chunk in chunks:
+                            if size is not None and size >= 0 and offset + len(chunk) > size:
+                                raise DigestMismatchError(
+                                    "blob %s: registry sent more than the %d bytes the manifest declares"
+                                    % (digest, size))
+                            handle.write(chunk)
+                            offset += len(chunk)
+                            transferred += len(chunk)
+                            if on_bytes:
+                                on_bytes(len(chunk))
+                        handle.flush()
+                        os.fsync(handle.fileno())
+                    except OSError as exc:
+                        raise _os_error(exc, "writing blob %s" % digest, partial)
+                    except TransportError:
+                        handle.flush()
+                        drops += 1
+                        if drops > retries:
+                            raise
+                        resumed = True
+                        continue
+            finally:
+                close()
+            if size is None or size < 0 or offset >= size:
+                return ("resumed" if resumed else "downloaded"), transferred
+            # The body ended early without an error (truncated): resume like after a drop.
+            drops += 1
+            if drops > retries:
+                raise DigestMismatchError("blob %s: the registry kept ending the body early (%d of %d bytes)"
+                                          % (digest, offset, size))
+            resumed = True
+
+    def _verify_partial(self, digest, size, partial):
+        verifier = _digest.DigestVerifier(digest, size if size is not None and size >= 0 else None)
+        try:
+            verifier.update_from_file(partial)
+        except OSError as exc:
+            raise _os_error(exc, "verifying blob %s" % digest, partial)
+        verifier.check("blob %s" % digest)
+
+    # -- references (index.json) -----------------------------------------
+
+    def _index_path(self):
+        return os.path.join(self.root, "index.json")
+
+    @staticmethod
+    def _dump_index(manifests):
+        index = {"schemaVersion": 2, "mediaType": _media_types.OCI_INDEX, "manifests": manifests}
+        return (json.dumps(index, indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+    def entries(self):
+        """The descriptors in index.json (each with its ref name annotation)."""
+        path = self._index_path()
+        try:
+            with open(path, "rb") as handle:
+                data = json.loads(handle.read().decode("utf-8"))
+        except (IOError, OSError) as exc:
+            if getattr(exc, "errno", None) == errno.ENOENT:
+                return []
+            raise _os_error(exc, "reading index.json", path)
+        except ValueError:
+            raise CacheError("%s is not valid JSON: the cache is damaged" % path, path=path)
+        manifests = data.get("manifests") if isinstance(data, dict) else None
+        return [m for m in manifests or [] if isinstance(m, dict)]
+
+    def get_ref(self, name):
+        for entry in self.entries():
+            if (entry.get("annotations") or {}).get(REF_NAME) == name:
+                return entry
+        return None
+
+    def set_ref(self, name, descriptor, annotations=None):
+        """Point `name` at a descriptor (replacing any previous one). True when index.json changed."""
+        entry = dict(descriptor)
+        entry["annotations"] = dict(annotations or {})
+        entry["annotations"][REF_NAME] = name
+        with self.lock("index"):
+            manifests = self.entries()
+            kept = [m for m in manifests if (m.get("annotations") or {}).get(REF_NAME) != name]
+            if len(kept) == len(manifests) - 1 and [m for m in manifests if m not in kept] == [entry]:
+                return False
+            kept.append(entry)
+            kept.sort(key=lambda m: (m.get("annotations") or {}).get(REF_NAME, ""))
+            try:
+                atomic_write(self._index_path(), self._dump_index(kept))
+            except OSError as exc:
+                raise _os_error(exc, "updating index.json", self._index_path())
+        return True
+
+    def remove_ref(self, name):
+        with self.lock("index"):
+            manifests = self.entries()
+            kept = [m for m in manifests if (m.get("annotations") or {}).get(REF_NAME) != name]
+            if len(kept) == len(manifests):
+                return False
+            try:
+                atomic_write(self._index_path(), self._dump_index(kept))
+            except OSError as exc:
+                raise _os_error(exc, "updating index.json", self._index_path())
+        return True
+
+    # -- where blobs came from (for cross-repository mounts) -------------
+
+    def _sources_path(self):
+        return os.path.join(self._state, "sources.json")
+
+    def _read_sources(self):
+        try:
+            with open(self._sources_path(), "rb") as handle:
+                data = json.loads(handle.read().decode("utf-8"))
+            return data if isinstance(data, dict) else {}
+        except (IOError, OSError, ValueError):
+            return {}
+
+    def sources(self, digest):
+        """Repositories ("registry/repo") known to hold this blob."""
+        found = self._read_sources().get(digest)
+        return [s for s in found if isinstance(s, str)] if isinstance(found, list) else []
+
+    def record_sources(self, digests, repository_name):
+        """Remember that `repository_name` holds each of `digests` (best effort)."""
+        with self.lock("sources"):
+            data = self._read_sources()
+            changed = False
+            for digest in digests:
+                known = data.setdefault(digest, [])
+                if repository_name not in known:
+                    known.append(repository_name)
+                    changed = True
+            if changed:
+                try:
+                    atomic_write(self._sources_path(), json.dumps(data, sort_keys=True).encode("utf-8"))
+                except OSError as exc:
+                    raise _os_error(exc, "recording blob sources", self._sources_path())
+
+
+def _unlink(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

@@ -1,0 +1,224 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to imagepusher.registry
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Pull: registry -> cache, idempotent, resumable, parallel, verified.
+
+Order matters for crash safety: blobs first, then manifests (children before
+parents), then the reference in index.json, so a name in the cache always points
+at a complete tree.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible_collections.imagepusher.registry.plugins.module_utils import _cache as cache_mod
+from ansible_collections.imagepusher.registry.plugins.module_utils import _manifest
+from ansible_collections.imagepusher.registry.plugins.module_utils import _plan
+from ansible_collections.imagepusher.registry.plugins.module_utils import _tree
+from ansible_collections.imagepusher.registry.plugins.module_utils._errors import (
+    CacheError,
+    DigestMismatchError,
+    ManifestError,
+    NotFoundError,
+    PlatformNotFoundError,
+)
+from ansible_collections.imagepusher.registry.plugins.module_utils._transport import iter_body
+
+
+def normalize_platforms(platforms):
+    """Sorted unique platform strings, or None for 'all'."""
+    if not platforms:
+        return None
+    for text in platforms:
+        _manifest.parse_platform(text)  # raises a clear error for a malformed one
+    return sorted(set(platforms))
+
+
+def cached_tree(cache, digest, media_type=None):
+    """The ImageTree stored under `digest` if every manifest and blob is present, else None."""
+    def load(descriptor):
+        if not cache.has_blob(descriptor.digest, descriptor.size):
+            raise NotFoundError("not cached")
+        raw = cache.read_small_blob(descriptor.digest, _manifest.MAX_MANIFEST_BYTES)
+        return _manifest.parse(raw, descriptor.media_type, expected_digest=descriptor.digest)
+
+    try:
+        if not cache.has_blob(digest):
+            return None
+        raw = cache.read_small_blob(digest, _manifest.MAX_MANIFEST_BYTES)
+        tree = _tree.walk(_manifest.parse(raw, media_type, expected_digest=digest), load)
+    except (NotFoundError, CacheError, ManifestError, DigestMismatchError):
+        return None
+    if not all(cache.has_blob(b.digest, b.size) for b in tree.blobs):
+        return None
+    config = tree.top.config
+    if not tree.top.is_index and config is not None and config.size <= _tree.CONFIG_LIMIT:
+        try:
+            platform = _tree.config_platform(cache.read_small_blob(config.digest, _tree.CONFIG_LIMIT))
+        except CacheError:
+            return None
+        tree.platforms = [platform] if platform else []
+    return tree
+
+
+class Puller:
+    def __init__(self, client, cache, concurrency=4, retries=3):
+        self.client = client
+        self.cache = cache
+        self.concurrency = max(1, concurrency)
+        self.retries = retries
+        self._lock = threading.Lock()
+
+    def pull(self, reference, platforms=None, check_mode=False):
+        name = str(reference)
+        wanted = normalize_platforms(platforms)
+        entry = self.cache.get_ref(name) if self.cache.exists() else None
+        previous = entry.get("digest") if entry else None
+
+        source_digest = reference.digest
+        if not source_digest:
+            head = self.client.head_manifest(reference.repository, reference.tag)
+            if head is None:
+                raise NotFoundError("image %s not found: %s has no tag %r in repository %s"
+                                    % (name, reference.registry, reference.tag, reference.repository),
+                                    status=404)
+            source_digest = head["digest"]
+
+        if source_digest and entry and self._entry_matches(entry, source_digest, wanted):
+            tree = cached_tree(self.cache, entry["digest"], entry.get("mediaType"))
+            if tree is not None:
+                return self._result(reference, tree, source_digest, _plan.plan_pull(tree, self.cache),
+                                    _plan.plan_manifests(tree, self.cache), False, previous)
+
+        top = self._load_manifest(reference, source_digest or reference.ref, None)
+        source_digest = top.digest
+        if wanted and top.is_index:
+            descriptor, narrowed = _tree.narrow(top, wanted)
+            top = self._load_manifest(reference, descriptor.digest, descriptor) if descriptor else narrowed
+        tree = _tree.walk(top, lambda d: self._load_manifest(reference, d.digest, d))
+        blob_plan = _plan.plan_pull(tree, self.cache)
+        manifest_plan = _plan.plan_manifests(tree, self.cache)
+        if not tree.top.is_index:
+            self._set_image_platform(reference, tree)
+            if wanted and not _platform_wanted(tree.platforms, wanted):
+                raise PlatformNotFoundError("image %s is a single-platform image for %s, not %s"
+                                            % (name, ", ".join(tree.platforms) or "an unknown platform",
+                                               ", ".join(wanted)))
+        if check_mode:
+            changed = previous != tree.digest or any(p["action"] != _plan.CACHED for p in blob_plan + manifest_plan)
+            return self._result(reference, tree, source_digest, blob_plan, manifest_plan, changed, previous)
+
+        self.cache.ensure()
+        self._download(reference, blob_plan)
+        for manifest in tree.manifests:
+            self.cache.write_blob_bytes(manifest.digest, manifest.raw)
+        self.cache.record_sources([p["digest"] for p in blob_plan] + [m.digest for m in tree.manifests],
+                                  reference.name)
+        annotations = {cache_mod.SOURCE_DIGEST: source_digest}
+        if wanted:
+            annotations[cache_mod.PLATFORMS] = ",".join(wanted)
+        ref_changed = self.cache.set_ref(name, {"mediaType": tree.media_type, "digest": tree.digest,
+                                                "size": len(tree.top.raw)}, annotations)
+        changed = ref_changed or any(p["action"] != _plan.CACHED for p in blob_plan + manifest_plan)
+        return self._result(reference, tree, source_digest, blob_plan, manifest_plan, changed, previous)
+
+    @staticmethod
+    def _entry_matches(entry, source_digest, wanted):
+        annotations = entry.get("annotations") or {}
+        return (annotations.get(cache_mod.SOURCE_DIGEST) == source_digest
+                and annotations.get(cache_mod.PLATFORMS, "") == ",".join(wanted or []))
+
+    def _load_manifest(self, reference, ref, descriptor):
+        """A manifest by digest (or tag): from the cache when stored, else from the registry."""
+        digest = descriptor.digest if descriptor else (ref if ":" in ref else None)
+        if digest and self.cache.has_blob(digest):
+            try:
+                raw = self.cache.read_small_blob(digest, _manifest.MAX_MANIFEST_BYTES)
+                return _manifest.parse(raw, descriptor.media_type if descriptor else None, expected_digest=digest)
+            except (CacheError, ManifestError):
+                pass  # damaged copy: fetch it again
+        manifest = self.client.get_manifest(reference.repository, ref, expected_digest=digest)
+        if descriptor is not None and descriptor.size != len(manifest.raw):
+            raise DigestMismatchError("manifest %s of %s: the index declares %d bytes but the registry sent %d"
+                                      % (descriptor.digest, reference, descriptor.size, len(manifest.raw)))
+        return manifest
+
+    def _set_image_platform(self, reference, tree):
+        """Fill tree.platforms of a single-platform image from its (small) config blob."""
+        config = tree.top.config
+        if tree.top.is_index or config is None or config.size > _tree.CONFIG_LIMIT:
+            return
+        if self.cache.has_blob(config.digest, config.size):
+            raw = self.cache.read_small_blob(config.digest, _tree.CONFIG_LIMIT)
+        else:
+            # Needed before anything is written (check mode too): read it into memory, verified.
+            raw = self.client.get_small_blob(reference.repository, config.digest, _tree.CONFIG_LIMIT)
+        platform = _tree.config_platform(raw)
+        tree.platforms = [platform] if platform else []
+
+    def _download(self, reference, blob_plan):
+        todo = [p for p in blob_plan if p["action"] != _plan.CACHED]
+        if not todo:
+            return
+
+        def fetch(item):
+            def opener(offset):
+                response, start = self.client.open_blob(reference.repository, item["digest"], offset)
+                return iter_body(response, reference.registry), start, response.close
+
+            action, transferred = self.cache.ingest(item["digest"], item["size"], opener, retries=self.retries)
+            with self._lock:
+                item["action"] = action
+                item["bytes"] = transferred
+
+        workers = min(self.concurrency, len(todo))
+        if workers == 1:
+            for item in todo:
+                fetch(item)
+            return
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(fetch, item) for item in todo]
+            errors = []
+            for future in futures:
+                try:
+                    future.result()
+                except Exception as exc:  # re-raised below: the first failure wins
+                    errors.append(exc)
+            if errors:
+                raise errors[0]
+
+    def _result(self, reference, tree, source_digest, blob_plan, manifest_plan, changed, previous):
+        blobs = [{"digest": p["digest"], "size": p["size"], "media_type": p["media_type"], "action": p["action"]}
+                 for p in blob_plan]
+        return {
+            "changed": changed,
+            "reference": str(reference),
+            "digest": tree.digest,
+            "source_digest": source_digest,
+            "digest_changed": tree.digest != source_digest,
+            "media_type": tree.media_type,
+            "platforms": list(tree.platforms),
+            "blobs": blobs,
+            "manifests": manifest_plan,
+            "bytes_downloaded": sum(p["bytes"] for p in blob_plan),
+            "size": tree.total_size,
+            "cache_dir": self.cache.root,
+            "retries": self.client.transport.retry_count,
+            "diff": {"before": {"reference": str(reference), "digest": previous},
+                     "after": {"reference": str(reference), "digest": tree.digest}},
+        }
+
+
+def _platform_wanted(found, wanted):
+    for platform in found:
+        have = _manifest.parse_platform(platform)
+        for text in wanted:
+            want = _manifest.parse_platform(text)
+            if have.get("os") == want.get("os") and have.get("architecture") == want.get("architecture") and (
+                    not want.get("variant") or want.get("variant") == have.get("variant")):
+                return True
+    return False
