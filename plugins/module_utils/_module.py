@@ -1,0 +1,109 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to imagepusher.registry
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one Ansible adapter: shared option specs, client construction, error -> fail_json.
+
+Everything below this file is Ansible-free; everything above it (the modules) is docs
+and a few lines of glue.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible.module_utils.basic import env_fallback, missing_required_lib
+
+from ansible_collections.imagepusher.registry.plugins.module_utils import _cache
+from ansible_collections.imagepusher.registry.plugins.module_utils import _manifest
+from ansible_collections.imagepusher.registry.plugins.module_utils import _transport
+from ansible_collections.imagepusher.registry.plugins.module_utils._auth import Credentials
+from ansible_collections.imagepusher.registry.plugins.module_utils._errors import ImagePusherError
+from ansible_collections.imagepusher.registry.plugins.module_utils._reference import ImageReference
+from ansible_collections.imagepusher.registry.plugins.module_utils._registry import RegistryClient
+
+MAX_CONCURRENCY = 32
+
+
+def registry_argument_spec():
+    """Options for talking to one registry (auth, TLS, retries); see doc_fragments/registry.py."""
+    return dict(
+        username=dict(type="str", fallback=(env_fallback, ["IMAGEPUSHER_USERNAME"])),
+        password=dict(type="str", no_log=True, fallback=(env_fallback, ["IMAGEPUSHER_PASSWORD"])),
+        validate_certs=dict(type="bool", default=True, aliases=["tls_verify"]),
+        ca_path=dict(type="path"),
+        plain_http=dict(type="bool", default=False),
+        timeout=dict(type="int", default=60),
+        retries=dict(type="int", default=5),
+    )
+
+
+def cache_argument_spec():
+    """Options for the on-host cache and transfers; see doc_fragments/cache.py."""
+    return dict(
+        cache_dir=dict(type="path"),
+        concurrency=dict(type="int", default=4),
+    )
+
+
+def check_requirements(module):
+    if not _transport.HAS_REQUESTS:
+        module.fail_json(msg=missing_required_lib("requests"), exception=str(_transport.REQUESTS_IMPORT_ERROR))
+    if not _manifest.HAS_JSONSCHEMA:
+        module.fail_json(msg=missing_required_lib("jsonschema"), exception=str(_manifest.JSONSCHEMA_IMPORT_ERROR))
+
+
+def check_ranges(module):
+    """Numeric options whose type Ansible checks but whose range it cannot."""
+    params = module.params
+    if params.get("timeout") is not None and params["timeout"] <= 0:
+        module.fail_json(msg="timeout must be a positive number of seconds, got %d" % params["timeout"])
+    if params.get("retries") is not None and not 0 <= params["retries"] <= 20:
+        module.fail_json(msg="retries must be between 0 and 20, got %d" % params["retries"])
+    if params.get("concurrency") is not None and not 1 <= params["concurrency"] <= MAX_CONCURRENCY:
+        module.fail_json(msg="concurrency must be between 1 and %d, got %d" % (MAX_CONCURRENCY, params["concurrency"]))
+    if params.get("username") and not params.get("password"):
+        module.fail_json(msg="username is set but password is not (option password or env IMAGEPUSHER_PASSWORD)")
+
+
+def parse_reference(text, what="name"):
+    try:
+        return ImageReference.parse(text)
+    except ImagePusherError as exc:
+        raise type(exc)("%s: %s" % (what, exc.message), **exc.details)
+
+
+def parse_target(text, source_name, resolve):
+    """The target reference via `resolve(text, source_name)`, errors prefixed with the option name."""
+    try:
+        return resolve(text, source_name)
+    except ImagePusherError as exc:
+        raise type(exc)("target: %s" % exc.message, **exc.details)
+
+
+def make_transport(module):
+    params = module.params
+    return _transport.Transport(
+        timeout=params["timeout"], retries=params["retries"], validate_certs=params["validate_certs"],
+        ca_path=params.get("ca_path"), pool_size=max(8, (params.get("concurrency") or 4) * 2))
+
+
+def make_client(module, reference, transport):
+    params = module.params
+    credentials = Credentials(params.get("username"), params.get("password"))
+    return RegistryClient.for_reference(reference, transport, credentials, plain_http=params["plain_http"])
+
+
+def make_cache(module):
+    return _cache.Cache(module.params.get("cache_dir") or _cache.default_cache_dir())
+
+
+def run(module, operation):
+    """Run operation() -> result dict; exit with it, or fail with the error's message."""
+    try:
+        result = operation()
+    except ImagePusherError as exc:
+        details = dict((k, v) for k, v in exc.details.items() if v is not None)
+        module.fail_json(msg=exc.message, error=type(exc).__name__, **details)
+    if not module._diff:
+        result.pop("diff", None)
+    module.exit_json(**result)

@@ -1,0 +1,198 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to imagepusher.registry
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: image_pull
+short_description: Pull a container image from a registry into the on-host OCI cache
+version_added: 0.1.0
+description:
+  - Downloads an image (a single-platform manifest, or a multi-platform index with all or some of its platforms)
+    from an OCI or Docker v2 registry into O(cache_dir), an OCI image layout shared by every image.
+  - No container engine is needed. Blobs stream to disk with constant memory, are checked against their digest
+    while they are written, and only complete, verified blobs ever enter the cache.
+  - A blob the cache already holds is never downloaded again, whichever image it came with. A download that was
+    interrupted (network drop, killed process) resumes from the bytes already on disk.
+  - Manifests are stored as the exact bytes the registry served, so digests are preserved.
+  - Idempotent by digest. When the cache already holds the complete image that the tag resolves to, the module
+    reports no change after a single manifest HEAD request.
+  - Push the cached image to another registry with M(imagepusher.registry.image_push).
+author:
+  - imagepusher.registry contributors
+requirements:
+  - requests
+  - jsonschema
+extends_documentation_fragment:
+  - imagepusher.registry.attributes
+  - imagepusher.registry.registry
+  - imagepusher.registry.cache
+attributes:
+  check_mode:
+    support: full
+    details: Resolves the digest and reads manifests (read-only requests); reports what would be downloaded; writes nothing.
+  diff_mode:
+    support: full
+    details: Shows the digest the cache held for the reference before and after.
+  idempotent:
+    support: full
+options:
+  name:
+    description:
+      - The image to pull, as C([registry/]repository[:tag][@digest]).
+      - Docker Hub names are normalized as Docker does, V(nginx) is C(docker.io/library/nginx:latest).
+      - Without a tag or digest, the tag V(latest) is used.
+    type: str
+    required: true
+  platforms:
+    description:
+      - Pull only these platforms of a multi-platform image, each C(os/architecture[/variant]), for example
+        V(linux/amd64) or V(linux/arm64/v8).
+      - By default every platform is pulled and the index is kept as served, so its digest is preserved.
+      - With one platform, the cache names that platform's manifest, whose digest is preserved (as
+        C(docker pull --platform) does). With several, the cache holds a new index that lists only them, which has
+        a new digest; RV(digest_changed) is then V(true).
+      - For a single-platform image, the module fails when its platform is not one of these.
+    type: list
+    elements: str
+notes:
+  - The cache can be read by other tools, for example C(skopeo copy oci:<cache_dir>:<reference> ...).
+  - Several runs may share one cache at the same time; file locks keep it consistent and a blob that two runs
+    need is downloaded once.
+seealso:
+  - module: imagepusher.registry.image_push
+"""
+
+EXAMPLES = r"""
+- name: Pull an image with all its platforms into the default cache
+  imagepusher.registry.image_pull:
+    name: docker.io/library/nginx:1.27
+
+- name: Pull only linux/amd64 from a private registry into a chosen cache
+  imagepusher.registry.image_pull:
+    name: registry.example.com/team/app:v1.4.2
+    platforms:
+      - linux/amd64
+    cache_dir: /var/cache/imagepusher
+    username: deploy
+    password: "{{ vault_registry_password }}"
+    ca_path: /etc/pki/registry-ca.pem
+  register: pulled
+
+- name: Show what was pulled
+  ansible.builtin.debug:
+    msg: "{{ pulled.reference }} is {{ pulled.digest }}, {{ pulled.bytes_downloaded }} bytes downloaded"
+
+- name: Pull an exact digest (no request at all when it is already cached)
+  imagepusher.registry.image_pull:
+    name: quay.io/prometheus/node-exporter@sha256:4cb2b9019f1757be8482419002cb7afe028fdba35d47958829e4cfeaf6246d80
+"""
+
+RETURN = r"""
+reference:
+  description: The normalized reference the image is stored under in the cache.
+  returned: always
+  type: str
+  sample: docker.io/library/nginx:1.27
+digest:
+  description: Digest of the manifest or index the cache holds for RV(reference).
+  returned: always
+  type: str
+  sample: sha256:0d17b565c37bcbd895e9d92315a05c1c3c9a29f762b011a10c54a66cd53c9b31
+source_digest:
+  description: Digest the tag resolved to on the registry.
+  returned: always
+  type: str
+  sample: sha256:0d17b565c37bcbd895e9d92315a05c1c3c9a29f762b011a10c54a66cd53c9b31
+digest_changed:
+  description: Whether RV(digest) differs from RV(source_digest), which happens only when O(platforms) narrows an index.
+  returned: always
+  type: bool
+media_type:
+  description: Media type of the stored manifest or index.
+  returned: always
+  type: str
+  sample: application/vnd.oci.image.index.v1+json
+platforms:
+  description: Platforms stored, C(os/architecture[/variant]).
+  returned: always
+  type: list
+  elements: str
+  sample: [linux/amd64, linux/arm64/v8]
+blobs:
+  description:
+    - Every config and layer blob of the image, and what was done with it.
+    - In check mode, what would be done.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    digest:
+      description: Blob digest.
+      type: str
+    size:
+      description: Blob size in bytes.
+      type: int
+    media_type:
+      description: Blob media type.
+      type: str
+    action:
+      description: V(downloaded), V(resumed) (a partial download was continued) or V(cached) (already present).
+      type: str
+manifests:
+  description: The manifests of the image (children first), each with C(digest), C(media_type), C(size) and C(action).
+  returned: always
+  type: list
+  elements: dict
+bytes_downloaded:
+  description: Blob bytes downloaded by this run (in check mode, that would be downloaded).
+  returned: always
+  type: int
+size:
+  description: Total size of the stored image in bytes (unique blobs and manifests).
+  returned: always
+  type: int
+cache_dir:
+  description: Absolute path of the cache.
+  returned: always
+  type: str
+retries:
+  description: How many requests were retried after a transient failure.
+  returned: always
+  type: int
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.imagepusher.registry.plugins.module_utils import _module
+from ansible_collections.imagepusher.registry.plugins.module_utils._pull import Puller
+
+
+def main():
+    argument_spec = dict(
+        name=dict(type="str", required=True),
+        platforms=dict(type="list", elements="str"),
+    )
+    argument_spec.update(_module.registry_argument_spec())
+    argument_spec.update(_module.cache_argument_spec())
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    _module.check_requirements(module)
+    _module.check_ranges(module)
+
+    def pull():
+        reference = _module.parse_reference(module.params["name"])
+        transport = _module.make_transport(module)
+        client = _module.make_client(module, reference, transport)
+        puller = Puller(client, _module.make_cache(module), concurrency=module.params["concurrency"],
+                        retries=module.params["retries"])
+        return puller.pull(reference, module.params["platforms"], check_mode=module.check_mode)
+
+    _module.run(module, pull)
+
+
+if __name__ == "__main__":
+    main()
