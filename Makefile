@@ -1,0 +1,75 @@
+# Build and test entry points for the imagepusher.registry collection.
+#
+#   make deps         system packages (docker-registry, skopeo) + .venv with tests/requirements.txt
+#   make units        unit tests (no registry, no network)
+#   make integration  tests against a real local registry started by the tests themselves
+#   make test         deps, then every test in one pytest run (what .ci/run calls)
+#
+# Nothing here starts a service: tests/support/registry.py starts and stops its own registries.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := test
+
+PYTHON ?= python3
+VENV   := .venv
+VPY    := $(VENV)/bin/python
+# Stamp = copy of the requirements file that was installed; make re-runs pip only when
+# tests/requirements.txt is newer than it (i.e. changed), so `make deps` is cheap to repeat.
+STAMP  := $(VENV)/.requirements.installed
+SYSTEM_PACKAGES := docker-registry skopeo
+PYTEST_ARGS ?=
+PYTEST := $(VPY) -m pytest -q -ra $(PYTEST_ARGS)
+
+# pytest exits 5 when it collected no test; an empty suite is not a failure here
+# (e.g. tests/unit before anyone has written a unit test).
+define run_pytest
+	if [ ! -e $(1) ]; then echo "pytest: $(1) does not exist yet (nothing to run)"; exit 0; fi; \
+	rc=0; $(PYTEST) $(1) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest: no tests collected in $(1) (not an error)"; rc=0; fi; \
+	exit $$rc
+endef
+
+.PHONY: deps system-deps venv units integration test clean
+
+deps: system-deps venv
+
+# Install the registry and skopeo from Debian only when one of them is missing, so a
+# machine that has them never touches apt. python3-venv is added when the interpreter
+# cannot create a venv (Debian's python3 without ensurepip).
+system-deps:
+	@missing=""; \
+	for bin in $(SYSTEM_PACKAGES); do command -v $$bin >/dev/null 2>&1 || missing="$$missing $$bin"; done; \
+	if ! $(PYTHON) -c 'import ensurepip, venv' >/dev/null 2>&1; then missing="$$missing python3-venv"; fi; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" -ne 0 ]; then \
+	  echo "make deps: missing:$$missing. Install them as root:" >&2; \
+	  echo "  apt-get update && apt-get install -y --no-install-recommends$$missing" >&2; \
+	  exit 1; \
+	fi; \
+	echo "make deps: installing$$missing with apt"; \
+	apt-get update; \
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing
+
+venv: $(STAMP)
+
+$(STAMP): tests/requirements.txt
+	@if ! [ -x $(VPY) ] || ! $(VPY) -c '' >/dev/null 2>&1; then \
+	  echo "make deps: creating $(VENV)"; rm -rf $(VENV); $(PYTHON) -m venv $(VENV); \
+	fi
+	$(VPY) -m pip install --disable-pip-version-check -q -r tests/requirements.txt
+	cp tests/requirements.txt $@
+
+units: venv
+	@$(call run_pytest,tests/unit)
+
+integration: deps
+	@$(call run_pytest,tests/integration)
+
+# One pytest run over tests/ so CI sees a single summary line covering everything.
+test: deps
+	@$(call run_pytest,tests)
+
+clean:
+	rm -rf $(VENV) .pytest_cache tests/output
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
