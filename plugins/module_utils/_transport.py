@@ -94,11 +94,10 @@ class Transport:
         self.retry_count = 0
         self.session = requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
-        # Proxies and CA settings from the environment still apply (trust_env).
-        if not validate_certs:
-            self.session.verify = False
-        elif ca_path:
-            self.session.verify = ca_path
+        # Proxies from the environment still apply (trust_env). TLS settings are passed on
+        # every request: with trust_env, REQUESTS_CA_BUNDLE would silently override
+        # session.verify. Without ca_path, that variable (the host's CA choice) is honoured.
+        self._verify = False if not validate_certs else (ca_path or None)
         if client_cert:
             self.session.cert = (client_cert, client_key) if client_key else client_cert
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
@@ -131,7 +130,7 @@ class Transport:
             try:
                 response = self.session.request(
                     method, url, headers=headers, data=data, stream=stream,
-                    allow_redirects=allow_redirects, timeout=timeout or self.timeout)
+                    allow_redirects=allow_redirects, timeout=timeout or self.timeout, verify=self._verify)
             except requests.exceptions.SSLError as exc:
                 raise TLSError(
                     "TLS verification failed for registry %s: %s. If it uses a private CA, set ca_path to "
