@@ -1,0 +1,280 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to imagepusher.registry
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Push: cache (or any OCI image layout) -> registry, idempotent and digest-preserving.
+
+Order: HEAD the target tag (same digest: done, one request); HEAD each blob; mount
+what another repository of the same registry holds; upload the rest streaming from
+disk; then child manifests by digest and the top manifest by tag, as the exact
+stored bytes.  The target digest therefore equals the cached digest.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from ansible_collections.imagepusher.registry.plugins.module_utils import _cache as cache_mod
+from ansible_collections.imagepusher.registry.plugins.module_utils import _digest
+from ansible_collections.imagepusher.registry.plugins.module_utils import _manifest
+from ansible_collections.imagepusher.registry.plugins.module_utils import _tree
+from ansible_collections.imagepusher.registry.plugins.module_utils._errors import (
+    NotCachedError,
+    RegistryError,
+    TransportError,
+)
+from ansible_collections.imagepusher.registry.plugins.module_utils._pull import cached_tree, normalize_platforms
+from ansible_collections.imagepusher.registry.plugins.module_utils._reference import ImageReference
+from ansible_collections.imagepusher.registry.plugins.module_utils._registry import BlobBody
+
+UPLOADED = "uploaded"
+MOUNTED = "mounted"
+EXISTS = "exists"
+PUSHED = "pushed"
+# Chunk size used after a registry refused a whole blob in one request (HTTP 413).
+FALLBACK_CHUNK = 16 * 1024 * 1024
+
+
+def find_source(cache, name, layout=False):
+    """(ref name, index.json entry) for an image in a cache or OCI layout, or NotCachedError.
+
+    `name` is a reference as it was pulled (normalized like image_pull does), an exact
+    ref name from a foreign layout, a digest, or None for the only image of a layout.
+    """
+    entries = cache.entries() if cache.exists() else []
+    where = ("OCI layout %s" if layout else "cache %s") % cache.root
+    if name is None:
+        if len(entries) == 1:
+            annotations = entries[0].get("annotations") or {}
+            return annotations.get(cache_mod.REF_NAME) or entries[0].get("digest"), entries[0]
+        raise NotCachedError("%s holds %d images; set name to one of: %s"
+                             % (where, len(entries), ", ".join(sorted(_names(entries))) or "(none)"))
+    candidates = [name]
+    if not layout or not any((e.get("annotations") or {}).get(cache_mod.REF_NAME) == name for e in entries):
+        try:
+            candidates.append(str(ImageReference.parse(name)))
+        except Exception:
+            pass
+    for entry in entries:
+        ref_name = (entry.get("annotations") or {}).get(cache_mod.REF_NAME)
+        if ref_name in candidates or entry.get("digest") == name:
+            return ref_name or entry.get("digest"), entry
+    if name.startswith(("sha256:", "sha512:")) and cache.has_blob(_digest.validate(name)):
+        return name, {"digest": name, "mediaType": None}
+    hint = ("pull it first with imagepusher.registry.image_pull" if not layout
+            else "the layout names: %s" % (", ".join(sorted(_names(entries))) or "(none)"))
+    raise NotCachedError("image %s is not in the %s: %s" % (name, where, hint), name=name)
+
+
+def _names(entries):
+    return [(e.get("annotations") or {}).get(cache_mod.REF_NAME) or e.get("digest") for e in entries]
+
+
+def default_target_tag(target_text, source_name):
+    """The target reference; without a tag or digest it takes the source's tag (else latest)."""
+    target = ImageReference.parse(target_text, default_tag=None)
+    if target.tag or target.digest:
+        return target
+    tag = None
+    try:
+        tag = ImageReference.parse(source_name, default_tag=None).tag
+    except Exception:
+        pass
+    return target.with_tag(tag or "latest")
+
+
+class Pusher:
+    def __init__(self, client, cache, concurrency=4, retries=3, chunk_size=None, record_sources=True):
+        self.client = client
+        self.cache = cache  # the cache, or a foreign OCI layout we only read
+        self.record = record_sources
+        self.concurrency = max(1, concurrency)
+        self.retries = retries
+        self.chunk_size = chunk_size
+        self._lock = threading.Lock()
+
+    def push(self, source_name, entry, target, platforms=None, check_mode=False):
+        wanted = normalize_platforms(platforms)
+        tree = cached_tree(self.cache, entry["digest"], entry.get("mediaType"))
+        if tree is None:
+            raise NotCachedError("image %s in %s is incomplete (a manifest or blob is missing); pull it again"
+                                 % (source_name, self.cache.root), name=source_name)
+        if wanted and tree.top.is_index:
+            tree = self._narrow(tree, wanted)
+        repo = target.repository
+        head = self.client.head_manifest(repo, target.ref, scopes=[_push_scope(repo)])
+        before = head["digest"] if head else None
+        if before == tree.digest:
+            return self._result(source_name, target, tree, [], [], False, before)
+
+        blob_plan = self._plan_blobs(target, tree)
+        manifest_plan = self._plan_manifests(target, tree)
+        if not check_mode:
+            self._transfer(target, blob_plan)
+            for item in manifest_plan:
+                manifest = item.pop("manifest")
+                if item["action"] == PUSHED:
+                    ref = target.ref if manifest is tree.top else manifest.digest
+                    pushed = self.client.put_manifest(repo, ref, manifest.raw, manifest.media_type)
+                    if pushed != manifest.digest:
+                        raise RegistryError("registry %s stored manifest %s as %s: it changed the bytes"
+                                            % (target.registry, manifest.digest, pushed))
+            if self.record:
+                # Remembered so a later push to another repository of this registry can mount instead.
+                self.cache.record_sources([b["digest"] for b in blob_plan], target.name)
+        else:
+            for item in manifest_plan:
+                item.pop("manifest")
+        return self._result(source_name, target, tree, blob_plan, manifest_plan, True, before)
+
+    def _narrow(self, tree, wanted):
+        descriptor, narrowed = _tree.narrow(tree.top, wanted)
+        if descriptor is not None:
+            raw = self.cache.read_small_blob(descriptor.digest, _manifest.MAX_MANIFEST_BYTES)
+            top = _manifest.parse(raw, descriptor.media_type, expected_digest=descriptor.digest)
+        else:
+            top = narrowed
+        return _tree.walk(top, lambda d: _manifest.parse(
+            self.cache.read_small_blob(d.digest, _manifest.MAX_MANIFEST_BYTES), d.media_type,
+            expected_digest=d.digest))
+
+    def _plan_blobs(self, target, tree):
+        repo = target.repository
+
+        def plan(blob):
+            size = self.client.head_blob(repo, blob.digest, scopes=[_push_scope(repo)])
+            item = {"digest": blob.digest, "size": blob.size, "media_type": blob.media_type, "bytes": 0}
+            if size is not None:
+                item["action"] = EXISTS
+                return item
+            item["mount_from"] = self._mount_candidates(target, blob.digest)
+            item["action"] = MOUNTED if item["mount_from"] else UPLOADED
+            item["bytes"] = 0 if item["mount_from"] else blob.size
+            return item
+
+        return self._map(plan, tree.blobs)
+
+    def _mount_candidates(self, target, digest):
+        prefix = target.registry + "/"
+        return [s[len(prefix):] for s in self.cache.sources(digest)
+                if s.startswith(prefix) and s[len(prefix):] != target.repository]
+
+    def _plan_manifests(self, target, tree):
+        items = []
+        for manifest in tree.manifests:
+            is_top = manifest is tree.top
+            exists = False
+            if not is_top:
+                head = self.client.head_manifest(target.repository, manifest.digest,
+                                                 scopes=[_push_scope(target.repository)])
+                exists = head is not None
+            items.append({"digest": manifest.digest, "media_type": manifest.media_type, "size": len(manifest.raw),
+                          "action": EXISTS if exists else PUSHED, "manifest": manifest})
+        return items
+
+    def _transfer(self, target, blob_plan):
+        def move(item):
+            mount_from = item.pop("mount_from", None) or []
+            if item["action"] == EXISTS:
+                return
+            for source_repo in mount_from:
+                if self.client.mount_blob(target.repository, item["digest"], source_repo):
+                    item["action"], item["bytes"] = MOUNTED, 0
+                    return
+            self._upload(target.repository, item)
+            item["action"], item["bytes"] = UPLOADED, item["size"]
+
+        self._map(move, blob_plan)
+
+    def _upload(self, repo, item):
+        """Stream one blob from disk; resume the session after a dropped connection."""
+        digest, size = item["digest"], item["size"]
+        path = self.cache.blob_path(digest)
+        what = "upload of blob %s to %s" % (digest, repo)
+        location, min_chunk = self.client.start_upload(repo)
+        chunk = self.chunk_size
+        if min_chunk:
+            chunk = max(chunk or 0, min_chunk)
+        offset, failures = 0, 0
+        while True:
+            try:
+                location = self._send_from(repo, location, path, offset, size, chunk, what)
+                self.client.finish_upload(repo, location, digest, what)
+                return
+            except TransportError:
+                failures += 1
+                if failures > self.retries:
+                    raise
+                status = self.client.upload_status(repo, location)
+                if status is None or status <= 1:
+                    location, _min = self.client.start_upload(repo)
+                    offset = 0
+                else:
+                    offset = min(status, size)
+            except RegistryError as exc:
+                if exc.status != 413 or chunk:
+                    raise
+                chunk = FALLBACK_CHUNK
+                location, _min = self.client.start_upload(repo)
+                offset = 0
+
+    def _send_from(self, repo, location, path, offset, size, chunk, what):
+        if size == 0:
+            return location
+        if not chunk:
+            body = BlobBody(path, offset)
+            try:
+                location, _status = self.client.upload_chunk(repo, location, body, offset, what)
+            finally:
+                body.close()
+            return location
+        while offset < size:
+            body = BlobBody(path, offset, chunk)
+            try:
+                location, _status = self.client.upload_chunk(repo, location, body, offset, what)
+            finally:
+                body.close()
+            offset += len(body)
+        return location
+
+    def _map(self, fn, items):
+        items = list(items)
+        workers = min(self.concurrency, len(items))
+        if workers <= 1:
+            return [fn(i) for i in items]
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(fn, i) for i in items]
+            results, errors = [], []
+            for future in futures:
+                try:
+                    results.append(future.result())
+                except Exception as exc:  # re-raised below: the first failure wins
+                    errors.append(exc)
+            if errors:
+                raise errors[0]
+            return results
+
+    def _result(self, source_name, target, tree, blob_plan, manifest_plan, changed, before):
+        blobs = [{"digest": b["digest"], "size": b["size"], "media_type": b["media_type"], "action": b["action"]}
+                 for b in blob_plan]
+        return {
+            "changed": changed,
+            "source": source_name,
+            "target": str(target),
+            "digest": tree.digest,
+            "media_type": tree.media_type,
+            "platforms": list(tree.platforms),
+            "blobs": blobs,
+            "manifests": [m for m in manifest_plan if m["action"] == PUSHED],
+            "bytes_uploaded": sum(b["bytes"] for b in blob_plan if b["action"] == UPLOADED),
+            "retries": self.client.transport.retry_count,
+            "diff": {"before": {"target": str(target), "digest": before},
+                     "after": {"target": str(target), "digest": tree.digest}},
+        }
+
+
+def _push_scope(repository):
+    return "repository:%s:pull,push" % repository
+

@@ -1,0 +1,222 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to imagepusher.registry
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: image_push
+short_description: Push a cached container image (or one from any OCI layout) to a registry
+version_added: 0.1.0
+description:
+  - Pushes an image from the on-host cache filled by M(imagepusher.registry.image_pull), or from any OCI image
+    layout directory (made by skopeo, buildah, C(docker buildx --output type=oci), ...), to a registry.
+  - Manifests are pushed as the exact stored bytes, so the target digest equals the source digest.
+  - Idempotent by digest. When the target tag already names the same digest, the module reports no change
+    after a single manifest HEAD request.
+  - Otherwise each blob is checked with HEAD. A missing blob is mounted from another repository of the same
+    registry when the cache knows one holds it, else uploaded streaming from disk. Then child manifests are
+    pushed by digest and the top manifest or index by tag.
+  - The registry options (O(username), O(password), O(ca_path), ...) apply to the target registry.
+author:
+  - imagepusher.registry contributors
+requirements:
+  - requests
+  - jsonschema
+extends_documentation_fragment:
+  - imagepusher.registry.attributes
+  - imagepusher.registry.registry
+  - imagepusher.registry.cache
+attributes:
+  check_mode:
+    support: full
+    details: Only read-only requests (HEAD); reports which blobs would be uploaded or mounted and which manifests pushed.
+  diff_mode:
+    support: full
+    details: Shows the digest of the target tag before and after.
+  idempotent:
+    support: full
+options:
+  name:
+    description:
+      - The image to push. In the cache, the reference it was pulled as (normalized the same way, so V(nginx)
+        finds C(docker.io/library/nginx:latest)) or its digest.
+      - With O(layout), the image's C(org.opencontainers.image.ref.name) in that layout, or its digest. May be
+        omitted when the layout holds a single image.
+    type: str
+  target:
+    description:
+      - Where to push, as C(registry/repository[:tag]).
+      - Without a tag, the tag of O(name) is used (V(latest) when O(name) has none).
+    type: str
+    required: true
+  layout:
+    description:
+      - Push from this OCI image layout directory instead of the cache. It is only read.
+    type: path
+  platforms:
+    description:
+      - Push only these platforms of a multi-platform image, each C(os/architecture[/variant]).
+      - One platform pushes that platform's manifest (digest preserved); several push a new index listing only
+        them (a new digest). By default the whole index is pushed as stored.
+    type: list
+    elements: str
+  chunk_size:
+    description:
+      - Upload blobs in chunks of this size (for example V(16MiB) or a number of bytes) instead of one streamed
+        request per blob.
+      - Chunks are also used when the registry asks for a minimum chunk size (C(OCI-Chunk-Min-Length)) and,
+        with 16 MiB chunks, after it refused a whole blob as too large (HTTP 413).
+    type: str
+notes:
+  - A blob is mounted instead of uploaded when the cache recorded another repository of the target registry
+    holding it (because the image was pulled from there or pushed there before).
+seealso:
+  - module: imagepusher.registry.image_pull
+"""
+
+EXAMPLES = r"""
+- name: Mirror an image into a private registry
+  block:
+    - name: Pull it into the cache
+      imagepusher.registry.image_pull:
+        name: docker.io/library/nginx:1.27
+
+    - name: Push it, same digest, same tag
+      imagepusher.registry.image_push:
+        name: docker.io/library/nginx:1.27
+        target: registry.example.com/mirror/nginx
+        username: mirror-bot
+        password: "{{ vault_mirror_password }}"
+      register: pushed
+
+- name: Push an image that skopeo or buildah wrote as an OCI layout
+  imagepusher.registry.image_push:
+    layout: /tmp/build/app-oci
+    name: app:v2
+    target: registry.example.com/team/app:v2
+
+- name: Push only linux/amd64, in 32 MiB chunks, through a proxy that limits request size
+  imagepusher.registry.image_push:
+    name: registry.example.com/team/app:v2
+    target: edge-registry.example.net/team/app:v2
+    platforms: [linux/amd64]
+    chunk_size: 32MiB
+"""
+
+RETURN = r"""
+source:
+  description: The image pushed, as named in the cache or layout.
+  returned: always
+  type: str
+  sample: docker.io/library/nginx:1.27
+target:
+  description: The normalized target reference.
+  returned: always
+  type: str
+  sample: registry.example.com/mirror/nginx:1.27
+digest:
+  description: Digest of the manifest or index the target tag now names (equal to the source digest).
+  returned: always
+  type: str
+  sample: sha256:0d17b565c37bcbd895e9d92315a05c1c3c9a29f762b011a10c54a66cd53c9b31
+media_type:
+  description: Media type of the pushed manifest or index.
+  returned: always
+  type: str
+platforms:
+  description: Platforms pushed, C(os/architecture[/variant]) (empty when the image has no config platform).
+  returned: always
+  type: list
+  elements: str
+blobs:
+  description:
+    - Each config and layer blob and what was done with it (in check mode, what would be done).
+    - Empty when the target tag already had the digest (nothing was looked at).
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    digest:
+      description: Blob digest.
+      type: str
+    size:
+      description: Blob size in bytes.
+      type: int
+    media_type:
+      description: Blob media type.
+      type: str
+    action:
+      description: V(uploaded), V(mounted) (linked from another repository, no bytes sent) or V(exists).
+      type: str
+manifests:
+  description: Manifests pushed (children first, then the tagged one), each with C(digest), C(media_type), C(size).
+  returned: always
+  type: list
+  elements: dict
+bytes_uploaded:
+  description: Blob bytes uploaded by this run (in check mode, that would be uploaded).
+  returned: always
+  type: int
+retries:
+  description: How many requests were retried after a transient failure.
+  returned: always
+  type: int
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.text.formatters import human_to_bytes
+
+from ansible_collections.imagepusher.registry.plugins.module_utils import _cache
+from ansible_collections.imagepusher.registry.plugins.module_utils import _module
+from ansible_collections.imagepusher.registry.plugins.module_utils._push import Pusher, default_target_tag, find_source
+
+
+def chunk_bytes(module):
+    value = module.params["chunk_size"]
+    if value is None:
+        return None
+    try:
+        size = human_to_bytes(value)
+    except ValueError as exc:
+        module.fail_json(msg="chunk_size %r is not a size such as 16MiB or 1048576: %s" % (value, exc))
+    if size < 1024:
+        module.fail_json(msg="chunk_size must be at least 1024 bytes, got %d" % size)
+    return size
+
+
+def main():
+    argument_spec = dict(
+        name=dict(type="str"),
+        target=dict(type="str", required=True),
+        layout=dict(type="path"),
+        platforms=dict(type="list", elements="str"),
+        chunk_size=dict(type="str"),
+    )
+    argument_spec.update(_module.registry_argument_spec())
+    argument_spec.update(_module.cache_argument_spec())
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           required_one_of=[("name", "layout")])
+    _module.check_requirements(module)
+    _module.check_ranges(module)
+    chunk_size = chunk_bytes(module)
+
+    def push():
+        layout = module.params["layout"]
+        store = _cache.Cache(layout) if layout else _module.make_cache(module)
+        source_name, entry = find_source(store, module.params["name"], layout=bool(layout))
+        target = _module.parse_target(module.params["target"], source_name, default_target_tag)
+        transport = _module.make_transport(module)
+        client = _module.make_client(module, target, transport)
+        pusher = Pusher(client, store, concurrency=module.params["concurrency"], retries=module.params["retries"],
+                        chunk_size=chunk_size, record_sources=not layout)
+        return pusher.push(source_name, entry, target, module.params["platforms"], check_mode=module.check_mode)
+
+    _module.run(module, push)
+
+
+if __name__ == "__main__":
+    main()
