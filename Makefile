@@ -4,6 +4,7 @@
 #   make units        unit tests (no registry, no network)
 #   make integration  tests against a real local registry started by the tests themselves
 #   make test         deps, then every test in one pytest run (what .ci/run calls)
+#   make demo         deps, then a local mirror between two loopback registries
 #
 # Nothing here starts a service: tests/support/registry.py starts and stops its own registries.
 
@@ -30,7 +31,7 @@ define run_pytest
 	exit $$rc
 endef
 
-.PHONY: deps system-deps venv units integration test clean
+.PHONY: deps system-deps venv units integration test demo clean
 
 deps: system-deps venv
 
@@ -69,6 +70,10 @@ integration: deps
 # One pytest run over tests/ so CI sees a single summary line covering everything.
 test: deps
 	@$(call run_pytest,tests)
+
+# The README's main command: a local mirror between two loopback registries, end to end.
+demo: deps
+	$(VPY) demo/run_demo.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache tests/output

@@ -38,6 +38,19 @@ def normalize_platforms(platforms):
     return sorted(set(platforms))
 
 
+def cache_name(reference, wanted):
+    """The name an image gets in index.json: the reference, plus the platforms when narrowed.
+
+    A narrowed pull is different content from the full image, so it needs a name of its
+    own; otherwise pulling one reference with two platform choices would flip the name
+    between them on every run. `+` joins parts, as the OCI ref.name grammar allows.
+    """
+    name = str(reference)
+    if wanted:
+        name += "+" + "+".join(p.replace("/", "-") for p in wanted)
+    return name
+
+
 def cached_tree(cache, digest, media_type=None):
     """The ImageTree stored under `digest` if every manifest and blob is present, else None."""
     def load(descriptor):
@@ -74,8 +87,8 @@ class Puller:
         self._lock = threading.Lock()
 
     def pull(self, reference, platforms=None, check_mode=False):
-        name = str(reference)
         wanted = normalize_platforms(platforms)
+        name = cache_name(reference, wanted)
         entry = self.cache.get_ref(name) if self.cache.exists() else None
         previous = entry.get("digest") if entry else None
 
@@ -91,7 +104,7 @@ class Puller:
         if source_digest and entry and self._entry_matches(entry, source_digest, wanted):
             tree = cached_tree(self.cache, entry["digest"], entry.get("mediaType"))
             if tree is not None:
-                return self._result(reference, tree, source_digest, _plan.plan_pull(tree, self.cache),
+                return self._result(reference, name, tree, source_digest, _plan.plan_pull(tree, self.cache),
                                     _plan.plan_manifests(tree, self.cache), False, previous)
 
         top = self._load_manifest(reference, source_digest or reference.ref, None)
@@ -110,7 +123,7 @@ class Puller:
                                                ", ".join(wanted)))
         if check_mode:
             changed = previous != tree.digest or any(p["action"] != _plan.CACHED for p in blob_plan + manifest_plan)
-            return self._result(reference, tree, source_digest, blob_plan, manifest_plan, changed, previous)
+            return self._result(reference, name, tree, source_digest, blob_plan, manifest_plan, changed, previous)
 
         self.cache.ensure()
         self._download(reference, blob_plan)
@@ -124,7 +137,7 @@ class Puller:
         ref_changed = self.cache.set_ref(name, {"mediaType": tree.media_type, "digest": tree.digest,
                                                 "size": len(tree.top.raw)}, annotations)
         changed = ref_changed or any(p["action"] != _plan.CACHED for p in blob_plan + manifest_plan)
-        return self._result(reference, tree, source_digest, blob_plan, manifest_plan, changed, previous)
+        return self._result(reference, name, tree, source_digest, blob_plan, manifest_plan, changed, previous)
 
     @staticmethod
     def _entry_matches(entry, source_digest, wanted):
@@ -191,12 +204,13 @@ class Puller:
             if errors:
                 raise errors[0]
 
-    def _result(self, reference, tree, source_digest, blob_plan, manifest_plan, changed, previous):
+    def _result(self, reference, name, tree, source_digest, blob_plan, manifest_plan, changed, previous):
         blobs = [{"digest": p["digest"], "size": p["size"], "media_type": p["media_type"], "action": p["action"]}
                  for p in blob_plan]
         return {
             "changed": changed,
             "reference": str(reference),
+            "cache_name": name,
             "digest": tree.digest,
             "source_digest": source_digest,
             "digest_changed": tree.digest != source_digest,
@@ -208,8 +222,8 @@ class Puller:
             "size": tree.total_size,
             "cache_dir": self.cache.root,
             "retries": self.client.transport.retry_count,
-            "diff": {"before": {"reference": str(reference), "digest": previous},
-                     "after": {"reference": str(reference), "digest": tree.digest}},
+            "diff": {"before": {"reference": name, "digest": previous},
+                     "after": {"reference": name, "digest": tree.digest}},
         }
 
 

@@ -25,7 +25,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._errors impor
     RegistryError,
     TransportError,
 )
-from ansible_collections.imagepusher.registry.plugins.module_utils._pull import cached_tree, normalize_platforms
+from ansible_collections.imagepusher.registry.plugins.module_utils._pull import cache_name, cached_tree, normalize_platforms
 from ansible_collections.imagepusher.registry.plugins.module_utils._reference import ImageReference
 from ansible_collections.imagepusher.registry.plugins.module_utils._registry import BlobBody
 
@@ -37,11 +37,12 @@ PUSHED = "pushed"
 FALLBACK_CHUNK = 16 * 1024 * 1024
 
 
-def find_source(cache, name, layout=False):
+def find_source(cache, name, layout=False, platforms=None):
     """(ref name, index.json entry) for an image in a cache or OCI layout, or NotCachedError.
 
     `name` is a reference as it was pulled (normalized like image_pull does), an exact
     ref name from a foreign layout, a digest, or None for the only image of a layout.
+    With `platforms`, a pull narrowed to exactly those platforms is preferred.
     """
     entries = cache.entries() if cache.exists() else []
     where = ("OCI layout %s" if layout else "cache %s") % cache.root
@@ -54,13 +55,20 @@ def find_source(cache, name, layout=False):
     candidates = [name]
     if not layout or not any((e.get("annotations") or {}).get(cache_mod.REF_NAME) == name for e in entries):
         try:
-            candidates.append(str(ImageReference.parse(name)))
+            reference = ImageReference.parse(name)
+            wanted = normalize_platforms(platforms)
+            if wanted:
+                candidates.insert(0, cache_name(reference, wanted))
+            candidates.append(str(reference))
         except Exception:
             pass
+    by_name = dict(((e.get("annotations") or {}).get(cache_mod.REF_NAME), e) for e in entries)
+    for candidate in candidates:
+        if candidate in by_name:
+            return candidate, by_name[candidate]
     for entry in entries:
-        ref_name = (entry.get("annotations") or {}).get(cache_mod.REF_NAME)
-        if ref_name in candidates or entry.get("digest") == name:
-            return ref_name or entry.get("digest"), entry
+        if entry.get("digest") == name:
+            return (entry.get("annotations") or {}).get(cache_mod.REF_NAME) or name, entry
     if name.startswith(("sha256:", "sha512:")) and cache.has_blob(_digest.validate(name)):
         return name, {"digest": name, "mediaType": None}
     hint = ("pull it first with imagepusher.registry.image_pull" if not layout

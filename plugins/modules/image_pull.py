@@ -56,6 +56,9 @@ options:
       - With one platform, the cache names that platform's manifest, whose digest is preserved (as
         C(docker pull --platform) does). With several, the cache holds a new index that lists only them, which has
         a new digest; RV(digest_changed) is then V(true).
+      - A narrowed pull is different content from the full image, so it is stored under a name of its own,
+        the reference followed by the platforms, for example C(registry.example.com/app:v1+linux-amd64)
+        (RV(cache_name)). Pulling the full image and a narrowed one of the same reference keeps both.
       - For a single-platform image, the module fails when its platform is not one of these.
     type: list
     elements: str
@@ -98,8 +101,16 @@ reference:
   returned: always
   type: str
   sample: docker.io/library/nginx:1.27
+cache_name:
+  description:
+    - The name of the image in the cache's C(index.json) (annotation C(org.opencontainers.image.ref.name)).
+    - RV(reference), followed by the platforms when O(platforms) narrowed the image.
+    - Use it as O(imagepusher.registry.image_push#module:name), or with C(skopeo ... oci:<cache_dir>:<cache_name>).
+  returned: always
+  type: str
+  sample: docker.io/library/nginx:1.27+linux-amd64
 digest:
-  description: Digest of the manifest or index the cache holds for RV(reference).
+  description: Digest of the manifest or index the cache holds for RV(cache_name).
   returned: always
   type: str
   sample: sha256:0d17b565c37bcbd895e9d92315a05c1c3c9a29f762b011a10c54a66cd53c9b31

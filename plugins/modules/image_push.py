@@ -44,6 +44,8 @@ options:
     description:
       - The image to push. In the cache, the reference it was pulled as (normalized the same way, so V(nginx)
         finds C(docker.io/library/nginx:latest)) or its digest.
+      - When O(platforms) is set and the cache holds a pull narrowed to exactly those platforms (see
+        RV(imagepusher.registry.image_pull#module:cache_name)), that one is pushed; otherwise the full image is narrowed.
       - With O(layout), the image's C(org.opencontainers.image.ref.name) in that layout, or its digest. May be
         omitted when the layout holds a single image.
     type: str
@@ -207,7 +209,8 @@ def main():
     def push():
         layout = module.params["layout"]
         store = _cache.Cache(layout) if layout else _module.make_cache(module)
-        source_name, entry = find_source(store, module.params["name"], layout=bool(layout))
+        source_name, entry = find_source(store, module.params["name"], layout=bool(layout),
+                                         platforms=module.params["platforms"])
         target = _module.parse_target(module.params["target"], source_name, default_target_tag)
         transport = _module.make_transport(module)
         client = _module.make_client(module, target, transport)
