@@ -80,11 +80,16 @@ class BlobBody:
 
     def __init__(self, path, offset=0, length=None, on_read=None):
         self._file = open(path, "rb")
-        self._file.seek(offset)
+        self._offset = offset
         total = os.fstat(self._file.fileno()).st_size - offset
-        self._remaining = total if length is None else min(length, total)
-        self._length = self._remaining
+        self._length = total if length is None else min(length, total)
         self._on_read = on_read
+        self.seek_start()
+
+    def seek_start(self):
+        """Rewind, so the same body can be sent again (after a 401 answered with a new token)."""
+        self._file.seek(self._offset)
+        self._remaining = self._length
 
     def __len__(self):
         return self._length
