@@ -69,6 +69,11 @@ class Credentials:
         self.identity_token = identity_token or None
 
     @property
+    def has_password(self):
+        """Basic auth needs both; an identity token alone only works with a token service."""
+        return bool(self.username and self.password)
+
+    @property
     def present(self):
         return bool(self.username and self.password) or bool(self.identity_token)
 
@@ -99,7 +104,7 @@ class Authenticator:
                 return None
             scheme = challenge[0]
             if scheme == "basic":
-                return self.credentials.basic_header() if self.credentials.present else None
+                return self.credentials.basic_header() if self.credentials.has_password else None
             if scheme == "bearer":
                 cached = self._tokens.get(frozenset(scopes))
                 if cached and cached[1] > time.time():
@@ -117,7 +122,7 @@ class Authenticator:
             # A 401 with a token we already sent means it expired or was revoked: forget it.
             self._tokens.pop(frozenset(scopes), None)
         if scheme == "basic":
-            if not self.credentials.present:
+            if not self.credentials.has_password:
                 raise AuthenticationError(
                     "registry %s requires authentication: set username and password" % self.registry,
                     status=401, registry=self.registry)
@@ -144,7 +149,7 @@ class Authenticator:
         for scope in scopes:
             query.append(("scope", scope))
         headers = {}
-        if self.credentials.present and self.credentials.username and self.credentials.password:
+        if self.credentials.has_password:
             headers["Authorization"] = self.credentials.basic_header()
         if self.credentials.identity_token:
             # OAuth2 refresh-token flow (docker login's identitytoken): POST form.

@@ -238,10 +238,10 @@ class Cache:
             transferred = 0
             resumed = False
             for fresh_attempt in (0, 1):
-                action, count = self._fill_partial(digest, size, partial, opener, retries, on_bytes)
-                transferred += count
-                resumed = resumed or action == "resumed"
                 try:
+                    action, count = self._fill_partial(digest, size, partial, opener, retries, on_bytes)
+                    transferred += count
+                    resumed = resumed or action == "resumed"
                     self._verify_partial(digest, size, partial)
                     break
                 except DigestMismatchError:
@@ -406,7 +406,9 @@ class Cache:
             data = self._read_sources()
             changed = False
             for digest in digests:
-                known = data.setdefault(digest, [])
+                known = data.get(digest)
+                if not isinstance(known, list):  # absent, or damaged by hand: start again
+                    known = data[digest] = []
                 if repository_name not in known:
                     known.append(repository_name)
                     changed = True

@@ -24,7 +24,7 @@ def plan_pull(tree, cache):
             action, missing = CACHED, 0
         else:
             partial = cache.partial_size(blob.digest)
-            if 0 < partial < blob.size:
+            if 0 < partial <= blob.size:
                 action, missing = RESUMED, blob.size - partial
             else:
                 action, missing = DOWNLOADED, blob.size

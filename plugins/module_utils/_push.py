@@ -285,4 +285,3 @@ class Pusher:
 
 def _push_scope(repository):
     return "repository:%s:pull,push" % repository
-

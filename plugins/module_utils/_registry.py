@@ -204,9 +204,9 @@ class RegistryClient:
         if not location:
             raise RegistryError("%s: registry %s sent no Location header" % (what, self.registry))
         url = urljoin(self.base_url + "/", location)
-        if urlsplit(url).netloc.lower() != urlsplit(self.base_url).netloc.lower():
-            raise RegistryError("%s: registry %s tried to send the upload to another host (%s); refusing"
-                                % (what, self.registry, urlsplit(url).netloc))
+        if _origin(url) != _origin(self.base_url) or "@" in urlsplit(url).netloc:
+            raise RegistryError("%s: registry %s tried to send the request to another host or scheme (%s://%s); "
+                                "refusing" % (what, self.registry, urlsplit(url).scheme, urlsplit(url).netloc))
         return url
 
     # -- operations ---------------------------------------------------------
@@ -317,7 +317,7 @@ class RegistryClient:
         """Ask the registry to link a blob from another repository. True when it did."""
         scopes = [push_scope(repository), pull_scope(source_repository)]
         url = self._url("/v2/%s/blobs/uploads/?%s" % (repository, urlencode([("mount", digest),
-                                                                               ("from", source_repository)])))
+                                                                             ("from", source_repository)])))
         response = self._send("POST", url, scopes)
         response.close()
         if response.status_code == 201:
@@ -399,7 +399,11 @@ class RegistryClient:
         scopes = [pull_scope(repository)]
         url = self._url("/v2/%s/tags/list?n=%d" % (repository, page_size))
         tags = []
+        seen = set()
         while url and len(tags) < limit:
+            if url in seen:
+                raise RegistryError("tag list of %s: registry %s repeats a page" % (repository, self.registry))
+            seen.add(url)
             response = self._send("GET", url, scopes, stream=True)
             if response.status_code != 200:
                 self._fail(response, "tag list of %s" % repository, scopes)
@@ -420,6 +424,17 @@ class RegistryClient:
             if url:
                 url = self._same_host_url(url, "tag list of %s" % repository)
         return tags
+
+
+def _origin(url):
+    """(scheme, host, port) with the default port filled in: what "same host" means for us."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").lower(), port or {"https": 443, "http": 80}.get(scheme)
 
 
 def _content_range_start(value):

@@ -15,6 +15,7 @@ __metaclass__ = type
 
 import email.utils
 import random
+import re
 import threading
 import time
 
@@ -76,7 +77,15 @@ def describe_connection_error(exc):
     # urllib3 prefixes "HTTPConnection(host=..., port=...): "; our message names the host already.
     if "): " in text:
         text = text.split("): ", 1)[1]
-    return text[:300]
+    return scrub_urls(text)[:300]
+
+
+_URL_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)([^/\s'\"?#]*)[^\s'\"]*")
+
+
+def scrub_urls(text):
+    """Reduce every URL in `text` to scheme://host: paths and queries may carry signed tokens."""
+    return _URL_RE.sub(lambda m: m.group(1) + m.group(2).rsplit("@", 1)[-1], text)
 
 
 class Transport:

@@ -62,14 +62,14 @@ def docker_manifest(layers=2):
     }
 
 
-PLATFORMS = [
+PLATFORMS = (
     {"architecture": "amd64", "os": "linux"},
     {"architecture": "arm64", "os": "linux"},
     {"architecture": "arm", "os": "linux", "variant": "v7"},
     {"architecture": "arm", "os": "linux", "variant": "v6"},
     {"architecture": "ppc64le", "os": "linux"},
     {"architecture": "amd64", "os": "windows", "os.version": "10.0.20348.2527"},
-]
+)
 
 
 def oci_index(platforms=PLATFORMS, attestations=True, media_type=True):

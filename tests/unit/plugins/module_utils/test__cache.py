@@ -1,0 +1,682 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to imagepusher.registry
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+import errno
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from ansible_collections.imagepusher.registry.plugins.module_utils import _cache
+from ansible_collections.imagepusher.registry.plugins.module_utils import _media_types as mt
+from ansible_collections.imagepusher.registry.plugins.module_utils._cache import REF_NAME, Cache, FileLock
+from ansible_collections.imagepusher.registry.plugins.module_utils._digest import of_bytes, split
+from ansible_collections.imagepusher.registry.plugins.module_utils._errors import (
+    CacheError,
+    DigestMismatchError,
+    InvalidDigestError,
+    LockTimeoutError,
+    TransportError,
+)
+
+DATA = bytes(range(256)) * 40 + b"tail"  # 10244 bytes: not a multiple of the chunk size
+DIGEST = of_bytes(DATA)
+SIZE = len(DATA)
+HALF = SIZE // 2
+CHUNK = 1000
+
+
+# -- helpers -------------------------------------------------------------------
+
+def chunks(data):
+    return [data[i:i + CHUNK] for i in range(0, len(data), CHUNK)]
+
+
+def serve(data=DATA):
+    """An answer honouring the requested offset."""
+    return lambda offset: (iter(chunks(data[offset:])), offset)
+
+
+def serve_ignoring_range(data=DATA):
+    return lambda offset: (iter(chunks(data)), 0)
+
+
+def serve_dropping(until, data=DATA):
+    """Send from the offset up to `until`, then drop the connection."""
+    def answer(offset):
+        def body():
+            for chunk in chunks(data[offset:until]):
+                yield chunk
+            raise TransportError("connection to registry reg.test dropped mid-transfer: reset")
+        return body(), offset
+    return answer
+
+
+def serve_truncated(until, data=DATA):
+    """Send from the offset up to `until`, then end the body cleanly (too early)."""
+    return lambda offset: (iter(chunks(data[offset:until])), offset)
+
+
+class Opener:
+    """opener(offset) for Cache.ingest: plays `answers` in turn (the last one repeats), records calls."""
+
+    def __init__(self, *answers):
+        self.answers = list(answers)
+        self.calls = []
+        self.closed = 0
+
+    def __call__(self, offset):
+        answer = self.answers[min(len(self.calls), len(self.answers) - 1)]
+        self.calls.append(offset)
+        body, start = answer(offset)
+        return body, start, self._close
+
+    def _close(self):
+        self.closed += 1
+
+
+@pytest.fixture
+def cache(tmp_path):
+    return Cache(str(tmp_path / "cache")).ensure()
+
+
+def files_under(path):
+    found = []
+    for directory, _dirs, names in os.walk(path):
+        found.extend(os.path.relpath(os.path.join(directory, n), path) for n in names)
+    return sorted(found)
+
+
+def blob_files(cache):
+    return files_under(os.path.join(cache.root, "blobs"))
+
+
+def partial_files(cache):
+    return files_under(os.path.join(cache.root, ".imagepusher", "ingest"))
+
+
+def read(path):
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+def seed_partial(cache, content, digest=DIGEST):
+    with open(cache.partial_path(digest), "wb") as handle:
+        handle.write(content)
+
+
+def descriptor(content, media_type=mt.OCI_MANIFEST):
+    return {"mediaType": media_type, "digest": of_bytes(content), "size": len(content)}
+
+
+# -- layout ------------------------------------------------------------------------
+
+def test_ensure_creates_an_oci_layout(tmp_path):
+    root = tmp_path / "new" / "cache"
+    cache = Cache(str(root))
+    assert not cache.exists()
+    assert cache.ensure() is cache
+    assert cache.exists()
+    assert json.loads(read(str(root / "oci-layout"))) == {"imageLayoutVersion": "1.0.0"}
+    assert json.loads(read(str(root / "index.json"))) == {
+        "schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": []}
+    assert (root / "blobs").is_dir()
+    assert (root / ".imagepusher" / "ingest").is_dir() and (root / ".imagepusher" / "locks").is_dir()
+    assert cache.entries() == []
+
+
+def test_ensure_is_idempotent_and_keeps_refs(cache):
+    cache.set_ref("docker.io/library/nginx:1.27", descriptor(b"{}"))
+    before = {name: read(os.path.join(cache.root, name)) for name in ("oci-layout", "index.json")}
+    Cache(cache.root).ensure()
+    cache.ensure()
+    assert {name: read(os.path.join(cache.root, name)) for name in ("oci-layout", "index.json")} == before
+    assert [e["annotations"][REF_NAME] for e in cache.entries()] == ["docker.io/library/nginx:1.27"]
+
+
+def test_ensure_on_an_unwritable_place_is_a_cache_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_bytes(b"not a directory")
+    with pytest.raises(CacheError) as info:
+        Cache(str(blocker / "cache")).ensure()
+    assert info.value.message.startswith("cache error while creating the cache (%s): " % (blocker / "cache"))
+
+
+def test_default_cache_dir_honours_xdg(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert _cache.default_cache_dir() == os.path.join(str(tmp_path), "imagepusher")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert _cache.default_cache_dir() == os.path.join(str(tmp_path), "home", ".cache", "imagepusher")
+
+
+# -- digests are never paths -----------------------------------------------------
+
+@pytest.mark.parametrize("digest", [
+    "sha256:../../../../etc/passwd",
+    "../../etc/passwd",
+    "sha256:" + "a" * 62 + "/..",
+    "sha256:" + "A" * 64,
+    "sha256:" + "a" * 64 + "\n",
+    "md5:" + "a" * 32,
+    "",
+])
+def test_path_like_digests_are_refused_before_touching_the_disk(tmp_path, cache, digest):
+    before = files_under(str(tmp_path))
+    opener = Opener(serve())
+    for call in (cache.blob_path, cache.partial_path, cache.has_blob):
+        with pytest.raises(InvalidDigestError, match="Invalid digest"):
+            call(digest)
+    with pytest.raises(InvalidDigestError, match="Invalid digest"):
+        cache.ingest(digest, SIZE, opener)
+    with pytest.raises(InvalidDigestError):
+        cache.write_blob_bytes(digest, DATA)
+    assert opener.calls == []
+    assert files_under(str(tmp_path)) == before
+
+
+def test_blob_path_layout(cache):
+    algorithm, hexdigest = split(DIGEST)
+    assert cache.blob_path(DIGEST) == os.path.join(cache.root, "blobs", "sha256", hexdigest)
+    assert cache.partial_path(DIGEST) == os.path.join(cache.root, ".imagepusher", "ingest",
+                                                      "sha256-%s.partial" % hexdigest)
+
+
+# -- ingest ----------------------------------------------------------------------------
+
+def test_ingest_fresh_download(cache):
+    opener = Opener(serve())
+    progress = []
+    assert cache.ingest(DIGEST, SIZE, opener, on_bytes=progress.append) == ("downloaded", SIZE)
+    assert opener.calls == [0]
+    assert opener.closed == 1
+    assert read(cache.blob_path(DIGEST)) == DATA
+    assert blob_files(cache) == ["sha256/" + split(DIGEST)[1]]
+    assert partial_files(cache) == []
+    assert sum(progress) == SIZE
+    assert cache.has_blob(DIGEST) and cache.has_blob(DIGEST, SIZE) and not cache.has_blob(DIGEST, SIZE + 1)
+
+
+def test_ingest_twice_is_cached(cache):
+    cache.ingest(DIGEST, SIZE, Opener(serve()))
+    opener = Opener(serve())
+    assert cache.ingest(DIGEST, SIZE, opener) == ("cached", 0)
+    assert opener.calls == []
+
+
+def test_ingest_without_a_known_size_still_verifies(cache):
+    assert cache.ingest(DIGEST, None, Opener(serve())) == ("downloaded", SIZE)
+    with pytest.raises(DigestMismatchError):
+        cache.ingest(of_bytes(b"other"), None, Opener(serve()))
+
+
+def test_ingest_resumes_a_partial_file(cache):
+    seed_partial(cache, DATA[:HALF])
+    opener = Opener(serve())
+    assert cache.ingest(DIGEST, SIZE, opener) == ("resumed", SIZE - HALF)
+    assert opener.calls == [HALF]
+    assert read(cache.blob_path(DIGEST)) == DATA
+    assert partial_files(cache) == []
+
+
+@pytest.mark.parametrize("answers, calls, transferred", [
+    ([serve_dropping(4000), serve()], [0, 4000], SIZE),
+    ([serve_dropping(1000), serve_dropping(2500), serve()], [0, 1000, 2500], SIZE),
+    ([serve_dropping(0), serve()], [0, 0], SIZE),  # dropped before the first byte
+    ([serve_truncated(6000), serve()], [0, 6000], SIZE),  # a body that ends early without an error
+])
+def test_ingest_resumes_after_a_drop(cache, answers, calls, transferred):
+    opener = Opener(*answers)
+    assert cache.ingest(DIGEST, SIZE, opener) == ("resumed", transferred)
+    assert opener.calls == calls
+    assert opener.closed == len(calls)
+    assert read(cache.blob_path(DIGEST)) == DATA
+    assert partial_files(cache) == []
+
+
+def test_ingest_gives_up_after_retries_and_keeps_the_partial_for_next_time(cache):
+    opener = Opener(serve_dropping(1000), serve_dropping(2000), serve_dropping(3000))
+    with pytest.raises(TransportError, match="dropped mid-transfer"):
+        cache.ingest(DIGEST, SIZE, opener, retries=2)
+    assert opener.calls == [0, 1000, 2000]
+    assert blob_files(cache) == []
+    assert cache.partial_size(DIGEST) == 3000
+    # the next run resumes from there
+    again = Opener(serve())
+    assert cache.ingest(DIGEST, SIZE, again) == ("resumed", SIZE - 3000)
+    assert again.calls == [3000]
+    assert read(cache.blob_path(DIGEST)) == DATA
+
+
+def test_ingest_body_always_ending_early(cache):
+    opener = Opener(serve_truncated(5000))
+    with pytest.raises(DigestMismatchError) as info:
+        cache.ingest(DIGEST, SIZE, opener, retries=1)
+    assert info.value.message == ("blob %s: the registry kept ending the body early (5000 of %d bytes)"
+                                  % (DIGEST, SIZE))
+    assert blob_files(cache) == []
+
+
+def test_ingest_when_the_server_ignores_the_range(cache):
+    seed_partial(cache, DATA[:HALF])
+    opener = Opener(serve_ignoring_range())
+    action, transferred = cache.ingest(DIGEST, SIZE, opener)
+    assert (action, transferred) == ("resumed", SIZE)  # the whole blob came again
+    assert opener.calls == [HALF]
+    assert read(cache.blob_path(DIGEST)) == DATA  # not half + whole
+    assert partial_files(cache) == []
+
+
+def test_ingest_restarts_when_the_partial_is_longer_than_the_blob(cache):
+    seed_partial(cache, DATA + b"junk")
+    opener = Opener(serve())
+    assert cache.ingest(DIGEST, SIZE, opener) == ("downloaded", SIZE)
+    assert opener.calls == [0]
+    assert read(cache.blob_path(DIGEST)) == DATA
+
+
+def test_ingest_of_a_complete_partial_does_not_download(cache):
+    seed_partial(cache, DATA)  # killed between the last write and the rename
+    opener = Opener(serve())
+    assert cache.ingest(DIGEST, SIZE, opener) == ("resumed", 0)
+    assert opener.calls == []
+    assert read(cache.blob_path(DIGEST)) == DATA
+
+
+def test_ingest_corrupted_bytes_retries_once_then_fails_leaving_nothing(cache):
+    corrupted = DATA[:100] + b"X" + DATA[101:]
+    opener = Opener(serve(corrupted))
+    with pytest.raises(DigestMismatchError) as info:
+        cache.ingest(DIGEST, SIZE, opener)
+    assert info.value.message == "blob %s: expected %s (%d bytes) but received %s (%d bytes)." % (
+        DIGEST, DIGEST, SIZE, of_bytes(corrupted), SIZE)
+    assert opener.calls == [0, 0]  # one fresh retry from zero
+    assert blob_files(cache) == []
+    assert partial_files(cache) == []
+    assert not cache.has_blob(DIGEST)
+
+
+def test_ingest_corruption_fixed_by_the_fresh_retry(cache):
+    opener = Opener(serve(b"Y" * SIZE), serve())
+    assert cache.ingest(DIGEST, SIZE, opener) == ("downloaded", 2 * SIZE)
+    assert opener.calls == [0, 0]
+    assert read(cache.blob_path(DIGEST)) == DATA
+
+
+def test_ingest_damaged_partial_is_discarded_and_fetched_again(cache):
+    seed_partial(cache, b"Z" * HALF)  # left by an earlier run from a bad mirror
+    opener = Opener(serve())
+    assert cache.ingest(DIGEST, SIZE, opener) == ("resumed", (SIZE - HALF) + SIZE)
+    assert opener.calls == [HALF, 0]
+    assert read(cache.blob_path(DIGEST)) == DATA
+    assert partial_files(cache) == []
+
+
+def test_ingest_more_bytes_than_declared(cache):
+    opener = Opener(serve(DATA + b"extra bytes"))
+    with pytest.raises(DigestMismatchError) as info:
+        cache.ingest(DIGEST, SIZE, opener)
+    assert info.value.message == ("blob %s: registry sent more than the %d bytes the manifest declares"
+                                  % (DIGEST, SIZE))
+    assert blob_files(cache) == []
+    assert opener.closed == len(opener.calls)
+
+
+def test_ingest_more_bytes_than_declared_discards_the_partial_and_retries_fresh(cache):
+    opener = Opener(serve(DATA + b"extra bytes"))
+    with pytest.raises(DigestMismatchError):
+        cache.ingest(DIGEST, SIZE, opener)
+    assert opener.calls == [0, 0]
+    assert partial_files(cache) == []
+
+
+class _FailingWrites:
+    """A file handle whose write() fails with `error` once `budget` bytes were written."""
+
+    def __init__(self, handle, error, budget):
+        self._handle = handle
+        self._error = error
+        self._budget = budget
+
+    def write(self, data):
+        if len(data) > self._budget:
+            raise OSError(self._error, os.strerror(self._error))
+        self._budget -= len(data)
+        return self._handle.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self._handle, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self._handle.close()
+
+
+@pytest.mark.parametrize("error, message", [
+    (errno.ENOSPC, "cache is out of disk space while writing blob %s (%s): free space or choose another cache_dir"),
+    (errno.EDQUOT, "cache error while writing blob %s (%s): Disk quota exceeded"),
+    (errno.EACCES, "cache_dir is not writable while writing blob %s (%s): Permission denied"),
+    (errno.EIO, "cache error while writing blob %s (%s): Input/output error"),
+])
+def test_ingest_write_failure_is_a_cache_error_and_leaves_blobs_and_index_alone(cache, monkeypatch, error,
+                                                                                 message):
+    cache.set_ref("reg.test/other:v1", descriptor(b"{}"))
+    index_before = read(os.path.join(cache.root, "index.json"))
+    real_open = open
+
+    def fake_open(path, mode="r", *args, **kwargs):
+        handle = real_open(path, mode, *args, **kwargs)
+        if str(path).endswith(".partial"):
+            return _FailingWrites(handle, error, budget=3 * CHUNK)
+        return handle
+    monkeypatch.setattr(_cache, "open", fake_open, raising=False)
+
+    opener = Opener(serve())
+    with pytest.raises(CacheError) as info:
+        cache.ingest(DIGEST, SIZE, opener)
+    assert info.value.message == message % (DIGEST, cache.partial_path(DIGEST))
+    assert opener.calls == [0] and opener.closed == 1  # not retried: the disk will not get emptier
+    assert blob_files(cache) == []
+    assert read(os.path.join(cache.root, "index.json")) == index_before
+
+
+def test_set_ref_failing_on_a_full_disk_leaves_index_json_unchanged(cache, monkeypatch):
+    cache.set_ref("reg.test/a:v1", descriptor(b"{}"))
+    before = read(os.path.join(cache.root, "index.json"))
+
+    def full(path, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(_cache, "atomic_write", full)
+    with pytest.raises(CacheError) as info:
+        cache.set_ref("reg.test/a:v2", descriptor(b"[]"))
+    assert info.value.message.startswith("cache is out of disk space while updating index.json")
+    assert read(os.path.join(cache.root, "index.json")) == before
+
+
+def test_atomic_write_leaves_no_temp_file_on_failure(tmp_path, monkeypatch):
+    target = tmp_path / "index.json"
+    target.write_bytes(b"old")
+
+    def broken_rename(src, dst):
+        raise OSError(errno.EXDEV, "nope")
+    monkeypatch.setattr(_cache.os, "rename", broken_rename)
+    with pytest.raises(OSError):
+        _cache.atomic_write(str(target), b"new")
+    assert target.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index.json"]
+
+
+# -- refs (index.json) ------------------------------------------------------------------
+
+NGINX = "docker.io/library/nginx:1.27"
+APP = "127.0.0.1:5000/team/app:v1"
+
+
+def index_json(cache):
+    return json.loads(read(os.path.join(cache.root, "index.json")))
+
+
+def test_set_ref_adds_replaces_and_keeps_other_refs(cache):
+    first, second, other = descriptor(b"{1}"), descriptor(b"{2}"), descriptor(b"{3}")
+    assert cache.set_ref(NGINX, first, {"io.imagepusher.platforms": "linux/amd64"}) is True
+    assert cache.set_ref(APP, other) is True
+    assert cache.set_ref(NGINX, first, {"io.imagepusher.platforms": "linux/amd64"}) is False  # unchanged
+    assert cache.set_ref(NGINX, second) is True  # replaced
+    document = index_json(cache)
+    assert document["schemaVersion"] == 2 and document["mediaType"] == mt.OCI_INDEX
+    assert document["manifests"] == [  # sorted by name
+        dict(other, annotations={REF_NAME: APP}),
+        dict(second, annotations={REF_NAME: NGINX}),
+    ]
+    assert cache.get_ref(NGINX) == dict(second, annotations={REF_NAME: NGINX})
+    assert cache.get_ref("docker.io/library/absent:1") is None
+
+
+def test_set_ref_with_changed_annotations_is_a_change(cache):
+    cache.set_ref(NGINX, descriptor(b"{}"), {"a": "1"})
+    assert cache.set_ref(NGINX, descriptor(b"{}"), {"a": "2"}) is True
+    assert cache.get_ref(NGINX)["annotations"] == {"a": "2", REF_NAME: NGINX}
+
+
+def test_remove_ref(cache):
+    cache.set_ref(NGINX, descriptor(b"{1}"))
+    cache.set_ref(APP, descriptor(b"{2}"))
+    assert cache.remove_ref(NGINX) is True
+    assert cache.remove_ref(NGINX) is False
+    assert [e["annotations"][REF_NAME] for e in cache.entries()] == [APP]
+
+
+def test_entries_of_a_damaged_index(cache):
+    with open(os.path.join(cache.root, "index.json"), "w") as handle:
+        handle.write("{not json")
+    with pytest.raises(CacheError) as info:
+        cache.entries()
+    assert info.value.message == "%s is not valid JSON: the cache is damaged" % os.path.join(cache.root, "index.json")
+
+
+def test_entries_without_an_index(tmp_path):
+    assert Cache(str(tmp_path / "nothing")).entries() == []
+
+
+# -- sources -------------------------------------------------------------------------------
+
+def test_record_sources_and_sources(cache):
+    d1, d2 = of_bytes(b"1"), of_bytes(b"2")
+    assert cache.sources(d1) == []
+    cache.record_sources([d1, d2], "reg.test/team/app")
+    cache.record_sources([d1], "reg.test/team/other")
+    cache.record_sources([d1], "reg.test/team/app")  # no duplicate
+    assert cache.sources(d1) == ["reg.test/team/app", "reg.test/team/other"]
+    assert cache.sources(d2) == ["reg.test/team/app"]
+    assert Cache(cache.root).sources(d1) == ["reg.test/team/app", "reg.test/team/other"]  # persisted
+
+
+@pytest.mark.parametrize("content", [
+    b"{broken",
+    b"[1, 2]",
+    b'{"sha256:x": "not a list"}',
+    b'{"sha256:x": 7}',
+])
+def test_sources_is_best_effort_on_a_damaged_file(cache, content):
+    with open(os.path.join(cache.root, ".imagepusher", "sources.json"), "wb") as handle:
+        handle.write(content)
+    assert cache.sources("sha256:x") == []
+    cache.record_sources(["sha256:x"], "reg.test/a")
+    assert cache.sources("sha256:x") == ["reg.test/a"]
+
+
+# -- small blobs ----------------------------------------------------------------------------
+
+MANIFEST_BYTES = b'{"schemaVersion": 2, "exact": "bytes"}'
+MANIFEST_DIGEST = of_bytes(MANIFEST_BYTES)
+
+
+def tamper(cache, digest, content):
+    path = cache.blob_path(digest)
+    os.chmod(path, 0o644)
+    with open(path, "wb") as handle:
+        handle.write(content)
+
+
+def test_write_blob_bytes_and_read_small_blob(cache):
+    assert cache.write_blob_bytes(MANIFEST_DIGEST, MANIFEST_BYTES) is True
+    assert cache.write_blob_bytes(MANIFEST_DIGEST, MANIFEST_BYTES) is False
+    assert cache.read_small_blob(MANIFEST_DIGEST, 1024) == MANIFEST_BYTES
+    assert partial_files(cache) == []
+
+
+def test_read_small_blob_detects_a_tampered_blob(cache):
+    cache.write_blob_bytes(MANIFEST_DIGEST, MANIFEST_BYTES)
+    tamper(cache, MANIFEST_DIGEST, MANIFEST_BYTES.replace(b"exact", b"EXACT"))
+    with pytest.raises(CacheError) as info:
+        cache.read_small_blob(MANIFEST_DIGEST, 1024)
+    assert info.value.message == ("cached blob %s does not match its digest: the cache is damaged; run image_cache "
+                                  "with state=verified" % MANIFEST_DIGEST)
+
+
+def test_read_small_blob_is_bounded(cache):
+    cache.write_blob_bytes(MANIFEST_DIGEST, MANIFEST_BYTES)
+    with pytest.raises(CacheError) as info:
+        cache.read_small_blob(MANIFEST_DIGEST, 10)
+    assert info.value.message == "cached blob %s is larger than 10 bytes" % MANIFEST_DIGEST
+
+
+def test_read_small_blob_missing(cache):
+    with pytest.raises(CacheError, match="cache error while reading blob %s" % MANIFEST_DIGEST):
+        cache.read_small_blob(MANIFEST_DIGEST, 1024)
+
+
+def test_write_blob_bytes_rewrites_a_tampered_manifest(cache):
+    cache.write_blob_bytes(MANIFEST_DIGEST, MANIFEST_BYTES)
+    tamper(cache, MANIFEST_DIGEST, MANIFEST_BYTES.replace(b"exact", b"EXACT"))  # same size, other bytes
+    assert cache.write_blob_bytes(MANIFEST_DIGEST, MANIFEST_BYTES) is True
+    assert cache.read_small_blob(MANIFEST_DIGEST, 1024) == MANIFEST_BYTES
+
+
+def test_write_blob_bytes_refuses_bytes_that_do_not_match(cache):
+    with pytest.raises(DigestMismatchError, match="^manifest %s: expected" % MANIFEST_DIGEST):
+        cache.write_blob_bytes(MANIFEST_DIGEST, MANIFEST_BYTES + b" ")
+    assert blob_files(cache) == []
+
+
+# -- locks and concurrency --------------------------------------------------------------------
+
+_HOLDER = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+class HeldByAnotherProcess:
+    def __init__(self, path):
+        self.path = path
+
+    def __enter__(self):
+        self.proc = subprocess.Popen([sys.executable, "-c", _HOLDER, self.path], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE)
+        assert self.proc.stdout.readline() == b"locked\n"
+        return self
+
+    def __exit__(self, *exc_info):
+        self.proc.stdin.close()
+        self.proc.wait(10)
+        self.proc.stdout.close()
+
+
+def test_file_lock_times_out_when_another_process_holds_it(tmp_path):
+    path = str(tmp_path / "x.lock")
+    with HeldByAnotherProcess(path):
+        started = time.monotonic()
+        with pytest.raises(LockTimeoutError) as info:
+            with FileLock(path, timeout=1, poll=0.02):
+                pass
+        waited = time.monotonic() - started
+    assert 0.9 <= waited < 3
+    assert info.value.message == "timed out after 1s waiting for cache lock %s held by another run" % path
+    assert info.value.details == {"path": path}
+    with FileLock(path, timeout=1):  # released with the other process
+        pass
+
+
+def test_ingest_waits_for_a_blob_lock_then_times_out(cache):
+    short = Cache(cache.root, lock_timeout=0.2)
+    opener = Opener(serve())
+    with HeldByAnotherProcess(short.lock(split(DIGEST)[1]).path):
+        with pytest.raises(LockTimeoutError, match="waiting for cache lock"):
+            short.ingest(DIGEST, SIZE, opener)
+    assert opener.calls == []
+    assert short.ingest(DIGEST, SIZE, opener) == ("downloaded", SIZE)
+
+
+def test_two_threads_ingesting_one_blob_download_it_once(cache):
+    started, release = threading.Event(), threading.Event()
+    calls = []
+
+    def opener(offset):
+        calls.append(offset)
+
+        def body():
+            started.set()
+            release.wait(5)
+            for chunk in chunks(DATA[offset:]):
+                yield chunk
+        return body(), offset, lambda: None
+
+    results = []
+
+    def run():
+        results.append(Cache(cache.root).ingest(DIGEST, SIZE, opener))
+
+    first = threading.Thread(target=run)
+    first.start()
+    assert started.wait(5)
+    second = threading.Thread(target=run)
+    second.start()
+    time.sleep(0.2)  # the second one is now polling the blob lock
+    assert results == []
+    release.set()
+    first.join(5)
+    second.join(5)
+    assert sorted(results) == [("cached", 0), ("downloaded", SIZE)]
+    assert calls == [0]
+    assert read(cache.blob_path(DIGEST)) == DATA
+
+
+_INGESTER = """
+import os, sys, time
+from ansible_collections.imagepusher.registry.plugins.module_utils._cache import Cache
+root, digest, size, data_path, log, release = sys.argv[1:]
+data = open(data_path, "rb").read()
+
+def opener(offset):
+    with open(log, "a") as handle:
+        handle.write("open %d\\n" % offset)
+    def body():
+        deadline = time.time() + 10
+        while not os.path.exists(release) and time.time() < deadline:
+            time.sleep(0.01)
+        yield data[offset:]
+    return body(), offset, lambda: None
+
+print("ready", flush=True)
+print("%s %d" % Cache(root).ingest(digest, int(size), opener), flush=True)
+"""
+
+
+def test_two_processes_ingesting_one_blob_download_it_once(cache, tmp_path):
+    data_path, log, release = tmp_path / "data", tmp_path / "log", tmp_path / "release"
+    data_path.write_bytes(DATA)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    command = [sys.executable, "-c", _INGESTER, cache.root, DIGEST, str(SIZE), str(data_path), str(log), str(release)]
+
+    def start():
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        assert proc.stdout.readline() == b"ready\n"
+        return proc
+
+    first = start()
+    deadline = time.time() + 10
+    while not (log.exists() and log.read_text()) and time.time() < deadline:
+        time.sleep(0.01)  # the first process holds the blob lock and is "downloading"
+    second = start()
+    time.sleep(0.2)  # ...and the second one waits for that lock
+    release.write_bytes(b"")
+    outputs = []
+    for proc in (first, second):
+        out, err = proc.communicate(timeout=20)
+        assert proc.returncode == 0, err.decode()
+        outputs.append(out.decode().strip())
+    assert outputs == ["downloaded %d" % SIZE, "cached 0"]
+    assert log.read_text() == "open 0\n"
+    assert read(cache.blob_path(DIGEST)) == DATA
+    assert partial_files(cache) == []

@@ -1,0 +1,321 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to imagepusher.registry
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+import email.utils
+import socket
+
+import pytest
+import requests
+
+from ansible_collections.imagepusher.registry.plugins.module_utils import _transport
+from ansible_collections.imagepusher.registry.plugins.module_utils._errors import TLSError, TransportError
+from ansible_collections.imagepusher.registry.plugins.module_utils._transport import (
+    Transport,
+    backoff_delay,
+    describe_connection_error,
+    iter_body,
+    parse_retry_after,
+    should_retry_status,
+)
+from tests.unit.plugins.module_utils.fake_http import FakeServer, Reply, closed_port, scripted, write_raw
+
+SECRET = "S3CRET-token-value"
+NOW = 1700000000.0
+
+
+# -- parse_retry_after -------------------------------------------------------
+
+@pytest.mark.parametrize("value, expected", [
+    ("0", 0.0),
+    ("1", 1.0),
+    ("120", 120.0),
+    ("  7  ", 7.0),
+    (email.utils.formatdate(NOW + 30, usegmt=True), 30.0),
+    (email.utils.formatdate(NOW + 3600, usegmt=True), 3600.0),
+    (email.utils.formatdate(NOW - 60, usegmt=True), 0.0),  # a date in the past: no wait
+    ("soon", None),
+    ("1.5", None),  # delta-seconds is an integer
+    ("-5", None),
+    ("Wed, 99 Foo 2015 07:28:00 GMT", None),
+    ("", None),
+    (None, None),
+])
+def test_parse_retry_after(value, expected):
+    assert parse_retry_after(value, now=NOW) == expected
+
+
+def test_parse_retry_after_http_date_uses_the_clock_when_now_is_not_given():
+    import time
+    delay = parse_retry_after(email.utils.formatdate(time.time() + 100, usegmt=True))
+    assert 95 <= delay <= 100
+
+
+# -- backoff_delay -----------------------------------------------------------
+
+@pytest.mark.parametrize("attempt, expected", [(0, 0.5), (1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (5, 16.0),
+                                               (6, 30.0), (20, 30.0)])
+def test_backoff_delay_grows_exponentially_up_to_the_cap(monkeypatch, attempt, expected):
+    monkeypatch.setattr(_transport.random, "random", lambda: 1.0)  # jitter at its top: exactly base * 2^n
+    assert backoff_delay(attempt, 0.5, 30.0) == expected
+
+
+@pytest.mark.parametrize("attempt", range(8))
+def test_backoff_delay_jitter_stays_between_half_and_full_delay(attempt):
+    full = min(30.0, 0.5 * 2 ** attempt)
+    for _ in range(50):
+        delay = backoff_delay(attempt, 0.5, 30.0)
+        assert full / 2 <= delay <= full
+
+
+def test_backoff_delay_jitter_bottom(monkeypatch):
+    monkeypatch.setattr(_transport.random, "random", lambda: 0.0)
+    assert backoff_delay(3, 0.5, 30.0) == 2.0
+
+
+@pytest.mark.parametrize("retry_after, cap, expected", [
+    (1.0, 30.0, 1.0),
+    (0.0, 30.0, 0.0),
+    (29.5, 30.0, 29.5),
+    (3600.0, 30.0, 30.0),  # clamped: a hostile Retry-After cannot park us for an hour
+    (-5.0, 30.0, 0.0),
+    (10.0, 2.0, 2.0),
+])
+def test_backoff_delay_honours_retry_after_clamped_to_cap(retry_after, cap, expected):
+    # whatever the attempt number: Retry-After replaces the exponential delay
+    assert backoff_delay(7, 0.5, cap, retry_after=retry_after) == expected
+    assert backoff_delay(0, 0.5, cap, retry_after=retry_after) == expected
+
+
+# -- should_retry_status -----------------------------------------------------
+
+@pytest.mark.parametrize("status, retry", [
+    (408, True), (429, True), (500, True), (502, True), (503, True), (504, True),
+    (200, False), (201, False), (202, False), (204, False), (206, False), (301, False), (307, False),
+    (400, False), (401, False), (403, False), (404, False), (405, False), (409, False), (413, False),
+    (416, False), (501, False),
+])
+def test_should_retry_status(status, retry):
+    assert should_retry_status(status) is retry
+
+
+# -- describe_connection_error -----------------------------------------------
+
+def _raised_by(call):
+    try:
+        call()
+    except requests.exceptions.RequestException as exc:
+        return exc
+    raise AssertionError("no exception raised")
+
+
+@pytest.fixture
+def silent_listener():
+    """A socket that accepts connections and never answers (for read timeouts)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    yield sock.getsockname()[1]
+    sock.close()
+
+
+@pytest.mark.parametrize("kind, reason", [
+    ("refused-http", "Connection refused"),
+    ("refused-https", "Connection refused"),
+    ("read-timeout", "Read timed out"),
+])
+def test_describe_connection_error_names_the_reason_never_the_url(kind, reason, silent_listener):
+    port = silent_listener if kind == "read-timeout" else closed_port()
+    scheme = "https" if kind == "refused-https" else "http"
+    url = "%s://127.0.0.1:%d/v2/team/app/blobs/sha256:abc?X-Amz-Signature=%s&token=%s" % (scheme, port, SECRET,
+                                                                                        SECRET)
+    exc = _raised_by(lambda: requests.get(url, timeout=0.3))
+    if kind != "read-timeout":
+        assert SECRET in str(exc)  # requests itself puts the URL in its message...
+    text = describe_connection_error(exc)
+    assert reason in text
+    # ...our description must not: no query, no path, no urllib3 pool prefix
+    assert SECRET not in text
+    assert "?" not in text and "/v2/" not in text and "X-Amz" not in text
+    assert "HTTPConnectionPool" not in text and "Max retries" not in text
+    assert len(text) <= 300
+
+
+def test_describe_connection_error_truncates_long_reasons():
+    text = describe_connection_error(requests.exceptions.ConnectionError("x" * 1000))
+    assert text == "x" * 300
+
+
+# -- Transport.request against an in-process server --------------------------
+
+@pytest.fixture
+def sleeps():
+    return []
+
+
+def make_transport(sleeps, retries=5, **kwargs):
+    transport = Transport(retries=retries, timeout=5, sleep=sleeps.append, **kwargs)
+    return transport
+
+
+@pytest.mark.parametrize("script, final_status, expected_retries", [
+    ([503, 503, 200], 200, 2),
+    ([502, 200], 200, 1),
+    ([504, 408, 500, 200], 200, 3),
+    ([200], 200, 0),
+])
+def test_request_retries_retryable_statuses_until_success(sleeps, script, final_status, expected_retries):
+    replies = [Reply(s, b"body %d" % s) for s in script]
+    with FakeServer(scripted(*replies)) as server:
+        transport = make_transport(sleeps)
+        response = transport.request("GET", server.url + "/v2/", "reg.test")
+        assert response.status_code == final_status
+        assert response.content == b"body %d" % final_status
+        transport.close()
+    assert transport.retry_count == expected_retries
+    assert len(server.requests) == len(script)
+    assert len(sleeps) == expected_retries
+    # jittered exponential backoff from the default 0.5 s base
+    for attempt, delay in enumerate(sleeps):
+        assert 0.5 * 2 ** attempt / 2 <= delay <= 0.5 * 2 ** attempt
+
+
+@pytest.mark.parametrize("retry_after, expected_sleep", [("1", 1.0), ("0", 0.0), ("3600", 30.0)])
+def test_request_429_honours_retry_after_clamped(sleeps, retry_after, expected_sleep):
+    app = scripted(Reply(429, b"slow down", {"Retry-After": retry_after}), Reply(200, b"ok"))
+    with FakeServer(app) as server:
+        transport = make_transport(sleeps)
+        response = transport.request("GET", server.url + "/v2/", "reg.test")
+        assert response.status_code == 200
+        transport.close()
+    assert sleeps == [expected_sleep]
+    assert transport.retry_count == 1
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 413, 416])
+def test_request_returns_other_4xx_at_once(sleeps, status):
+    with FakeServer(scripted(Reply(status, b"no"), Reply(200))) as server:
+        transport = make_transport(sleeps)
+        response = transport.request("GET", server.url + "/v2/x", "reg.test")
+        assert response.status_code == status
+        transport.close()
+    assert len(server.requests) == 1
+    assert sleeps == []
+    assert transport.retry_count == 0
+
+
+def test_request_persistent_500_returns_the_last_response_after_retries_plus_one_attempts(sleeps):
+    with FakeServer(scripted(Reply(500, b"broken"))) as server:
+        transport = make_transport(sleeps, retries=2)
+        response = transport.request("GET", server.url + "/v2/", "reg.test")
+        assert response.status_code == 500
+        assert response.content == b"broken"
+        transport.close()
+    assert len(server.requests) == 3
+    assert len(sleeps) == 2
+    assert transport.retry_count == 2
+
+
+def test_request_without_retry_sends_once(sleeps):
+    with FakeServer(scripted(Reply(503), Reply(200))) as server:
+        transport = make_transport(sleeps)
+        response = transport.request("GET", server.url + "/v2/", "reg.test", retry=False)
+        assert response.status_code == 503
+        transport.close()
+    assert len(server.requests) == 1
+    assert sleeps == []
+
+
+def test_request_resends_a_bytes_body_on_each_attempt(sleeps):
+    with FakeServer(scripted(Reply(503), Reply(201))) as server:
+        transport = make_transport(sleeps)
+        response = transport.request("PUT", server.url + "/v2/a/manifests/v1", "reg.test", data=b'{"x": 1}',
+                                     headers={"Content-Type": "application/json"})
+        assert response.status_code == 201
+        transport.close()
+    assert [(r.method, r.body, r.headers["Content-Type"]) for r in server.requests] == [
+        ("PUT", b'{"x": 1}', "application/json")] * 2
+    assert server.requests[0].headers["User-Agent"] == _transport.USER_AGENT
+
+
+@pytest.mark.parametrize("retries", [0, 2])
+def test_request_connection_refused_raises_transport_error_naming_the_host(sleeps, retries):
+    port = closed_port()
+    transport = make_transport(sleeps, retries=retries)
+    with pytest.raises(TransportError) as info:
+        transport.request("GET", "http://127.0.0.1:%d/v2/?token=%s" % (port, SECRET), "registry.example:5000")
+    message = info.value.message
+    assert message.startswith("cannot reach registry registry.example:5000 after %d attempt(s): " % (retries + 1))
+    assert "Connection refused" in message
+    assert SECRET not in message and "/v2/" not in message
+    assert info.value.details == {"registry": "registry.example:5000"}
+    assert not isinstance(info.value, TLSError)
+    assert len(sleeps) == retries
+    assert transport.retry_count == retries
+
+
+def test_request_tls_failure_is_not_retried(sleeps):
+    # A TLS handshake against a plain-HTTP server fails in the TLS layer: TLSError at once.
+    with FakeServer(scripted(Reply(200))) as server:
+        transport = make_transport(sleeps)
+        with pytest.raises(TLSError) as info:
+            transport.request("GET", "https://%s/v2/?token=%s" % (server.host, SECRET), "reg.test")
+        transport.close()
+    assert info.value.message.startswith("TLS verification failed for registry reg.test: ")
+    assert "set ca_path" in info.value.message
+    assert SECRET not in info.value.message
+    assert sleeps == []
+
+
+def test_request_read_timeout_is_retried_then_reported(sleeps, silent_listener):
+    transport = Transport(retries=1, timeout=0.2, sleep=sleeps.append)
+    with pytest.raises(TransportError) as info:
+        transport.request("GET", "http://127.0.0.1:%d/v2/" % silent_listener, "reg.test")
+    assert info.value.message.startswith("cannot reach registry reg.test after 2 attempt(s): ")
+    assert "timed out" in info.value.message
+    assert len(sleeps) == 1
+
+
+def test_request_error_on_a_redirect_never_contains_the_redirect_query(sleeps):
+    # A registry redirects a blob GET to a signed URL it cannot be fetched from (here: unsupported scheme).
+    location = "ftp://127.0.0.1/blob?X-Amz-Signature=%s" % SECRET
+    with FakeServer(scripted(Reply(307, b"", {"Location": location}))) as server:
+        transport = make_transport(sleeps)
+        with pytest.raises(TransportError) as info:
+            transport.request("GET", server.url + "/v2/a/blobs/sha256:x", "reg.test")
+        transport.close()
+    assert info.value.message.startswith("request to registry reg.test failed: ")
+    assert SECRET not in info.value.message
+
+
+# -- iter_body ---------------------------------------------------------------
+
+def test_iter_body_yields_the_whole_body_in_chunks(sleeps):
+    body = bytes(range(256)) * 1000
+    with FakeServer(scripted(Reply(200, body))) as server:
+        transport = make_transport(sleeps)
+        response = transport.request("GET", server.url + "/blob", "reg.test", stream=True)
+        chunks = list(iter_body(response, "reg.test", chunk_size=65536))
+        transport.close()
+    assert b"".join(chunks) == body
+    assert len(chunks) >= 2 and all(chunks)
+
+
+def test_iter_body_turns_a_connection_dropped_mid_body_into_transport_error(sleeps):
+    def app(request, handler):
+        # Announce 1000 bytes, send 500, hang up.
+        write_raw(handler, 200, {"Content-Length": "1000"}, b"a" * 500)
+
+    received = []
+    with FakeServer(app) as server:
+        transport = make_transport(sleeps)
+        response = transport.request("GET", server.url + "/blob?token=%s" % SECRET, "reg.test", stream=True)
+        assert response.status_code == 200
+        with pytest.raises(TransportError) as info:
+            for chunk in iter_body(response, "reg.test", chunk_size=100):
+                received.append(chunk)
+        transport.close()
+    assert b"".join(received) == b"a" * 500  # what arrived was handed over before the error
+    assert info.value.message.startswith("connection to registry reg.test dropped mid-transfer: ")
+    assert SECRET not in info.value.message
+    assert info.value.details == {"registry": "reg.test"}
