@@ -5,6 +5,8 @@
 #   make integration  tests against a real local registry started by the tests themselves
 #   make test         deps, then every test in one pytest run (what .ci/run calls)
 #   make demo         deps, then a local mirror between two loopback registries
+#   make sanity       deps, then `ansible-test sanity` on a copy of the collection (offline-capable;
+#                     see tests/sanity/run.sh; SANITY_ARGS='--test pylint' runs a subset)
 #
 # Nothing here starts a service: tests/support/registry.py starts and stops its own registries.
 
@@ -20,6 +22,7 @@ VPY    := $(VENV)/bin/python
 STAMP  := $(VENV)/.requirements.installed
 SYSTEM_PACKAGES := docker-registry skopeo
 PYTEST_ARGS ?=
+SANITY_ARGS ?=
 PYTEST := $(VPY) -m pytest -q -ra $(PYTEST_ARGS)
 
 # pytest exits 5 when it collected no test; an empty suite is not a failure here
@@ -31,7 +34,7 @@ define run_pytest
 	exit $$rc
 endef
 
-.PHONY: deps system-deps venv units integration test demo clean
+.PHONY: deps system-deps venv units integration test demo sanity sanity-system-deps clean
 
 deps: system-deps venv
 
@@ -74,6 +77,20 @@ test: deps
 # The README's main command: a local mirror between two loopback registries, end to end.
 demo: deps
 	$(VPY) demo/run_demo.py
+
+# ansible-test sanity for the Python in .venv (--python X.Y, --venv): see tests/sanity/run.sh.
+sanity: deps sanity-system-deps
+	tests/sanity/run.sh $(SANITY_ARGS)
+
+# shellcheck, for ansible-test's shellcheck test (which is skipped, with a warning, without it).
+sanity-system-deps:
+	@command -v shellcheck >/dev/null 2>&1 && exit 0; \
+	if [ "$$(id -u)" -ne 0 ]; then \
+	  echo "make sanity: shellcheck missing (apt-get install shellcheck); its test will be skipped" >&2; exit 0; \
+	fi; \
+	echo "make sanity: installing shellcheck with apt"; \
+	apt-get update; \
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends shellcheck
 
 clean:
 	rm -rf $(VENV) .pytest_cache tests/output

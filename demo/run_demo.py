@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """`make demo`: a local mirror between two loopback registries, end to end.
 
 Starts two Distribution registries on free loopback ports, builds a 3-platform sample

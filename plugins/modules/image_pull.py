@@ -23,7 +23,7 @@ description:
     reports no change after a single manifest HEAD request.
   - Push the cached image to another registry with M(imagepusher.registry.image_push).
 author:
-  - imagepusher.registry contributors
+  - imagepusher.registry contributors (@imagepusher)
 requirements:
   - requests
   - jsonschema

@@ -22,7 +22,7 @@ description:
     pushed by digest and the top manifest or index by tag.
   - The registry options (O(username), O(password), O(ca_path), ...) apply to the target registry.
 author:
-  - imagepusher.registry contributors
+  - imagepusher.registry contributors (@imagepusher)
 requirements:
   - requests
   - jsonschema

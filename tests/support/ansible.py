@@ -190,7 +190,9 @@ class PlaybookProcess:
         return self._read_output()
 
     def _read_output(self) -> PlaybookRun:
-        read = lambda n: (self.run_dir / n).read_text(encoding="utf-8", errors="replace")
+        def read(n):
+            return (self.run_dir / n).read_text(encoding="utf-8", errors="replace")
+
         return PlaybookRun(self.proc.returncode, read("stdout.txt"), read("stderr.txt"),
                            self.results(), self.run_dir, time.monotonic() - self.started)
 

@@ -348,7 +348,7 @@ def write_oci_layout(path, refs: dict) -> Path:
     entries = []
     for ref, obj in refs.items():
         content = dict(obj.blobs)
-        content.update((d, data) for d, (_, data) in obj.manifests.items())
+        content.update((d, data) for d, (_media_type, data) in obj.manifests.items())
         for digest, data in content.items():
             target = blob_dir / digest.split(":", 1)[1]
             if not target.exists():

@@ -69,7 +69,7 @@ def parse_access_log(text: str) -> list[AccessLogEntry]:
         m = _ACCESS_RE.match(line)
         if not m:
             continue
-        path, _, query = m["uri"].partition("?")
+        path, _sep, query = m["uri"].partition("?")
         size = m["size"]
         entries.append(AccessLogEntry(
             method=m["method"], path=path, query=query, status=int(m["status"]),
@@ -183,7 +183,7 @@ class Registry:
         self.workdir = Path(tempfile.mkdtemp(prefix="imagepusher-registry-"))
         self.storage_dir.mkdir()
         errors = []
-        for _ in range(self.attempts):
+        for _attempt in range(self.attempts):
             self.port = free_port()
             self.config = self.build_config(self.port)
             cfg_path = self.workdir / "config.yml"

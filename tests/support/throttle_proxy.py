@@ -136,7 +136,7 @@ class ThrottleProxy:
     def _accept_loop(self) -> None:
         while not self._stop.is_set():
             try:
-                client, _ = self._listener.accept()
+                client, _addr = self._listener.accept()
             except socket.timeout:
                 continue
             except OSError:

@@ -355,7 +355,7 @@ def test_denied(transport, monkeypatch, username, challenge, status, error, mess
         monkeypatch.setattr(auth, "_fetch_token", lambda params, scopes: ("t", 60))
         auth.answer(Challenge(challenge), [PUSH])
     err = auth.denied([PUSH], status)
-    assert type(err) is error
+    assert err.__class__ is error
     assert err.message == message
     assert err.status == status
     assert PASSWORD not in err.message

@@ -50,8 +50,7 @@ def serve_dropping(until, data=DATA):
     """Send from the offset up to `until`, then drop the connection."""
     def answer(offset):
         def body():
-            for chunk in chunks(data[offset:until]):
-                yield chunk
+            yield from chunks(data[offset:until])
             raise TransportError("connection to registry reg.test dropped mid-transfer: reset")
         return body(), offset
     return answer
@@ -366,7 +365,7 @@ class _FailingWrites:
     (errno.EIO, "cache error while writing blob %s (%s): Input/output error"),
 ])
 def test_ingest_write_failure_is_a_cache_error_and_leaves_blobs_and_index_alone(cache, monkeypatch, error,
-                                                                                 message):
+                                                                                message):
     cache.set_ref("reg.test/other:v1", descriptor(b"{}"))
     index_before = read(os.path.join(cache.root, "index.json"))
     real_open = open
@@ -608,8 +607,7 @@ def test_two_threads_ingesting_one_blob_download_it_once(cache):
         def body():
             started.set()
             release.wait(5)
-            for chunk in chunks(DATA[offset:]):
-                yield chunk
+            yield from chunks(DATA[offset:])
         return body(), offset, lambda: None
 
     results = []

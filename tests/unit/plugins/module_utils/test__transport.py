@@ -63,7 +63,7 @@ def test_backoff_delay_grows_exponentially_up_to_the_cap(monkeypatch, attempt, e
 @pytest.mark.parametrize("attempt", range(8))
 def test_backoff_delay_jitter_stays_between_half_and_full_delay(attempt):
     full = min(30.0, 0.5 * 2 ** attempt)
-    for _ in range(50):
+    for _sample in range(50):
         delay = backoff_delay(attempt, 0.5, 30.0)
         assert full / 2 <= delay <= full
 
@@ -128,7 +128,7 @@ def test_describe_connection_error_names_the_reason_never_the_url(kind, reason, 
     port = silent_listener if kind == "read-timeout" else closed_port()
     scheme = "https" if kind == "refused-https" else "http"
     url = "%s://127.0.0.1:%d/v2/team/app/blobs/sha256:abc?X-Amz-Signature=%s&token=%s" % (scheme, port, SECRET,
-                                                                                        SECRET)
+                                                                                          SECRET)
     exc = _raised_by(lambda: requests.get(url, timeout=0.3))
     if kind != "read-timeout":
         assert SECRET in str(exc)  # requests itself puts the URL in its message...

@@ -150,7 +150,7 @@ def nested(levels):
     store = Store()
     current = store.image("amd64", [b"deep layer"])
     chain = [current]
-    for _ in range(levels):
+    for _level in range(levels):
         current = store.index([(current, AMD64)])
         chain.append(current)
     return store, chain
