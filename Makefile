@@ -92,6 +92,13 @@ sanity-system-deps:
 	apt-get update; \
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends shellcheck
 
+# Benchmarks against skopeo (bench/RESULTS.md); not part of make test. bench-smoke checks the harness.
+bench: deps
+	$(VPY) bench/run.py
+
+bench-smoke: deps
+	$(VPY) bench/run.py --smoke
+
 clean:
 	rm -rf $(VENV) .pytest_cache tests/output
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

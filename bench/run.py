@@ -1,0 +1,271 @@
+#!/usr/bin/env python
+"""`make bench`: our mirror against skopeo on the same machine, in the same run.
+
+Two Distribution registries on loopback. A 6-layer image (1.4 GB by default, incompressible
+layers) is seeded into registry A with skopeo. Then, alternating ours and skopeo so that
+machine noise hits both alike, each round measures:
+
+- cold mirror: ours = one playbook, image_pull into an empty cache + image_push into an
+  empty repository of B; skopeo = `skopeo copy docker://A docker://B`;
+- pull alone: ours = image_pull into an empty cache; skopeo = `skopeo copy docker://A oci:<dir>`;
+- peak RSS of the module processes (VmHWM of every AnsiballZ_image_* process) and of skopeo.
+
+Then once: the warm re-run of the mirror (requests and blob bytes counted in both
+registries' access logs), the memory of a 5 MB image against the big one, and a role run
+over 50 small images, warm (per-image cost). Medians, min/max and ratios go to stdout and
+bench/RESULTS.md (or --out). `--smoke` does the same on a tiny image in a few seconds.
+"""
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.support import images, seed  # noqa: E402
+from tests.support.ansible import AnsibleWorkspace  # noqa: E402
+from tests.support.registry import Registry  # noqa: E402
+
+MIRROR = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: pull
+      imagepusher.registry.image_pull:
+        name: "{{ src }}"
+        cache_dir: "{{ cache }}"
+      register: pulled
+    - name: push
+      imagepusher.registry.image_push:
+        name: "{{ pulled.cache_name }}"
+        target: "{{ dst }}"
+        cache_dir: "{{ cache }}"
+"""
+
+PULL = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: pull
+      imagepusher.registry.image_pull:
+        name: "{{ src }}"
+        cache_dir: "{{ cache }}"
+"""
+
+ROLE = """
+- hosts: localhost
+  gather_facts: false
+  roles:
+    - role: imagepusher.registry.mirror_images
+      vars:
+        mirror_images_cache_dir: "{{ cache }}"
+        mirror_images_list: "{{ entries }}"
+"""
+
+
+class PeakRSS:
+    """Polls /proc for processes whose command line contains `marker`; keeps the largest VmHWM."""
+
+    def __init__(self, marker=None, pid=None, interval=0.02):
+        self.marker, self.pid, self.interval = marker, pid, interval
+        self.peak_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _pids(self):
+        if self.pid:
+            return [self.pid]
+        found = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open("/proc/%s/cmdline" % entry, "rb") as handle:
+                        if self.marker.encode() in handle.read():
+                            found.append(int(entry))
+                except OSError:
+                    pass
+        return found
+
+    def _run(self):
+        while not self._stop.is_set():
+            for pid in self._pids():
+                try:
+                    with open("/proc/%d/status" % pid) as handle:
+                        for line in handle:
+                            if line.startswith("VmHWM:"):
+                                self.peak_kb = max(self.peak_kb, int(line.split()[1]))
+                except OSError:
+                    pass
+            time.sleep(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def mb(self):
+        return self.peak_kb / 1024.0
+
+
+def timed_skopeo(args):
+    start = time.monotonic()
+    proc = subprocess.Popen(["skopeo", "copy", "--quiet"] + args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    with PeakRSS(pid=proc.pid) as rss:
+        _out, err = proc.communicate()
+    elapsed = time.monotonic() - start
+    if proc.returncode != 0:
+        raise SystemExit("skopeo failed: %s" % err.decode()[-2000:])
+    return elapsed, rss.mb
+
+
+def timed_playbook(ws, playbook, extra):
+    start = time.monotonic()
+    with PeakRSS(marker="AnsiballZ_image_") as rss:
+        run = ws.run_playbook(playbook, extra, timeout=1800)
+    elapsed = time.monotonic() - start
+    if run.rc != 0:
+        raise SystemExit("playbook failed:\n%s" % run.output[-4000:])
+    return elapsed, rss.mb, run
+
+
+def build_image(total_mb, layers, workdir):
+    """A 6-layer image seeded with skopeo (an independent client) into registry A."""
+    per_layer = total_mb / float(layers)
+    image = images.build_image([images.random_layer(per_layer, seed=1000 + i, name="data/%d.bin" % i)
+                                for i in range(layers)], labels={"bench": "%dMB" % total_mb})
+    layout = images.write_oci_layout(Path(workdir) / ("layout-%d" % total_mb), {"bench": image})
+    return image, layout
+
+
+def seed_layout(layout, registry, repo):
+    subprocess.run(["skopeo", "copy", "--quiet", "--dest-tls-verify=false", "oci:%s:bench" % layout,
+                    "docker://%s/%s" % (registry.host, repo)], check=True)
+
+
+def summary(values):
+    return statistics.median(values), min(values), max(values)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mb", type=int, default=1400)
+    parser.add_argument("--layers", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--images", type=int, default=50, help="small images for the scale run")
+    parser.add_argument("--smoke", action="store_true", help="tiny image, one round: checks the harness")
+    parser.add_argument("--out", default=str(REPO / "bench" / "RESULTS.md"))
+    opts = parser.parse_args()
+    if opts.smoke:
+        opts.size_mb, opts.rounds, opts.images = 6, 1, 3
+
+    work = tempfile.mkdtemp(prefix="imagepusher-bench-")
+    rows = {}
+    try:
+        with Registry() as reg_a, Registry() as reg_b, AnsibleWorkspace(Path(work) / "ansible") as ws:
+            print("building a %d MB, %d-layer image ..." % (opts.size_mb, opts.layers), flush=True)
+            big, layout = build_image(opts.size_mb, opts.layers, work)
+            seed_layout(layout, reg_a, "bench/big:v1")
+            small, small_layout = build_image(5, 1, work)
+            seed_layout(small_layout, reg_a, "bench/small:v1")
+            shutil.rmtree(layout)
+            src = "%s/bench/big:v1" % reg_a.host
+
+            for key in ("ours_mirror", "skopeo_mirror", "ours_pull", "skopeo_pull", "ours_rss", "skopeo_rss"):
+                rows[key] = []
+            for n in range(opts.rounds):
+                cache = Path(work) / ("cache-%d" % n)
+                t, rss, _run = timed_playbook(ws, MIRROR, {"src": src, "cache": str(cache),
+                                                           "dst": "%s/ours/m%d:v1" % (reg_b.host, n)})
+                rows["ours_mirror"].append(t)
+                rows["ours_rss"].append(rss)
+                t, rss = timed_skopeo(["--src-tls-verify=false", "--dest-tls-verify=false", "docker://" + src,
+                                       "docker://%s/skopeo/m%d:v1" % (reg_b.host, n)])
+                rows["skopeo_mirror"].append(t)
+                rows["skopeo_rss"].append(rss)
+                pull_cache = Path(work) / ("pull-%d" % n)
+                t, rss, _run = timed_playbook(ws, PULL, {"src": src, "cache": str(pull_cache)})
+                rows["ours_pull"].append(t)
+                rows["ours_rss"].append(rss)
+                shutil.rmtree(pull_cache)
+                oci_dir = Path(work) / ("skopeo-oci-%d" % n)
+                t, rss = timed_skopeo(["--src-tls-verify=false", "docker://" + src, "oci:%s:x" % oci_dir])
+                rows["skopeo_pull"].append(t)
+                shutil.rmtree(oci_dir)
+                print("round %d: mirror ours %.2fs skopeo %.2fs | pull ours %.2fs skopeo %.2fs"
+                      % (n + 1, rows["ours_mirror"][-1], rows["skopeo_mirror"][-1], rows["ours_pull"][-1],
+                         rows["skopeo_pull"][-1]), flush=True)
+
+            # Warm re-run of the first mirror: count what reaches each registry.
+            mark_a, mark_b = reg_a.mark(), reg_b.mark()
+            t_warm, _rss, _run = timed_playbook(ws, MIRROR, {"src": src, "cache": str(Path(work) / "cache-0"),
+                                                             "dst": "%s/ours/m0:v1" % reg_b.host})
+            warm_a, warm_b = reg_a.access_log(since=mark_a), reg_b.access_log(since=mark_b)
+            warm_requests = ["%s %s" % (e.method, e.path) for e in warm_a + warm_b]
+            warm_blob_bytes = sum(e.size or 0 for e in warm_a + warm_b if "/blobs/" in e.path)
+
+            # Memory: the same pull of a 5 MB image.
+            _t, small_rss, _run = timed_playbook(ws, PULL, {"src": "%s/bench/small:v1" % reg_a.host,
+                                                             "cache": str(Path(work) / "small-cache")})
+
+            # Scale: N small images through the role, warm (second run).
+            for i in range(opts.images):
+                seed.push(reg_a.url, "scale/img%d" % i, images.build_image(
+                    [images.tar_layer({"f%d" % i: b"x" * (i + 1)})]), "v1")
+            entries = [{"source": "%s/scale/img%d:v1" % (reg_a.host, i),
+                        "target": "%s/scale/img%d:v1" % (reg_b.host, i)} for i in range(opts.images)]
+            role_vars = {"entries": entries, "cache": str(Path(work) / "scale-cache")}
+            t_role_cold, _rss, _run = timed_playbook(ws, ROLE, role_vars)
+            mark_a, mark_b = reg_a.mark(), reg_b.mark()
+            t_role_warm, _rss, _run = timed_playbook(ws, ROLE, role_vars)
+            role_requests = len(reg_a.access_log(since=mark_a)) + len(reg_b.access_log(since=mark_b))
+            t_empty, _rss, _run = timed_playbook(ws, ROLE, {"entries": [], "cache": role_vars["cache"]})
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    om, sm = summary(rows["ours_mirror"]), summary(rows["skopeo_mirror"])
+    op, sp = summary(rows["ours_pull"]), summary(rows["skopeo_pull"])
+    big_rss = max(rows["ours_rss"])
+    lines = [
+        "# Benchmark: imagepusher.registry against skopeo",
+        "",
+        "Same machine, same run, alternating (`make bench`; %s). Image: %d MB in %d incompressible layers,"
+        " two loopback Distribution 2.8 registries. Times are wall clock in seconds, ours through"
+        " `ansible-playbook` (Ansible start-up included); median (min-max) of %d rounds."
+        % (time.strftime("%Y-%m-%d"), opts.size_mb, opts.layers, opts.rounds),
+        "",
+        "| measure | ours | skopeo | ratio ours/skopeo | target |",
+        "| --- | --- | --- | --- | --- |",
+        "| cold mirror (pull + push) | %.2f (%.2f-%.2f) | %.2f (%.2f-%.2f) | %.2f | <= 1.0 |" % (om + sm + (om[0] / sm[0],)),
+        "| pull alone | %.2f (%.2f-%.2f) | %.2f (%.2f-%.2f) | %.2f | <= 0.8 |" % (op + sp + (op[0] / sp[0],)),
+        "| peak RSS, MB | %.1f | %.1f | | <= 64 |" % (big_rss, max(rows["skopeo_rss"])),
+        "| peak RSS, %d MB image minus 5 MB image, MB | %.1f | | | <= 8 |" % (opts.size_mb, big_rss - small_rss),
+        "",
+        "Warm re-run of the mirror (target current): %.2f s; requests reaching the registries: %s;"
+        " blob bytes: %d." % (t_warm, ", ".join(warm_requests) or "none", warm_blob_bytes),
+        "",
+        "Scale: the mirror_images role over %d small images, warm: %.2f s, %d requests in all; an empty"
+        " role run costs %.2f s, so %.3f s per image (cold: %.2f s)."
+        % (opts.images, t_role_warm, role_requests, t_empty, (t_role_warm - t_empty) / opts.images, t_role_cold),
+        "",
+    ]
+    text = "\n".join(lines)
+    print("\n" + text)
+    if not opts.smoke:
+        Path(opts.out).write_text(text)
+        print("written to %s" % opts.out)
+
+
+if __name__ == "__main__":
+    main()
