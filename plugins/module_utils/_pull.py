@@ -97,7 +97,7 @@ class Puller:
             head = self.client.head_manifest(reference.repository, reference.tag)
             if head is None:
                 raise NotFoundError("image %s not found: %s has no tag %r in repository %s"
-                                    % (name, reference.registry, reference.tag, reference.repository),
+                                    % (reference, reference.registry, reference.tag, reference.repository),
                                     status=404)
             source_digest = head["digest"]
 
@@ -115,17 +115,22 @@ class Puller:
         tree = _tree.walk(top, lambda d: self._load_manifest(reference, d.digest, d))
         blob_plan = _plan.plan_pull(tree, self.cache)
         manifest_plan = _plan.plan_manifests(tree, self.cache)
+        if not check_mode:
+            self.cache.ensure()
         if not tree.top.is_index:
+            # The platform check needs the (small) config before the layers; a real run stores it
+            # through the normal verified ingest so it is fetched once, check mode reads it in memory.
+            if not check_mode and tree.top.config is not None:
+                self._download(reference, [p for p in blob_plan if p["digest"] == tree.top.config.digest])
             self._set_image_platform(reference, tree)
             if wanted and not _platform_wanted(tree.platforms, wanted):
                 raise PlatformNotFoundError("image %s is a single-platform image for %s, not %s"
-                                            % (name, ", ".join(tree.platforms) or "an unknown platform",
+                                            % (reference, ", ".join(tree.platforms) or "an unknown platform",
                                                ", ".join(wanted)))
         if check_mode:
             changed = previous != tree.digest or any(p["action"] != _plan.CACHED for p in blob_plan + manifest_plan)
             return self._result(reference, name, tree, source_digest, blob_plan, manifest_plan, changed, previous)
 
-        self.cache.ensure()
         self._download(reference, blob_plan)
         for manifest in tree.manifests:
             self.cache.write_blob_bytes(manifest.digest, manifest.raw)
@@ -174,7 +179,7 @@ class Puller:
         tree.platforms = [platform] if platform else []
 
     def _download(self, reference, blob_plan):
-        todo = [p for p in blob_plan if p["action"] != _plan.CACHED]
+        todo = [p for p in blob_plan if p["action"] != _plan.CACHED and not p.get("done")]
         if not todo:
             return
 
@@ -187,6 +192,7 @@ class Puller:
             with self._lock:
                 item["action"] = action
                 item["bytes"] = transferred
+                item["done"] = True
 
         workers = min(self.concurrency, len(todo))
         if workers == 1:

@@ -21,6 +21,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils import _diges
 from ansible_collections.imagepusher.registry.plugins.module_utils import _manifest
 from ansible_collections.imagepusher.registry.plugins.module_utils import _tree
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import (
+    ImagePusherError,
     NotCachedError,
     RegistryError,
     TransportError,
@@ -44,6 +45,8 @@ def find_source(cache, name, layout=False, platforms=None):
     ref name from a foreign layout, a digest, or None for the only image of a layout.
     With `platforms`, a pull narrowed to exactly those platforms is preferred.
     """
+    if layout and not cache.exists():
+        raise NotCachedError("%s is not an OCI image layout (it has no index.json)" % cache.root, path=cache.root)
     entries = cache.entries() if cache.exists() else []
     where = ("OCI layout %s" if layout else "cache %s") % cache.root
     if name is None:
@@ -87,9 +90,10 @@ def default_target_tag(target_text, source_name):
         return target
     tag = None
     try:
-        tag = ImageReference.parse(source_name, default_tag=None).tag
-    except Exception:
-        pass
+        # A narrowed pull's cache name is "<reference>+<platforms>": the tag is in the reference.
+        tag = ImageReference.parse(source_name.split("+", 1)[0], default_tag=None).tag
+    except ImagePusherError:
+        pass  # a foreign layout may name images freely ("my build"); such a name has no tag to keep
     return target.with_tag(tag or "latest")
 
 
@@ -144,9 +148,12 @@ class Pusher:
             top = _manifest.parse(raw, descriptor.media_type, expected_digest=descriptor.digest)
         else:
             top = narrowed
-        return _tree.walk(top, lambda d: _manifest.parse(
+        tree = _tree.walk(top, lambda d: _manifest.parse(
             self.cache.read_small_blob(d.digest, _manifest.MAX_MANIFEST_BYTES), d.media_type,
             expected_digest=d.digest))
+        if descriptor is not None and descriptor.platform_string:
+            tree.platforms = [descriptor.platform_string]
+        return tree
 
     def _plan_blobs(self, target, tree):
         repo = target.repository

@@ -68,8 +68,8 @@ options:
     elements: str
   chunk_size:
     description:
-      - Upload blobs in chunks of this size (for example V(16MiB) or a number of bytes) instead of one streamed
-        request per blob.
+      - Upload blobs in chunks of this size instead of one streamed request per blob: a number of bytes, or
+        one with a unit, V(512K), V(16MiB), V(1G) (K, M and G are binary units, with or without C(B) or C(iB)).
       - Chunks are also used when the registry asks for a minimum chunk size (C(OCI-Chunk-Min-Length)) and,
         with 16 MiB chunks, after it refused a whole blob as too large (HTTP 413).
     type: str
@@ -169,22 +169,27 @@ retries:
   type: int
 """
 
+import re
+
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.common.text.formatters import human_to_bytes
 
 from ansible_collections.imagepusher.registry.plugins.module_utils import _cache
 from ansible_collections.imagepusher.registry.plugins.module_utils import _module
 from ansible_collections.imagepusher.registry.plugins.module_utils._push import Pusher, default_target_tag, find_source
 
 
+SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
+
+
 def chunk_bytes(module):
+    """chunk_size in bytes: a number, or one with K/M/G (KB, KiB: all binary, as human_to_bytes does)."""
     value = module.params["chunk_size"]
     if value is None:
         return None
-    try:
-        size = human_to_bytes(value)
-    except ValueError as exc:
-        module.fail_json(msg="chunk_size %r is not a size such as 16MiB or 1048576: %s" % (value, exc))
+    match = re.match(r"^\s*([0-9]+)\s*([kmg]?)(?:i?b)?\s*$", value, re.I)
+    if not match:
+        module.fail_json(msg="chunk_size %r is not a size such as 16MiB, 512K or 1048576" % value)
+    size = int(match.group(1)) * SIZE_UNITS[match.group(2).lower()]
     if size < 1024:
         module.fail_json(msg="chunk_size must be at least 1024 bytes, got %d" % size)
     return size
