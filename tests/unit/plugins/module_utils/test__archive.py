@@ -1,0 +1,365 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to imagepusher.registry
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import tarfile
+
+import pytest
+
+from ansible_collections.imagepusher.registry.plugins.module_utils import _archive as archive
+from ansible_collections.imagepusher.registry.plugins.module_utils import _cache_admin as admin
+from ansible_collections.imagepusher.registry.plugins.module_utils import _manifest
+from ansible_collections.imagepusher.registry.plugins.module_utils._cache import REF_NAME, SOURCE_DIGEST, Cache
+from ansible_collections.imagepusher.registry.plugins.module_utils._errors import CacheError, NotCachedError
+from tests.support import archives, images
+
+SINGLE = "127.0.0.1:5000/test/oci-single:v1"
+MULTI = "127.0.0.1:5000/test/multi:v1"
+DOCKER = "127.0.0.1:5000/test/docker-v2:v1"
+
+
+@pytest.fixture
+def cache(tmp_path):
+    root = images.write_oci_layout(tmp_path / "cache", {SINGLE: images.oci_single(), MULTI: images.multi_arch_index(),
+                                                        DOCKER: images.docker_v2()})
+    cache = Cache(str(root)).ensure()
+    entry = cache.get_ref(SINGLE)
+    cache.set_ref(SINGLE, dict((k, entry[k]) for k in ("mediaType", "digest", "size")),
+                  {SOURCE_DIGEST: images.oci_single().digest})
+    return cache
+
+
+def sha256_file(path):
+    return "sha256:" + hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def members(path):
+    with tarfile.open(path) as tar:
+        return dict((m.name, m) for m in tar.getmembers())
+
+
+def tar_json(path, name):
+    with tarfile.open(path) as tar:
+        return json.loads(tar.extractfile(name).read())
+
+
+def names_in(cache):
+    return dict((e["annotations"][REF_NAME], e["digest"]) for e in cache.entries())
+
+
+# -- export ---------------------------------------------------------------------------------
+
+def test_export_writes_an_oci_layout_of_just_those_images(cache, tmp_path):
+    path = str(tmp_path / "out.tar")
+    result = archive.export_images(cache, [SINGLE, MULTI], path)
+    assert result["changed"] and result["path"] == path
+    assert [i["name"] for i in result["images"]] == [MULTI, SINGLE]  # sorted by name
+    found = members(path)
+    assert list(found)[:5] == ["oci-layout", "index.json", "blobs", "blobs/sha256", list(found)[4]]
+    expected = set(images.oci_single().blobs) | set(images.oci_single().manifests)
+    expected |= set(images.multi_arch_index().blobs) | set(images.multi_arch_index().manifests)
+    assert set(n for n in found if n.startswith("blobs/sha256/")) == set("blobs/sha256/" + d[7:] for d in expected)
+    assert result["blobs"] == len(expected)
+    index = tar_json(path, "index.json")
+    assert [e["annotations"][REF_NAME] for e in index["manifests"]] == [MULTI, SINGLE]
+    assert index["manifests"][1]["annotations"][SOURCE_DIGEST] == images.oci_single().digest
+    with tarfile.open(path) as tar:
+        for name, member in found.items():
+            assert (member.uid, member.gid, member.mtime) == (0, 0, archive.ARCHIVE_MTIME)
+            if name.startswith("blobs/sha256/"):
+                assert "sha256:" + hashlib.sha256(tar.extractfile(member).read()).hexdigest() == "sha256:" + name[13:]
+    assert result["size"] == os.path.getsize(path)
+    assert oct(os.stat(path).st_mode & 0o777) == "0o644"
+    assert os.listdir(str(tmp_path)) == ["cache", "out.tar"]  # no temp file left
+
+
+def test_export_check_then_idempotent_then_forced_is_reproducible(cache, tmp_path):
+    path = str(tmp_path / "out.tar")
+    check = archive.export_images(cache, [MULTI], path, check_mode=True)
+    assert check["changed"] and not os.path.exists(path)
+    real = archive.export_images(cache, [MULTI], path)
+    assert check["size"] == real["size"]  # check mode predicted the archive's size
+    first = (sha256_file(path), os.stat(path).st_mtime_ns, os.stat(path).st_ino)
+    again = archive.export_images(cache, [MULTI], path)
+    assert not again["changed"] and (sha256_file(path), os.stat(path).st_mtime_ns, os.stat(path).st_ino) == first
+    assert again["diff"]["before"]["images"] == {MULTI: images.multi_arch_index().digest}
+    check_again = archive.export_images(cache, [MULTI], path, check_mode=True)
+    assert not check_again["changed"]
+    forced = archive.export_images(cache, [MULTI], path, force=True)
+    assert forced["changed"] and sha256_file(path) == first[0] and os.stat(path).st_ino != first[2]
+    # another selection is another archive
+    other = archive.export_images(cache, [MULTI, SINGLE], path)
+    assert other["changed"] and sha256_file(path) != first[0]
+
+
+def test_export_by_normalized_name_and_digest(cache, tmp_path):
+    result = archive.export_images(cache, [images.docker_v2().digest], str(tmp_path / "d.tar"))
+    assert [i["name"] for i in result["images"]] == [DOCKER]
+
+
+def test_export_refuses_unknown_and_incomplete_images(cache, tmp_path):
+    with pytest.raises(NotCachedError) as raised:
+        archive.export_images(cache, [SINGLE, "127.0.0.1:5000/test/nope:v1"], str(tmp_path / "x.tar"))
+    assert "127.0.0.1:5000/test/nope:v1" in raised.value.message and SINGLE in raised.value.message
+    os.unlink(cache.blob_path(images.oci_single().layers[0].digest))
+    with pytest.raises(NotCachedError) as raised:
+        archive.export_images(cache, [SINGLE], str(tmp_path / "x.tar"))
+    assert "incomplete" in raised.value.message
+    assert not os.path.exists(str(tmp_path / "x.tar"))
+
+
+def test_export_refuses_to_ship_a_damaged_blob(cache, tmp_path):
+    layer = images.multi_arch_index().images[0].layers[0]
+    path = cache.blob_path(layer.digest)
+    data = bytearray(open(path, "rb").read())
+    data[5] ^= 1
+    open(path, "wb").write(bytes(data))
+    out = tmp_path / "x.tar"
+    with pytest.raises(CacheError) as raised:
+        archive.export_images(cache, [MULTI], str(out))
+    assert layer.digest in raised.value.message and "state=verified" in raised.value.message
+    assert sorted(os.listdir(str(tmp_path))) == ["cache"]  # neither the archive nor a temp file
+
+
+@pytest.mark.parametrize("where", ["missing/dir/x.tar", ""])
+def test_export_path_problems(cache, tmp_path, where):
+    with pytest.raises(archive.ArchiveError):
+        archive.export_images(cache, [SINGLE], str(tmp_path / where))
+
+
+# -- import: our own archives -----------------------------------------------------------------
+
+def test_import_round_trip_check_real_again(cache, tmp_path):
+    path = str(tmp_path / "out.tar")
+    archive.export_images(cache, [SINGLE, MULTI], path)
+    target = Cache(str(tmp_path / "other"))
+
+    check = archive.import_archive(target, path, check_mode=True)
+    assert check["changed"] and check["format"] == "oci"
+    assert [(i["name"], i["action"]) for i in check["images"]] == [(MULTI, "added"), (SINGLE, "added")]
+    assert set(b["action"] for b in check["blobs"]) == {"imported"}
+    assert not os.path.exists(str(tmp_path / "other"))
+
+    real = archive.import_archive(target, path)
+    assert real["blobs"] == check["blobs"] and real["images"] == check["images"]
+    assert real["bytes_imported"] == check["bytes_imported"] > 0
+    assert names_in(target) == {SINGLE: images.oci_single().digest, MULTI: images.multi_arch_index().digest}
+    assert target.get_ref(SINGLE) == cache.get_ref(SINGLE)  # annotations travel too
+    for name in (SINGLE, MULTI):
+        assert admin.scan_entry(target, target.get_ref(name)).complete
+    assert admin.verify(target)["bad"] == []
+    assert real["diff"]["before"]["images"] == {} and set(real["diff"]["after"]["images"]) == {SINGLE, MULTI}
+
+    again = archive.import_archive(target, path)
+    assert not again["changed"] and again["bytes_imported"] == 0
+    assert set(i["action"] for i in again["images"]) == {"unchanged"}
+    assert set(b["action"] for b in again["blobs"] + again["manifests"]) == {"cached"}
+
+
+def test_import_moves_a_name_to_a_new_digest(cache, tmp_path):
+    target = Cache(str(tmp_path / "other"))
+    old = str(tmp_path / "old.tar")
+    archives.raw_tar(old, archives.layout_members(images.docker_v2(), SINGLE))
+    archive.import_archive(target, old)
+    new = str(tmp_path / "new.tar")
+    archive.export_images(cache, [SINGLE], new)
+    result = archive.import_archive(target, new)
+    [image] = result["images"]
+    assert image["action"] == "updated" and image["previous_digest"] == images.docker_v2().digest
+
+
+def test_import_gzip_compressed_archive(cache, tmp_path):
+    path = str(tmp_path / "out.tar")
+    archive.export_images(cache, [MULTI], path)
+    with open(path, "rb") as src, gzip.open(path + ".gz", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    target = Cache(str(tmp_path / "other"))
+    result = archive.import_archive(target, path + ".gz")
+    assert result["changed"] and names_in(target) == {MULTI: images.multi_arch_index().digest}
+    assert admin.verify(target)["bad"] == []
+
+
+def test_import_foreign_layout_names_verbatim_and_unnamed_by_digest(tmp_path):
+    members = archives.layout_members(images.oci_single(), "v1")
+    index = json.loads(members[1][1])
+    index["manifests"].append(dict(images.docker_v2().descriptor()))
+    members[1] = ("index.json", json.dumps(index).encode())
+    content = dict(images.docker_v2().blobs)
+    content[images.docker_v2().digest] = images.docker_v2().manifest
+    members += [("blobs/sha256/" + d[7:], data) for d, data in content.items()]
+    path = archives.raw_tar(tmp_path / "skopeo.tar", members)
+    target = Cache(str(tmp_path / "c"))
+    archive.import_archive(target, str(path))
+    assert names_in(target) == {"v1": images.oci_single().digest,
+                                images.docker_v2().digest: images.docker_v2().digest}
+
+
+def test_import_keeps_a_blob_the_cache_has_when_the_archive_lacks_it(cache, tmp_path):
+    img = images.oci_single()
+    members = [m for m in archives.layout_members(img, "x:v1") if m[0] != "blobs/sha256/" + img.layers[0].digest[7:]]
+    path = archives.raw_tar(tmp_path / "thin.tar", members)
+    result = archive.import_archive(cache, str(path))
+    assert [b["action"] for b in result["blobs"] if b["digest"] == img.layers[0].digest] == ["cached"]
+    with pytest.raises(archive.ArchiveError) as raised:
+        archive.import_archive(Cache(str(tmp_path / "empty")), str(path))
+    assert "lacks blob %s" % img.layers[0].digest in raised.value.message
+
+
+# -- import: docker save ------------------------------------------------------------------------
+
+def docker_image():
+    """Two images sharing a base layer, as `docker save a b` would carry them."""
+    base = images.tar_layer({"etc/os-release": b"ID=test\n"})
+    app = images.tar_layer({"app/run": b"#!/bin/sh\necho hi\n"})
+    first = images.build_image([base, app], fmt="docker", cmd=["/app/run"])
+    second = images.build_image([app, base], fmt="docker", cmd=["/bin/sh"])  # same layers, other chain
+    return first, second
+
+
+def test_import_legacy_docker_save(tmp_path):
+    first, second = docker_image()
+    path = archives.docker_save_legacy(tmp_path / "save.tar", {"app:v1": first, "registry.example.com/team/app:v2": second})
+    assert any(m.issym() for m in members(path).values())  # the shared layer of the 2nd is a symlink
+    target = Cache(str(tmp_path / "c"))
+    result = archive.import_archive(target, str(path))
+    assert result["format"] == "docker"
+    names = names_in(target)
+    assert set(names) == {"docker.io/library/app:v1", "registry.example.com/team/app:v2"}
+    for name, img in (("docker.io/library/app:v1", first), ("registry.example.com/team/app:v2", second)):
+        entry = target.get_ref(name)
+        assert entry["mediaType"] == images.DOCKER_MANIFEST
+        manifest = _manifest.parse(target.read_small_blob(entry["digest"], 1 << 20), entry["mediaType"])
+        assert manifest.config.digest == img.config.digest and manifest.config.media_type == images.DOCKER_CONFIG
+        assert [layer.digest for layer in manifest.layers] == [layer.diff_id for layer in img.layers]
+        assert set(layer.media_type for layer in manifest.layers) == {archive.DOCKER_LAYER_TAR}
+        assert manifest.raw.startswith(b'{\n   "schemaVersion": 2')  # Docker's 3-space indent
+        assert admin.scan_entry(target, entry).complete
+    assert admin.verify(target)["bad"] == []
+    # the manifest we build is always the same: a second import changes nothing
+    again = archive.import_archive(target, str(path))
+    assert not again["changed"] and names_in(target) == names
+
+
+def test_import_legacy_untagged_is_named_by_digest(tmp_path):
+    first, _second = docker_image()
+    path = archives.docker_save_legacy(tmp_path / "save.tar", {None: first})
+    target = Cache(str(tmp_path / "c"))
+    [image] = archive.import_archive(target, str(path))["images"]
+    assert image["name"] == image["digest"]
+
+
+def test_import_docker_25_prefers_the_oci_layout(tmp_path):
+    img = images.build_image([images.tar_layer({"a": b"a\n"}, compressed=False)])
+    path = archives.docker_save_oci(tmp_path / "save.tar", {"busybox:latest": img})
+    target = Cache(str(tmp_path / "c"))
+    result = archive.import_archive(target, str(path))
+    assert result["format"] == "oci"
+    assert names_in(target) == {"docker.io/library/busybox:latest": img.digest}  # the digest is preserved
+
+
+def test_import_legacy_layer_that_lies_about_its_digest(tmp_path):
+    first, _second = docker_image()
+    path = archives.docker_save_legacy(tmp_path / "save.tar", {"app:v1": first})
+    config = json.loads(first.config.data)
+    config["rootfs"]["diff_ids"][0] = "sha256:" + "3" * 64
+    raw = images.dump_json(config)
+    rebuilt = []
+    with tarfile.open(path) as tar:
+        for member in tar.getmembers():
+            data = tar.extractfile(member).read() if member.isfile() else None
+            if member.name == "manifest.json":
+                listing = json.loads(data)
+                listing[0]["Config"] = "patched.json"
+                data = json.dumps(listing).encode()
+            rebuilt.append((member.name, data if data is not None else {"symlink": member.linkname}))
+    rebuilt = [m for m in rebuilt if not isinstance(m[1], dict) or m[1]["symlink"]]
+    rebuilt.append(("patched.json", raw))
+    bad = archives.raw_tar(tmp_path / "bad.tar", [m for m in rebuilt if isinstance(m[1], bytes)])
+    target = Cache(str(tmp_path / "c"))
+    with pytest.raises(archive.ArchiveError) as raised:
+        archive.import_archive(target, str(bad))
+    assert "does not match" in raised.value.message
+    assert not target.has_blob("sha256:" + "3" * 64) and target.entries() == []
+
+
+# -- import: hostile and broken archives ----------------------------------------------------------
+
+def layout(img=None, name="x:v1"):
+    return archives.layout_members(img or images.oci_single(), name)
+
+
+@pytest.mark.parametrize("bad_member, words", [
+    (("../evil", b"x"), "climbs out"),
+    (("blobs/../../evil", b"x"), "climbs out"),
+    (("/etc/evil", b"x"), "absolute"),
+])
+def test_import_refuses_unsafe_member_names(tmp_path, bad_member, words):
+    path = archives.raw_tar(tmp_path / "bad.tar", layout() + [bad_member])
+    target = Cache(str(tmp_path / "c"))
+    with pytest.raises(archive.ArchiveError) as raised:
+        archive.import_archive(target, str(path))
+    assert words in raised.value.message
+    assert not os.path.exists(str(tmp_path / "c"))
+    assert not os.path.exists("/etc/evil") and not (tmp_path.parent / "evil").exists()
+
+
+def test_import_refuses_a_link_out_of_the_archive(tmp_path):
+    img = images.oci_single()
+    name = "blobs/sha256/" + img.layers[0].digest[7:]
+    members = [m for m in layout(img) if m[0] != name] + [(name, {"symlink": "../../../../etc/passwd"})]
+    path = archives.raw_tar(tmp_path / "bad.tar", members)
+    with pytest.raises(archive.ArchiveError) as raised:
+        archive.import_archive(Cache(str(tmp_path / "c")), str(path))
+    assert "climbs out" in raised.value.message
+
+
+def test_import_refuses_a_tampered_blob(tmp_path):
+    img = images.oci_single()
+    name = "blobs/sha256/" + img.layers[1].digest[7:]
+    members = [(n, (d[:-1] + bytes([d[-1] ^ 1])) if n == name else d) for n, d in layout(img)]
+    path = archives.raw_tar(tmp_path / "bad.tar", members)
+    target = Cache(str(tmp_path / "c"))
+    with pytest.raises(archive.ArchiveError) as raised:
+        archive.import_archive(target, str(path))
+    assert img.layers[1].digest in raised.value.message
+    assert not target.has_blob(img.layers[1].digest) and target.entries() == []
+    assert os.listdir(os.path.join(target.root, ".imagepusher", "ingest")) == []
+
+
+def test_import_refuses_a_tampered_manifest(tmp_path):
+    img = images.oci_single()
+    name = "blobs/sha256/" + img.digest[7:]
+    members = [(n, d.replace(b'"schemaVersion": 2', b'"schemaVersion":  2') if n == name else d) for n, d in layout(img)]
+    path = archives.raw_tar(tmp_path / "bad.tar", members)
+    with pytest.raises(CacheError):
+        archive.import_archive(Cache(str(tmp_path / "c")), str(path))
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"this is not a tar file at all" * 100, "not a tar archive"),
+    (None, "neither an OCI archive"),
+])
+def test_import_refuses_what_is_not_an_image_archive(tmp_path, content, words):
+    path = tmp_path / "x.tar"
+    if content is None:
+        archives.raw_tar(path, [("hello.txt", b"hi")])
+    else:
+        path.write_bytes(content)
+    with pytest.raises(archive.ArchiveError) as raised:
+        archive.import_archive(Cache(str(tmp_path / "c")), str(path))
+    assert words in raised.value.message
+
+
+def test_import_refuses_duplicates_and_missing_files(tmp_path):
+    path = archives.raw_tar(tmp_path / "dup.tar", layout() + [("index.json", b"{}")])
+    with pytest.raises(archive.ArchiveError) as raised:
+        archive.import_archive(Cache(str(tmp_path / "c")), str(path))
+    assert "twice" in raised.value.message
+    with pytest.raises(archive.ArchiveError) as raised:
+        archive.import_archive(Cache(str(tmp_path / "c")), str(tmp_path / "nothing.tar"))
+    assert "does not exist" in raised.value.message
