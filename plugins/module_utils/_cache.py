@@ -32,6 +32,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._errors impor
     CacheError,
     DigestMismatchError,
     LockTimeoutError,
+    MissingBlobError,
     TransportError,
 )
 
@@ -153,7 +154,12 @@ class Cache:
         return self
 
     def lock(self, name):
-        return FileLock(os.path.join(self._state, "locks", name + ".lock"), timeout=self.lock_timeout)
+        locks = os.path.join(self._state, "locks")
+        try:
+            os.makedirs(locks, exist_ok=True)  # a layout made by another tool has no state dir yet
+        except OSError as exc:
+            raise _os_error(exc, "creating the lock directory", locks)
+        return FileLock(os.path.join(locks, name + ".lock"), timeout=self.lock_timeout)
 
     # -- blobs ------------------------------------------------------------
 
@@ -352,12 +358,20 @@ class Cache:
                 return entry
         return None
 
-    def set_ref(self, name, descriptor, annotations=None):
-        """Point `name` at a descriptor (replacing any previous one). True when index.json changed."""
+    def set_ref(self, name, descriptor, annotations=None, require=()):
+        """Point `name` at a descriptor (replacing any previous one). True when index.json changed.
+
+        `require` lists every digest the name reaches. They are checked under the index lock,
+        which prune holds while it deletes, so a name never points at a blob prune removed.
+        """
         entry = dict(descriptor)
         entry["annotations"] = dict(annotations or {})
         entry["annotations"][REF_NAME] = name
         with self.lock("index"):
+            missing = [d for d in require if not self.has_blob(d)]
+            if missing:
+                raise MissingBlobError("%d blob(s) of %s vanished from the cache before it was named (a concurrent "
+                                       "prune?), e.g. %s" % (len(missing), name, missing[0]), digest=missing[0])
             manifests = self.entries()
             kept = [m for m in manifests if (m.get("annotations") or {}).get(REF_NAME) != name]
             if len(kept) == len(manifests) - 1 and [m for m in manifests if m not in kept] == [entry]:

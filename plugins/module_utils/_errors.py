@@ -88,5 +88,9 @@ class NotCachedError(CacheError):
     """The image asked for is not in the cache."""
 
 
+class MissingBlobError(CacheError):
+    """A blob an image needs vanished before its name was written (a concurrent prune)."""
+
+
 class LockTimeoutError(CacheError):
     """Another run held a cache lock for longer than we were willing to wait."""

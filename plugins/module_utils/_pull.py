@@ -23,6 +23,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._errors impor
     CacheError,
     DigestMismatchError,
     ManifestError,
+    MissingBlobError,
     NotFoundError,
     PlatformNotFoundError,
 )
@@ -131,16 +132,28 @@ class Puller:
             changed = previous != tree.digest or any(p["action"] != _plan.CACHED for p in blob_plan + manifest_plan)
             return self._result(reference, name, tree, source_digest, blob_plan, manifest_plan, changed, previous)
 
-        self._download(reference, blob_plan)
-        for manifest in tree.manifests:
-            self.cache.write_blob_bytes(manifest.digest, manifest.raw)
-        self.cache.record_sources([p["digest"] for p in blob_plan] + [m.digest for m in tree.manifests],
-                                  reference.name)
         annotations = {cache_mod.SOURCE_DIGEST: source_digest}
         if wanted:
             annotations[cache_mod.PLATFORMS] = ",".join(wanted)
-        ref_changed = self.cache.set_ref(name, {"mediaType": tree.media_type, "digest": tree.digest,
-                                                "size": len(tree.top.raw)}, annotations)
+        for attempt in (0, 1):
+            self._download(reference, blob_plan)
+            for manifest in tree.manifests:
+                self.cache.write_blob_bytes(manifest.digest, manifest.raw)
+            try:
+                ref_changed = self.cache.set_ref(
+                    name, {"mediaType": tree.media_type, "digest": tree.digest, "size": len(tree.top.raw)},
+                    annotations, require=[p["digest"] for p in blob_plan] + [m.digest for m in tree.manifests])
+                break
+            except MissingBlobError:
+                if attempt:
+                    raise
+                # A prune removed a blob we counted on (it was cached but unnamed): fetch what is gone.
+                for item in blob_plan:
+                    if not self.cache.has_blob(item["digest"], item["size"]):
+                        item.pop("done", None)
+                        item["action"] = _plan.DOWNLOADED
+        self.cache.record_sources([p["digest"] for p in blob_plan] + [m.digest for m in tree.manifests],
+                                  reference.name)
         changed = ref_changed or any(p["action"] != _plan.CACHED for p in blob_plan + manifest_plan)
         return self._result(reference, name, tree, source_digest, blob_plan, manifest_plan, changed, previous)
 
