@@ -29,6 +29,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._errors impor
 from ansible_collections.imagepusher.registry.plugins.module_utils._pull import cache_name, cached_tree, normalize_platforms
 from ansible_collections.imagepusher.registry.plugins.module_utils._reference import ImageReference
 from ansible_collections.imagepusher.registry.plugins.module_utils._registry import BlobBody
+from ansible_collections.imagepusher.registry.plugins.module_utils._sessions import NoSessions, UploadSessions
 
 UPLOADED = "uploaded"
 MOUNTED = "mounted"
@@ -36,6 +37,9 @@ EXISTS = "exists"
 PUSHED = "pushed"
 # Chunk size used after a registry refused a whole blob in one request (HTTP 413).
 FALLBACK_CHUNK = 16 * 1024 * 1024
+# Blobs above this go up in chunks of this size when pushing from the cache, so a killed push
+# loses at most one chunk: the session (saved after each acknowledged chunk) resumes next run.
+RESUMABLE_CHUNK = 64 * 1024 * 1024
 
 
 def find_source(cache, name, layout=False, platforms=None):
@@ -102,6 +106,9 @@ class Pusher:
         self.client = client
         self.cache = cache  # the cache, or a foreign OCI layout we only read
         self.record = record_sources
+        # Only our own cache keeps state; a foreign layout is never written to.
+        self.resumable = record_sources
+        self.sessions = UploadSessions(cache.root) if record_sources else NoSessions()
         self.concurrency = max(1, concurrency)
         self.retries = retries
         self.chunk_size = chunk_size
@@ -198,61 +205,70 @@ class Pusher:
                 if self.client.mount_blob(target.repository, item["digest"], source_repo):
                     item["action"], item["bytes"] = MOUNTED, 0
                     return
-            self._upload(target.repository, item)
+            self._upload(target, item)
             item["action"], item["bytes"] = UPLOADED, item["size"]
 
         self._map(move, blob_plan)
 
-    def _upload(self, repo, item):
-        """Stream one blob from disk; resume the session after a dropped connection."""
-        digest, size = item["digest"], item["size"]
+    def _upload(self, target, item):
+        """Stream one blob from disk, resuming a session a killed run left, or after a drop."""
+        repo, digest, size = target.repository, item["digest"], item["size"]
         path = self.cache.blob_path(digest)
         what = "upload of blob %s to %s" % (digest, repo)
-        location, min_chunk = self.client.start_upload(repo)
-        chunk = self.chunk_size
+        chunk = self.chunk_size or (RESUMABLE_CHUNK if self.resumable and size > RESUMABLE_CHUNK else None)
+        state = {"location": None, "offset": 0}
+
+        def remember(location, offset):
+            state["location"], state["offset"] = location, offset
+            self.sessions.save(target.registry, repo, digest, location, offset)
+
+        def reopen():
+            """Continue the saved session when the registry still has it, else start a new one."""
+            saved = state["location"] or self.sessions.load(target.registry, repo, digest)
+            status = self.client.upload_status(repo, saved) if saved else None
+            if status is not None and 1 < status[0] <= size:
+                remember(status[1], status[0])
+                return None
+            location, min_chunk = self.client.start_upload(repo)
+            remember(location, 0)
+            return min_chunk
+
+        try:
+            min_chunk = reopen()
+        except (TransportError, RegistryError):
+            # A saved session from a registry that no longer knows it, or refuses a GET on it.
+            location, min_chunk = self.client.start_upload(repo)
+            remember(location, 0)
         if min_chunk:
             chunk = max(chunk or 0, min_chunk)
-        offset, failures = 0, 0
+        failures = 0
         while True:
             try:
-                location = self._send_from(repo, location, path, offset, size, chunk, what)
-                self.client.finish_upload(repo, location, digest, what)
+                self._send_from(repo, path, size, chunk, what, state, remember)
+                self.client.finish_upload(repo, state["location"], digest, what)
+                self.sessions.clear(target.registry, repo, digest)
                 return
             except TransportError:
                 failures += 1
                 if failures > self.retries:
                     raise
-                status = self.client.upload_status(repo, location)
-                if status is None or status <= 1:
-                    location, _min = self.client.start_upload(repo)
-                    offset = 0
-                else:
-                    offset = min(status, size)
+                reopen()
             except RegistryError as exc:
                 if exc.status != 413 or chunk:
                     raise
                 chunk = FALLBACK_CHUNK
                 location, _min = self.client.start_upload(repo)
-                offset = 0
+                remember(location, 0)
 
-    def _send_from(self, repo, location, path, offset, size, chunk, what):
-        if size == 0:
-            return location
-        if not chunk:
-            body = BlobBody(path, offset)
+    def _send_from(self, repo, path, size, chunk, what, state, remember):
+        """PATCH from state["offset"] to the end: in one request, or chunk by chunk."""
+        while state["offset"] < size:
+            body = BlobBody(path, state["offset"], chunk)
             try:
-                location, _status = self.client.upload_chunk(repo, location, body, offset, what)
+                location, _status = self.client.upload_chunk(repo, state["location"], body, state["offset"], what)
             finally:
                 body.close()
-            return location
-        while offset < size:
-            body = BlobBody(path, offset, chunk)
-            try:
-                location, _status = self.client.upload_chunk(repo, location, body, offset, what)
-            finally:
-                body.close()
-            offset += len(body)
-        return location
+            remember(location, state["offset"] + len(body))
 
     def _map(self, fn, items):
         items = list(items)

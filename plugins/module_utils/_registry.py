@@ -348,13 +348,19 @@ class RegistryClient:
                 int(min_chunk) if min_chunk and min_chunk.isdigit() else None)
 
     def upload_status(self, repository, location):
-        """Bytes the registry holds for an upload session, or None when the session is gone."""
+        """(bytes the registry holds, Location to continue at) for an upload session; None when gone.
+
+        The registry answers with a fresh Location: Distribution signs the offset into it, so
+        the next PATCH must use that one, not the one we asked with.
+        """
         scopes = [push_scope(repository)]
-        response = self._send("GET", location, scopes)
+        response = self._send("GET", self._same_host_url(location, "upload status"), scopes)
         response.close()
         if response.status_code == 204:
             end = _range_end(response.headers.get("Range"))
-            return (end + 1) if end is not None else 0
+            next_location = response.headers.get("Location")
+            return ((end + 1) if end is not None else 0,
+                    self._same_host_url(next_location, "upload status") if next_location else location)
         return None
 
     def upload_chunk(self, repository, location, body, start, what):

@@ -71,6 +71,32 @@ def make_collections_dir(dest, src=REPO_ROOT) -> Path:
     return dest
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (breadth first), read from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    found, queue = [], [pid]
+    while queue:
+        for child in children.get(queue.pop(0), []):
+            found.append(child)
+            queue.append(child)
+    return found
+
+
+def _running(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 @dataclass
 class PlaybookRun:
     rc: int
@@ -164,11 +190,24 @@ class PlaybookProcess:
         return self.proc.pid
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
-        """Signal the whole process group (ansible-playbook, its forks, the module)."""
-        try:
-            os.killpg(self.proc.pid, sig)
-        except ProcessLookupError:
-            pass
+        """Signal ansible-playbook AND every process under it, the module included.
+
+        Signalling the process group is not enough: ansible-core 2.19's WorkerProcess calls
+        os.setsid() (executor/process/worker.py, _detach), so the worker and the module it
+        runs live in another session and would keep going. The tree is collected first
+        (children are reparented once their parent dies), then each pid is signalled,
+        deepest first, and we wait until none is left running.
+        """
+        pids = [self.proc.pid] + descendants(self.proc.pid)
+        for pid in reversed(pids):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        if sig == signal.SIGKILL:
+            deadline = time.monotonic() + 10
+            while any(_running(pid) for pid in pids) and time.monotonic() < deadline:
+                time.sleep(0.02)
 
     def results(self) -> list[dict]:
         """Task records written so far (readable while the run goes on)."""

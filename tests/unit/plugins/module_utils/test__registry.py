@@ -431,14 +431,24 @@ def test_start_upload_returns_the_location_and_minimum_chunk(transport):
 
 
 @pytest.mark.parametrize("reply, expected", [
-    (Reply(204, b"", {"Range": "0-1023"}), 1024),
-    (Reply(204), 0),
+    # The registry's fresh Location (its signed offset) is the one to continue at.
+    (Reply(204, b"", {"Range": "0-1023", "Location": "/v2/team/app/blobs/uploads/u-1?_state=new"}),
+     (1024, "/v2/team/app/blobs/uploads/u-1?_state=new")),
+    (Reply(204, b"", {"Range": "0-1023"}), (1024, "/v2/team/app/blobs/uploads/u-1")),
+    (Reply(204), (0, "/v2/team/app/blobs/uploads/u-1")),
     (Reply(404), None),
 ])
 def test_upload_status(transport, reply, expected):
     with FakeServer(scripted(reply)) as server:
         client = client_for(server, transport)
-        assert client.upload_status(REPO, server.url + "/v2/team/app/blobs/uploads/u-1") == expected
+        status = client.upload_status(REPO, server.url + "/v2/team/app/blobs/uploads/u-1")
+    assert status == (None if expected is None else (expected[0], server.url + expected[1]))
+
+
+def test_upload_status_refuses_a_session_on_another_host(transport):
+    with FakeServer(scripted(Reply(204))) as server:
+        with pytest.raises(RegistryError, match="another host or scheme"):
+            client_for(server, transport).upload_status(REPO, "https://evil.example/v2/team/app/blobs/uploads/u-1")
 
 
 # -- tag list pagination -------------------------------------------------------------
