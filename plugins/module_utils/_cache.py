@@ -276,8 +276,9 @@ class Cache:
                 return ("resumed" if resumed else "downloaded"), transferred
             chunks, start, close = opener(offset)
             try:
-                if start != offset:  # the server ignored our Range: start over
+                if start != offset:  # the server ignored our Range: start over (not a resume, then)
                     offset = 0
+                    resumed = False
                 mode = "r+b" if os.path.exists(partial) else "wb"
                 try:
                     handle = open(partial, mode)

@@ -31,12 +31,19 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._transport im
 
 
 def normalize_platforms(platforms):
-    """Sorted unique platform strings, or None for 'all'."""
+    """Sorted unique canonical platform strings ('linux/arm64/v8'), or None for 'all'.
+
+    Canonical, so that 'linux/arm64', 'linux/aarch64' and 'Linux/ARM64/8' name one thing in the cache.
+    """
     if not platforms:
         return None
+    canonical = set()
     for text in platforms:
-        _manifest.parse_platform(text)  # raises a clear error for a malformed one
-    return sorted(set(platforms))
+        platform = _manifest.parse_platform(text)  # raises a clear error for a malformed one
+        if platform["architecture"] == "arm64" and not platform.get("variant"):
+            platform["variant"] = "v8"  # arm64 without a variant is v8 (as in the OCI image index spec)
+        canonical.add("/".join(platform[k] for k in ("os", "architecture", "variant") if platform.get(k)))
+    return sorted(canonical)
 
 
 def cache_name(reference, wanted):
@@ -116,14 +123,11 @@ class Puller:
         tree = _tree.walk(top, lambda d: self._load_manifest(reference, d.digest, d))
         blob_plan = _plan.plan_pull(tree, self.cache)
         manifest_plan = _plan.plan_manifests(tree, self.cache)
-        if not check_mode:
-            self.cache.ensure()
+        config_raw = None
         if not tree.top.is_index:
-            # The platform check needs the (small) config before the layers; a real run stores it
-            # through the normal verified ingest so it is fetched once, check mode reads it in memory.
-            if not check_mode and tree.top.config is not None:
-                self._download(reference, [p for p in blob_plan if p["digest"] == tree.top.config.digest])
-            self._set_image_platform(reference, tree)
+            # The platform check needs the (small) config before anything is written: it is read
+            # into memory, verified, and stored below (a real run) so it is fetched only once.
+            config_raw = self._set_image_platform(reference, tree)
             if wanted and not _platform_wanted(tree.platforms, wanted):
                 raise PlatformNotFoundError("image %s is a single-platform image for %s, not %s"
                                             % (reference, ", ".join(tree.platforms) or "an unknown platform",
@@ -132,13 +136,22 @@ class Puller:
             changed = previous != tree.digest or any(p["action"] != _plan.CACHED for p in blob_plan + manifest_plan)
             return self._result(reference, name, tree, source_digest, blob_plan, manifest_plan, changed, previous)
 
+        self.cache.ensure()
+        if config_raw is not None:
+            for item in blob_plan:
+                if item["digest"] == tree.top.config.digest and not self.cache.has_blob(item["digest"], item["size"]):
+                    written = self.cache.write_blob_bytes(item["digest"], config_raw)
+                    item.update(done=True, action=_plan.DOWNLOADED if written else _plan.CACHED,
+                                bytes=len(config_raw) if written else 0)
         annotations = {cache_mod.SOURCE_DIGEST: source_digest}
         if wanted:
             annotations[cache_mod.PLATFORMS] = ",".join(wanted)
         for attempt in (0, 1):
             self._download(reference, blob_plan)
-            for manifest in tree.manifests:
-                self.cache.write_blob_bytes(manifest.digest, manifest.raw)
+            for manifest, item in zip(tree.manifests, manifest_plan):
+                # Report what this run wrote: a concurrent run may have stored it first.
+                item["action"] = _plan.DOWNLOADED if self.cache.write_blob_bytes(manifest.digest, manifest.raw) \
+                    else _plan.CACHED
             try:
                 ref_changed = self.cache.set_ref(
                     name, {"mediaType": tree.media_type, "digest": tree.digest, "size": len(tree.top.raw)},
@@ -179,17 +192,21 @@ class Puller:
         return manifest
 
     def _set_image_platform(self, reference, tree):
-        """Fill tree.platforms of a single-platform image from its (small) config blob."""
+        """Fill tree.platforms of a single-platform image from its (small) config blob.
+
+        Returns the config bytes when they came from the registry (for the caller to store), else None.
+        """
         config = tree.top.config
         if tree.top.is_index or config is None or config.size > _tree.CONFIG_LIMIT:
-            return
+            return None
+        fetched = None
         if self.cache.has_blob(config.digest, config.size):
             raw = self.cache.read_small_blob(config.digest, _tree.CONFIG_LIMIT)
         else:
-            # Needed before anything is written (check mode too): read it into memory, verified.
-            raw = self.client.get_small_blob(reference.repository, config.digest, _tree.CONFIG_LIMIT)
+            raw = fetched = self.client.get_small_blob(reference.repository, config.digest, _tree.CONFIG_LIMIT)
         platform = _tree.config_platform(raw)
         tree.platforms = [platform] if platform else []
+        return fetched
 
     def _download(self, reference, blob_plan):
         todo = [p for p in blob_plan if p["action"] != _plan.CACHED and not p.get("done")]
