@@ -15,6 +15,21 @@ options:
     description:
       - User name for the registry.
       - Falls back to the environment variable E(IMAGEPUSHER_USERNAME).
+      - Credentials are looked up in this order, and the first that has some for the registry wins.
+        (1) O(username) and O(password) (both must be set);
+        (2) the auth file O(auth_file);
+        (3) the auth file named by E(REGISTRY_AUTH_FILE);
+        (4) C($XDG_RUNTIME_DIR/containers/auth.json) (written by C(podman login), C(skopeo login));
+        (5) C($DOCKER_CONFIG/config.json);
+        (6) C(~/.docker/config.json) (written by C(docker login)).
+        Files that do not exist are skipped, except O(auth_file).
+      - In an auth file, a C(credHelpers) entry for the registry is used first (the program
+        C(docker-credential-<name>) is run with C(get)), then an C(auths) entry (C(auth), that is base64 of
+        C(user:password), or C(username) and C(password), or an C(identitytoken)), then the C(credsStore) helper.
+        An C(auths) key may be written C(host), C(host:port) or C(https://host/v1/); the Docker Hub names
+        C(docker.io), C(index.docker.io), C(registry-1.docker.io) and C(https://index.docker.io/v1/) are the same
+        entry. A key with a path and no scheme (C(quay.io/team)) applies to repositories under that path and wins
+        over the host's entry.
       - Without credentials, the modules use anonymous access (an anonymous Bearer token where the registry offers one).
     type: str
   password:
@@ -23,6 +38,13 @@ options:
       - Falls back to the environment variable E(IMAGEPUSHER_PASSWORD).
       - Never returned, logged or shown in error messages.
     type: str
+  auth_file:
+    description:
+      - Path of an auth file in the format of C(~/.docker/config.json) or C(containers-auth.json) to take
+        credentials from, before the default locations (see O(username) for the whole lookup order).
+      - It must exist. Credentials in it, and those a credential helper returns, never appear in results or
+        messages.
+    type: path
   validate_certs:
     description:
       - Verify the registry's TLS certificate.
@@ -32,7 +54,20 @@ options:
     aliases: [tls_verify]
   ca_path:
     description:
-      - PEM file or directory of CA certificates that signed the registry's certificate.
+      - PEM file, or directory of PEM files, of CA certificates that signed the registry's certificate.
+      - A directory does not need to be prepared with C(c_rehash) or C(openssl rehash); every certificate in
+        every file directly in it is read.
+      - These certificates are trusted in addition to the default CA bundle (E(REQUESTS_CA_BUNDLE) when set),
+        so a registry that redirects blob downloads to public object storage keeps working.
+    type: path
+  client_cert:
+    description:
+      - PEM file with the client certificate to present to a registry that requires mutual TLS.
+      - It may also hold the private key; otherwise set O(client_key).
+    type: path
+  client_key:
+    description:
+      - PEM file with the unencrypted private key of O(client_cert).
     type: path
   plain_http:
     description:
@@ -56,4 +91,8 @@ options:
       - A download that drops part way resumes from the bytes already received, up to O(retries) times per blob.
     type: int
     default: 5
+notes:
+  - Proxies are taken from the environment (E(HTTPS_PROXY), E(HTTP_PROXY), E(NO_PROXY)); ~/.netrc is not read.
+  - When the registry redirects a download to another host (object storage), the registry's
+    C(Authorization) header is not sent there.
 """

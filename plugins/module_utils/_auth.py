@@ -61,12 +61,17 @@ def parse_challenge(header):
 
 
 class Credentials:
-    """Username and password (or identity token) for one registry; repr hides the secret."""
+    """Username and password (or identity token) for one registry; repr hides the secret.
 
-    def __init__(self, username=None, password=None, identity_token=None):
+    `source` says where they were found ("auth file /root/.docker/config.json", ...) for
+    messages; it never holds a secret.
+    """
+
+    def __init__(self, username=None, password=None, identity_token=None, source=None):
         self.username = username or None
         self.password = password or None
         self.identity_token = identity_token or None
+        self.source = source or None
 
     @property
     def has_password(self):
@@ -77,6 +82,13 @@ class Credentials:
     def present(self):
         return bool(self.username and self.password) or bool(self.identity_token)
 
+    @property
+    def who(self):
+        """The name used in messages: the user, or what kind of anonymous/token access it is."""
+        if self.username:
+            return self.username
+        return "the identity token" if self.identity_token else "anonymous"
+
     def basic_header(self):
         raw = ("%s:%s" % (self.username, self.password)).encode("utf-8")
         return "Basic " + base64.b64encode(raw).decode("ascii")
@@ -86,7 +98,15 @@ class Credentials:
 
 
 class Authenticator:
-    """Answers a registry's challenges and holds the resulting tokens for one run."""
+    """Answers a registry's challenges and holds the resulting tokens for one run.
+
+    Bearer tokens are cached per scope set (one Authenticator serves one registry) until
+    `expires_in` says they expire.  Once the registry has told us it wants Bearer, a
+    token for a new scope set is fetched before the request, not after a 401.  A 401 to a
+    request that carried a token (it expired early, or was revoked) drops that token and
+    fetches a new one; the caller retries once.  Threads that hit the same expired token
+    at once share one new token.
+    """
 
     def __init__(self, transport, registry, credentials=None):
         self.transport = transport
@@ -95,21 +115,43 @@ class Authenticator:
         self._lock = threading.Lock()
         self._challenge = None  # (scheme, params) learned from the last 401
         self._tokens = {}  # frozenset(scopes) -> (token, expires_at)
+        self._fetch_locks = {}  # frozenset(scopes) -> Lock: one token fetch per scope set at a time
+
+    def _valid_token(self, key):
+        cached = self._tokens.get(key)
+        if cached and cached[1] > time.time():
+            return cached[0]
+        return None
+
+    def _fetch_lock(self, key):
+        with self._lock:
+            return self._fetch_locks.setdefault(key, threading.Lock())
+
+    def cached_token(self, scopes):
+        """The cached, unexpired Bearer token for exactly these scopes, or None (no network)."""
+        with self._lock:
+            return self._valid_token(frozenset(scopes))
 
     def header_for(self, scopes):
         """Authorization header value to send for a request needing `scopes`, or None."""
+        key = frozenset(scopes)
         with self._lock:
             challenge = self._challenge
             if challenge is None:
                 return None
-            scheme = challenge[0]
+            scheme, params = challenge
             if scheme == "basic":
                 return self.credentials.basic_header() if self.credentials.has_password else None
-            if scheme == "bearer":
-                cached = self._tokens.get(frozenset(scopes))
-                if cached and cached[1] > time.time():
-                    return "Bearer " + cached[0]
-        return None
+            if scheme != "bearer":
+                return None
+            token = self._valid_token(key)
+        if token is None and params.get("realm"):
+            # The registry speaks Bearer: get the token for these scopes now rather than
+            # spend a request on a 401 first.  Only realm and service carry over; the scope of
+            # an earlier challenge belonged to another request.
+            token = self._refresh(key, dict((k, v) for k, v in params.items() if k in ("realm", "service")),
+                                  merge_scopes(key), None)
+        return "Bearer " + token if token else None
 
     def answer(self, response, scopes):
         """Handle a 401: learn the challenge, fetch what it asks for. False when retrying is pointless."""
@@ -119,24 +161,38 @@ class Authenticator:
         scheme, params = challenge
         with self._lock:
             self._challenge = challenge
-            # A 401 with a token we already sent means it expired or was revoked: forget it.
-            self._tokens.pop(frozenset(scopes), None)
         if scheme == "basic":
             if not self.credentials.has_password:
                 raise AuthenticationError(
-                    "registry %s requires authentication: set username and password" % self.registry,
+                    "registry %s requires authentication: set username and password, or log in so that an "
+                    "auth file holds credentials for it" % self.registry,
                     status=401, registry=self.registry)
             return True
         if scheme == "bearer":
-            wanted = set(scopes)
-            if params.get("scope"):
-                wanted.update(params["scope"].split(" "))
-            token, lifetime = self._fetch_token(params, sorted(wanted))
-            with self._lock:
-                self._tokens[frozenset(scopes)] = (token, time.time() + max(lifetime - EXPIRY_MARGIN, 1))
+            key = frozenset(scopes)
+            wanted = list(scopes) + (params.get("scope") or "").split(" ")
+            self._refresh(key, params, merge_scopes(wanted), _sent_token(response))
             return True
         raise AuthenticationError("registry %s asks for unsupported authentication scheme %r"
                                   % (self.registry, scheme), status=401, registry=self.registry)
+
+    def _refresh(self, key, params, scopes, rejected):
+        """A valid token for `key`: one another thread just got, else a new one from the token service.
+
+        `rejected` is the token the registry refused (None when none was sent, UNKNOWN when
+        we cannot tell): a cached token equal to it (or any, when UNKNOWN) is dropped, a
+        different valid one, which another thread fetched meanwhile, is used as it is.
+        """
+        with self._fetch_lock(key):
+            with self._lock:
+                token = self._valid_token(key)
+                if token is not None and rejected is not UNKNOWN and token != rejected:
+                    return token
+                self._tokens.pop(key, None)
+            token, lifetime = self._fetch_token(params, scopes)
+            with self._lock:
+                self._tokens[key] = (token, time.time() + max(lifetime - EXPIRY_MARGIN, 1))
+            return token
 
     def _fetch_token(self, params, scopes):
         realm = params.get("realm")
@@ -161,11 +217,13 @@ class Authenticator:
             response = self.transport.request("GET", _with_query(realm, query), self.registry, headers=headers,
                                               stream=True)
         try:
-            if response.status_code in (401, 403):
-                who = self.credentials.username or "anonymous"
+            # OAuth2 token endpoints answer a refused refresh token with 400 (invalid_grant)
+            refused = (401, 403, 400) if self.credentials.identity_token else (401, 403)
+            if response.status_code in refused:
                 raise AuthenticationError(
-                    "authentication failed for %s: the token service refused the credentials of %s"
-                    % (self.registry, who), status=response.status_code, registry=self.registry)
+                    "authentication failed for %s: the token service refused the credentials of %s%s"
+                    % (self.registry, self.credentials.who, self._from()),
+                    status=response.status_code, registry=self.registry)
             if response.status_code != 200:
                 raise RegistryError("token service of %s answered HTTP %d" % (self.registry, response.status_code),
                                     status=response.status_code, registry=self.registry)
@@ -182,18 +240,70 @@ class Authenticator:
             lifetime = DEFAULT_TOKEN_LIFETIME
         return token, lifetime
 
-    def denied(self, scopes, status):
-        """The error for a request refused although we answered the challenge."""
-        who = self.credentials.username or "anonymous"
-        if status == 403 or (status == 401 and self._challenge and self._challenge[0] == "bearer"
-                             and self._is_insufficient_scope()):
+    def _from(self):
+        return " (from %s)" % self.credentials.source if self.credentials.source else ""
+
+    def denied(self, scopes, status, challenge_header=None):
+        """The error for a request refused although we answered the challenge.
+
+        `challenge_header` is the WWW-Authenticate of that final refusal: whether it says
+        insufficient_scope decides between "may not" and "authentication failed".
+        """
+        who = self.credentials.who
+        challenge = parse_challenge(challenge_header) if challenge_header else None
+        with self._lock:
+            challenge = challenge or self._challenge
+        insufficient = bool(challenge and challenge[0] == "bearer" and challenge[1].get("error") == "insufficient_scope")
+        if status == 403 or (status == 401 and insufficient):
             return AuthorizationError("%s may not %s" % (who, describe_scopes(scopes)),
                                       status=status, registry=self.registry)
-        return AuthenticationError("authentication failed for %s (user %s)" % (self.registry, who),
+        return AuthenticationError("authentication failed for %s (user %s%s)"
+                                   % (self.registry, who, ", credentials from %s" % self.credentials.source
+                                      if self.credentials.source else ""),
                                    status=status, registry=self.registry)
 
-    def _is_insufficient_scope(self):
-        return bool(self._challenge and self._challenge[1].get("error") == "insufficient_scope")
+
+UNKNOWN = object()
+
+
+def _sent_token(response):
+    """The Bearer token the refused request carried (requests keeps the prepared request).
+
+    None when it carried none; UNKNOWN when the response does not tell.
+    """
+    request = getattr(response, "request", None)
+    headers = getattr(request, "headers", None)
+    if headers is None:
+        return UNKNOWN
+    value = headers.get("Authorization")
+    if value and value[:7].lower() == "bearer ":
+        return value[7:]
+    return None
+
+
+def merge_scopes(scopes):
+    """Scopes for a token request: one per resource, its actions united; sorted, empty ones dropped.
+
+    'repository:a:pull' and 'repository:a:pull,push' (the challenge's and ours) ask for
+    'repository:a:pull,push' once.
+    """
+    merged = {}
+    for scope in scopes:
+        if not scope:
+            continue
+        resource, sep, actions = scope.rpartition(":")
+        if not sep or ":" not in resource:
+            merged.setdefault(scope, [])
+            continue
+        known = merged.setdefault(resource, [])
+        for action in actions.split(","):
+            if action and action not in known:
+                known.append(action)
+    result = []
+    for resource in sorted(merged):
+        actions = merged[resource]
+        result.append("%s:%s" % (resource, ",".join(sorted(actions))) if actions else resource)
+    return result
 
 
 def describe_scopes(scopes):

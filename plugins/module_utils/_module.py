@@ -14,9 +14,9 @@ __metaclass__ = type
 from ansible.module_utils.basic import env_fallback, missing_required_lib
 
 from ansible_collections.imagepusher.registry.plugins.module_utils import _cache
+from ansible_collections.imagepusher.registry.plugins.module_utils import _credentials
 from ansible_collections.imagepusher.registry.plugins.module_utils import _manifest
 from ansible_collections.imagepusher.registry.plugins.module_utils import _transport
-from ansible_collections.imagepusher.registry.plugins.module_utils._auth import Credentials
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import ImagePusherError
 from ansible_collections.imagepusher.registry.plugins.module_utils._reference import ImageReference
 from ansible_collections.imagepusher.registry.plugins.module_utils._registry import RegistryClient
@@ -29,8 +29,11 @@ def registry_argument_spec():
     return dict(
         username=dict(type="str", fallback=(env_fallback, ["IMAGEPUSHER_USERNAME"])),
         password=dict(type="str", no_log=True, fallback=(env_fallback, ["IMAGEPUSHER_PASSWORD"])),
+        auth_file=dict(type="path"),
         validate_certs=dict(type="bool", default=True, aliases=["tls_verify"]),
         ca_path=dict(type="path"),
+        client_cert=dict(type="path"),
+        client_key=dict(type="path", no_log=False),
         plain_http=dict(type="bool", default=False),
         timeout=dict(type="int", default=60),
         retries=dict(type="int", default=5),
@@ -63,6 +66,10 @@ def check_ranges(module):
         module.fail_json(msg="concurrency must be between 1 and %d, got %d" % (MAX_CONCURRENCY, params["concurrency"]))
     if params.get("username") and not params.get("password"):
         module.fail_json(msg="username is set but password is not (option password or env IMAGEPUSHER_PASSWORD)")
+    if params.get("password") and not params.get("username"):
+        module.fail_json(msg="password is set but username is not (option username or env IMAGEPUSHER_USERNAME)")
+    if params.get("client_key") and not params.get("client_cert"):
+        module.fail_json(msg="client_key is set but client_cert is not: mutual TLS needs the certificate too")
 
 
 def parse_reference(text, what="name"):
@@ -84,12 +91,15 @@ def make_transport(module):
     params = module.params
     return _transport.Transport(
         timeout=params["timeout"], retries=params["retries"], validate_certs=params["validate_certs"],
-        ca_path=params.get("ca_path"), pool_size=max(8, (params.get("concurrency") or 4) * 2))
+        ca_path=params.get("ca_path"), client_cert=params.get("client_cert"), client_key=params.get("client_key"),
+        pool_size=max(8, (params.get("concurrency") or 4) * 2))
 
 
 def make_client(module, reference, transport):
+    """A RegistryClient for the reference's registry, with credentials found as _credentials.resolve says."""
     params = module.params
-    credentials = Credentials(params.get("username"), params.get("password"))
+    credentials = _credentials.resolve(reference.registry, reference.repository, username=params.get("username"),
+                                       password=params.get("password"), auth_file=params.get("auth_file"))
     return RegistryClient.for_reference(reference, transport, credentials, plain_http=params["plain_http"])
 
 
@@ -102,7 +112,8 @@ def run(module, operation):
     try:
         result = operation()
     except ImagePusherError as exc:
-        details = dict((k, v) for k, v in exc.details.items() if v is not None)
+        # "path" in a result makes Ansible add that file's mode/owner/size: name it for what it is.
+        details = dict(("cache_path" if k == "path" else k, v) for k, v in exc.details.items() if v is not None)
         module.fail_json(msg=exc.message, error=type(exc).__name__, **details)
     if not module._diff:
         result.pop("diff", None)

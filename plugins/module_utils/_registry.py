@@ -151,8 +151,8 @@ class RegistryClient:
             self.transport.request("GET", https + "/v2/", self.registry, retry=False, timeout=10).close()
             return https
         except TLSError as exc:
-            if "certificate verify failed" in exc.message.lower():
-                raise  # a real TLS server with an untrusted certificate: say so, do not downgrade
+            if getattr(exc, "problem", None) != "not_tls":
+                raise  # a real TLS server (untrusted certificate, client certificate wanted...): do not downgrade
             return "http://%s" % self.host
         except TransportError:
             return "http://%s" % self.host
@@ -187,7 +187,7 @@ class RegistryClient:
             response.close()
         suffix = " (%s)" % detail if detail else ""
         if status == 401:
-            error = self.auth.denied(scopes, status)
+            error = self.auth.denied(scopes, status, response.headers.get("WWW-Authenticate"))
             error.message += suffix
             raise error
         if status == 403:

@@ -7,15 +7,28 @@ Retries are decided by a status table, not by catching everything: 408, 429 and 
 and connection-level failures are retried with capped exponential backoff, honouring
 Retry-After; any other 4xx is returned to the caller at once.  The worst-case time
 spent sleeping is bounded by `retries * backoff_max` (documented in the modules).
+
+TLS: `ca_path` (a PEM file, or a directory of PEM files that need not be c_rehash'd) is
+trusted in addition to the default bundle; both go into one temporary bundle file that
+is removed at close() or exit.  `client_cert`/`client_key` do mutual TLS.  Handshake
+failures are told apart (untrusted server certificate, client certificate refused or
+missing, a server that does not speak TLS) so the message says what to change.
+
+Redirects (a blob GET sent to object storage) are followed by requests, which drops
+the Authorization header when the host changes; our session never adds credentials of
+its own (no .netrc), so nothing of the registry's reaches another host.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import atexit
 import email.utils
+import os
 import random
 import re
+import tempfile
 import threading
 import time
 
@@ -88,6 +101,148 @@ def scrub_urls(text):
     return _URL_RE.sub(lambda m: m.group(1) + m.group(2).rsplit("@", 1)[-1], text)
 
 
+# -- TLS ------------------------------------------------------------------------------
+
+_PEM_CERT_RE = re.compile(br"-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+?-----END CERTIFICATE-----")
+# What OpenSSL says when the peer is not a TLS server (a plain-HTTP server answering a ClientHello).
+_NOT_TLS_MARKERS = ("wrong version number", "unknown protocol", "record layer failure", "packet length too long",
+                    "http request")
+# TLS alerts a server sends when it wants a client certificate or does not accept the one sent.
+_CLIENT_CERT_MARKERS = ("alert bad certificate", "alert certificate required", "alert unknown ca",
+                        "alert certificate unknown", "alert access denied",
+                        "certificate_required", "bad_certificate")
+_CLIENT_CERT_LOAD_MARKERS = ("key values mismatch", "pem lib", "no start line", "bad decrypt",
+                             "could not find the tls")
+
+TLS_UNTRUSTED = "untrusted_certificate"
+TLS_CLIENT_CERTIFICATE = "client_certificate"
+TLS_NOT_TLS = "not_tls"
+TLS_HANDSHAKE = "handshake"
+
+
+def default_ca_bundle():
+    """The bundle requests would use: $REQUESTS_CA_BUNDLE or $CURL_CA_BUNDLE (the host's choice), else certifi's."""
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        path = os.environ.get(name)
+        if path and os.path.isfile(path):
+            return path
+    try:
+        return requests.utils.DEFAULT_CA_BUNDLE_PATH
+    except AttributeError:  # pragma: no cover - very old requests
+        return None
+
+
+def read_ca_certificates(ca_path):
+    """PEM certificates (bytes) from a file, or from every file directly in a directory.
+
+    A directory need not be c_rehash'd: its files are read whatever their names.  Only
+    certificate blocks are kept (a private key left in the directory is not copied).
+    """
+    if not os.path.exists(ca_path):
+        raise TLSError("ca_path %s does not exist" % ca_path)
+    if os.path.isdir(ca_path):
+        names = sorted(os.listdir(ca_path))
+        paths = [os.path.join(ca_path, name) for name in names]
+        paths = [p for p in paths if os.path.isfile(p)]
+    else:
+        paths = [ca_path]
+    certificates = []
+    for path in paths:
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read(16 * 1024 * 1024)
+        except (IOError, OSError) as exc:
+            raise TLSError("cannot read CA certificates from %s: %s" % (path, exc.strerror or exc))
+        certificates.extend(m.group(0) for m in _PEM_CERT_RE.finditer(data))
+    if not certificates:
+        raise TLSError("ca_path %s holds no PEM certificate (-----BEGIN CERTIFICATE-----)" % ca_path)
+    return certificates
+
+
+def build_ca_bundle(ca_path, default_bundle=None):
+    """Write ca_path's certificates plus the default bundle to a temporary file; returns its path."""
+    parts = read_ca_certificates(ca_path)
+    if default_bundle and os.path.isfile(default_bundle):
+        try:
+            with open(default_bundle, "rb") as handle:
+                parts.append(handle.read())
+        except (IOError, OSError):
+            pass  # the default bundle is a convenience (redirects to public storage); ca_path is what was asked
+    fd, path = tempfile.mkstemp(prefix="imagepusher-ca-", suffix=".pem")
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(b"\n".join(part.strip() for part in parts) + b"\n")
+    return path
+
+
+def _remove_quietly(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def classify_tls_error(text):
+    """What a TLS failure means, from the OpenSSL text: one of the TLS_* constants."""
+    lowered = text.lower()
+    if "certificate verify failed" in lowered or "hostname mismatch" in lowered:
+        return TLS_UNTRUSTED
+    if any(marker in lowered for marker in _CLIENT_CERT_LOAD_MARKERS + _CLIENT_CERT_MARKERS):
+        return TLS_CLIENT_CERTIFICATE
+    if any(marker in lowered for marker in _NOT_TLS_MARKERS):
+        return TLS_NOT_TLS
+    return TLS_HANDSHAKE
+
+
+def tls_error(host, exc, client_cert=None):
+    """A TLSError whose message says what to change; `problem` attribute is a TLS_* constant."""
+    reason = describe_connection_error(exc)
+    problem = classify_tls_error(reason)
+    lowered = reason.lower()
+    if problem == TLS_UNTRUSTED:
+        message = ("TLS verification failed for registry %s: %s. If it uses a private CA, set ca_path to that CA's "
+                   "PEM file (or directory); validate_certs: false disables the check." % (host, reason))
+    elif problem == TLS_CLIENT_CERTIFICATE and any(m in lowered for m in _CLIENT_CERT_LOAD_MARKERS):
+        message = ("the client certificate for registry %s cannot be used (%s): client_cert must be a PEM "
+                   "certificate and client_key its unencrypted private key" % (host, reason))
+    elif problem == TLS_CLIENT_CERTIFICATE and not client_cert:
+        message = ("registry %s requires a client certificate (mutual TLS): set client_cert and client_key (%s)"
+                   % (host, reason))
+    elif problem == TLS_CLIENT_CERTIFICATE:
+        message = ("registry %s refused the client certificate (%s): check that client_cert is signed by a CA the "
+                   "registry trusts and has not expired" % (host, reason))
+    elif problem == TLS_NOT_TLS:
+        message = ("registry %s does not speak TLS on this port (%s): set plain_http: true if it serves plain "
+                   "HTTP" % (host, reason))
+    elif "eof occurred" in lowered or "unexpected eof" in lowered:
+        message = ("TLS handshake with registry %s failed: the registry closed the connection (%s); %s"
+                   % (host, reason, "it may have refused the client certificate" if client_cert else
+                      "if it requires a client certificate (mutual TLS), set client_cert and client_key"))
+    else:
+        message = "TLS handshake with registry %s failed: %s" % (host, reason)
+    error = TLSError(message, registry=host)
+    error.problem = problem
+    return error
+
+
+class _Session(requests.Session if HAS_REQUESTS else object):
+    """A Session that never adds credentials of its own.
+
+    requests fills in .netrc credentials for any host (trust_env), also after a redirect
+    to object storage; registry credentials come from our Authenticator only.  The
+    Authorization header we set is dropped by requests when a redirect changes host.
+    """
+
+    def rebuild_auth(self, prepared_request, response):
+        headers = prepared_request.headers
+        if "Authorization" in headers and self.should_strip_auth(response.request.url, prepared_request.url):
+            del headers["Authorization"]
+
+
+def _no_netrc(request):
+    """Session-level auth that does nothing: it stops requests from looking in ~/.netrc."""
+    return request
+
+
 class Transport:
     """Sends HTTP requests with retries; knows nothing of registries or auth."""
 
@@ -101,14 +256,30 @@ class Transport:
         self._sleep = sleep
         self._lock = threading.Lock()
         self.retry_count = 0
-        self.session = requests.Session()
-        self.session.headers["User-Agent"] = USER_AGENT
+        self._bundle = None
+        self._cert = None
+        self.client_cert = client_cert
+        if client_key and not client_cert:
+            raise TLSError("client_key is set but client_cert is not: mutual TLS needs the certificate too")
+        for name, path in (("client_cert", client_cert), ("client_key", client_key)):
+            if path and not os.path.isfile(path):
+                raise TLSError("%s %s does not exist or is not a file" % (name, path))
+        if client_cert:
+            self._cert = (client_cert, client_key) if client_key else client_cert
         # Proxies from the environment still apply (trust_env). TLS settings are passed on
         # every request: with trust_env, REQUESTS_CA_BUNDLE would silently override
         # session.verify. Without ca_path, that variable (the host's CA choice) is honoured.
-        self._verify = False if not validate_certs else (ca_path or None)
-        if client_cert:
-            self.session.cert = (client_cert, client_key) if client_key else client_cert
+        if not validate_certs:
+            self._verify = False
+        elif ca_path:
+            self._bundle = build_ca_bundle(ca_path, default_ca_bundle())
+            atexit.register(_remove_quietly, self._bundle)
+            self._verify = self._bundle
+        else:
+            self._verify = None
+        self.session = _Session()
+        self.session.headers["User-Agent"] = USER_AGENT
+        self.session.auth = _no_netrc
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
@@ -139,12 +310,10 @@ class Transport:
             try:
                 response = self.session.request(
                     method, url, headers=headers, data=data, stream=stream,
-                    allow_redirects=allow_redirects, timeout=timeout or self.timeout, verify=self._verify)
+                    allow_redirects=allow_redirects, timeout=timeout or self.timeout, verify=self._verify,
+                    cert=self._cert)
             except requests.exceptions.SSLError as exc:
-                raise TLSError(
-                    "TLS verification failed for registry %s: %s. If it uses a private CA, set ca_path to "
-                    "that CA's PEM file (or directory); validate_certs: false disables the check."
-                    % (host, describe_connection_error(exc)), registry=host)
+                raise tls_error(host, exc, self.client_cert)
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
                     requests.exceptions.ChunkedEncodingError) as exc:
                 last_exc = exc
@@ -156,6 +325,7 @@ class Transport:
             except requests.exceptions.RequestException as exc:
                 raise TransportError("request to registry %s failed: %s" % (host, describe_connection_error(exc)),
                                      registry=host)
+
             if should_retry_status(response.status_code) and attempt + 1 < attempts:
                 delay = backoff_delay(attempt, self.backoff_base, self.backoff_max,
                                       parse_retry_after(response.headers.get("Retry-After")))
@@ -170,6 +340,8 @@ class Transport:
 
     def close(self):
         self.session.close()
+        if self._bundle:
+            _remove_quietly(self._bundle)
 
 
 def iter_body(response, host, chunk_size=CHUNK_SIZE):

@@ -3,6 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 import base64
+import threading
 
 import pytest
 from requests.structures import CaseInsensitiveDict
@@ -103,6 +104,19 @@ def test_describe_scopes(scopes, expected):
     assert describe_scopes(scopes) == expected
 
 
+@pytest.mark.parametrize("scopes, expected", [
+    ([PULL, PUSH], [PUSH]),
+    ([PUSH, PULL, ""], [PUSH]),
+    (["repository:b:pull", "repository:a:push"], ["repository:a:push", "repository:b:pull"]),
+    (["repository:a:push,pull", "repository:a:delete"], ["repository:a:delete,pull,push"]),
+    (["registry:catalog:*", "repository:x:pull"], ["registry:catalog:*", "repository:x:pull"]),
+    (["oddscope"], ["oddscope"]),
+    ([], []),
+])
+def test_merge_scopes(scopes, expected):
+    assert _auth.merge_scopes(scopes) == expected
+
+
 # -- Authenticator against an in-process token server ------------------------
 
 class Challenge:
@@ -148,17 +162,24 @@ def bearer(server, service=REGISTRY, scope=None, path="/token", extra=""):
 
 
 def test_anonymous_token_fetch_sends_exact_query_and_no_authorization(transport, clock):
-    with token_server(json_reply({"token": "tok-anon", "expires_in": 300})) as server:
+    with token_server(json_reply({"token": "tok-anon", "expires_in": 300}),
+                      json_reply({"token": "tok-push", "expires_in": 300})) as server:
         auth = Authenticator(transport, REGISTRY)
         assert auth.header_for([PULL]) is None  # nothing learned yet
         assert auth.answer(bearer(server), [PULL]) is True
-    assert len(server.requests) == 1
-    request = server.requests[0]
-    assert request.method == "GET"
-    assert request.path == "/token?service=reg.example&scope=repository%3Ateam%2Fapp%3Apull"
-    assert request.headers.get("Authorization") is None
-    assert auth.header_for([PULL]) == "Bearer tok-anon"
-    assert auth.header_for([PUSH]) is None  # tokens are per scope set
+        assert len(server.requests) == 1
+        request = server.requests[0]
+        assert request.method == "GET"
+        assert request.path == "/token?service=reg.example&scope=repository%3Ateam%2Fapp%3Apull"
+        assert request.headers.get("Authorization") is None
+        assert auth.header_for([PULL]) == "Bearer tok-anon"
+        assert len(server.requests) == 1  # cached
+        # tokens are per scope set: another set gets its own, fetched before the request (no 401 first)
+        assert auth.header_for([PUSH]) == "Bearer tok-push"
+        assert server.requests[1].query == [("service", REGISTRY), ("scope", PUSH)]
+        assert auth.header_for([PULL]) == "Bearer tok-anon"
+        assert auth.header_for([PUSH]) == "Bearer tok-push"
+    assert len(server.requests) == 2
 
 
 def test_token_fetch_merges_challenge_scope_and_keeps_realm_query(transport, clock):
@@ -167,7 +188,8 @@ def test_token_fetch_merges_challenge_scope_and_keeps_realm_query(transport, clo
         challenge = Challenge('Bearer realm="%s/auth?account=x",service="svc",scope="%s"' % (server.url, PULL))
         assert auth.answer(challenge, [PUSH]) is True
     assert server.requests[0].route == "/auth"
-    assert server.requests[0].query == [("account", "x"), ("service", "svc"), ("scope", PULL), ("scope", PUSH)]
+    # the challenge's pull and our pull,push on the same repository are one scope
+    assert server.requests[0].query == [("account", "x"), ("service", "svc"), ("scope", PUSH)]
     assert auth.header_for([PUSH]) == "Bearer t"
 
 
@@ -231,9 +253,9 @@ def test_expires_in_is_honoured(transport, clock, expires_in, still_valid_at, ex
         auth = Authenticator(transport, REGISTRY)
         auth.answer(bearer(server), [PULL])
     clock.now = start + still_valid_at
-    assert auth.header_for([PULL]) == "Bearer tok"
+    assert auth.cached_token([PULL]) == "tok"
     clock.now = start + expired_at
-    assert auth.header_for([PULL]) is None
+    assert auth.cached_token([PULL]) is None
 
 
 def test_a_second_401_drops_the_cached_token_and_fetches_a_new_one(transport, clock):
@@ -258,7 +280,7 @@ def test_token_service_refusal_is_an_authentication_error_without_the_password(t
     assert info.value.status == status
     assert PASSWORD not in str(info.value) and PASSWORD not in repr(info.value.details)
     assert PASSWORD not in repr(info.value.args)
-    assert auth.header_for([PULL]) is None
+    assert auth.cached_token([PULL]) is None
 
 
 def test_token_service_refusal_for_anonymous(transport, clock):
@@ -283,7 +305,7 @@ def test_bad_token_service_answers(transport, clock, reply, error, message):
         with pytest.raises(error) as info:
             auth.answer(bearer(server), [PULL])
     assert info.value.message == message
-    assert auth.header_for([PULL]) is None
+    assert auth.cached_token([PULL]) is None
 
 
 @pytest.mark.parametrize("header", [
@@ -303,7 +325,8 @@ def test_basic_challenge_without_credentials_asks_for_username_and_password(tran
     auth = Authenticator(transport, REGISTRY)
     with pytest.raises(AuthenticationError) as info:
         auth.answer(Challenge('Basic realm="Registry"'), [PULL])
-    assert info.value.message == "registry reg.example requires authentication: set username and password"
+    assert info.value.message == ("registry reg.example requires authentication: set username and password, or log "
+                                  "in so that an auth file holds credentials for it")
     assert info.value.status == 401
 
 
@@ -359,3 +382,119 @@ def test_denied(transport, monkeypatch, username, challenge, status, error, mess
     assert err.message == message
     assert err.status == status
     assert PASSWORD not in err.message
+
+
+# -- token refresh in the middle of a run ------------------------------------------------
+
+class Sent:
+    """A 401 answer that also tells which Authorization header the refused request carried."""
+
+    status_code = 401
+
+    def __init__(self, header, authorization):
+        self.headers = CaseInsensitiveDict({"WWW-Authenticate": header})
+
+        class Prepared:
+            headers = CaseInsensitiveDict({"Authorization": authorization} if authorization else {})
+        self.request = Prepared()
+
+
+def test_a_known_bearer_registry_gets_tokens_for_new_scope_sets_before_the_request(transport, clock):
+    with token_server(json_reply({"token": "t-pull"}), json_reply({"token": "t-mount"})) as server:
+        auth = Authenticator(transport, REGISTRY)
+        auth.answer(bearer(server, scope=PULL), [PULL])
+        mount = [PUSH, "repository:library/base:pull"]
+        assert auth.header_for(mount) == "Bearer t-mount"
+    # the earlier challenge's scope is not carried over to the new scope set
+    assert server.requests[1].query == [("service", REGISTRY), ("scope", "repository:library/base:pull"),
+                                        ("scope", PUSH)]
+
+
+def test_an_expired_token_is_replaced_before_the_request(transport, clock):
+    with token_server(json_reply({"token": "old", "expires_in": 30}), json_reply({"token": "new"})) as server:
+        auth = Authenticator(transport, REGISTRY)
+        auth.answer(bearer(server), [PULL])
+        assert auth.header_for([PULL]) == "Bearer old"
+        clock.now += 25  # within EXPIRY_MARGIN of expiry
+        assert auth.header_for([PULL]) == "Bearer new"
+    assert len(server.requests) == 2
+
+
+def test_a_401_to_the_cached_token_fetches_a_new_one(transport, clock):
+    with token_server(json_reply({"token": "first", "expires_in": 300}), json_reply({"token": "second"})) as server:
+        auth = Authenticator(transport, REGISTRY)
+        auth.answer(bearer(server), [PULL])
+        # the registry expired "first" earlier than expires_in said
+        assert auth.answer(Sent(bearer(server).headers["WWW-Authenticate"] + ',error="invalid_token"',
+                                "Bearer first"), [PULL]) is True
+        assert auth.header_for([PULL]) == "Bearer second"
+    assert len(server.requests) == 2
+
+
+def test_a_401_to_an_older_token_reuses_the_one_another_thread_fetched(transport, clock):
+    with token_server(json_reply({"token": "first"}), json_reply({"token": "second"})) as server:
+        auth = Authenticator(transport, REGISTRY)
+        auth.answer(bearer(server), [PULL])
+        challenge = bearer(server).headers["WWW-Authenticate"]
+        auth.answer(Sent(challenge, "Bearer first"), [PULL])  # thread A refreshes
+        assert auth.answer(Sent(challenge, "Bearer first"), [PULL]) is True  # thread B, same stale token
+        assert auth.answer(Sent(challenge, None), [PULL]) is True  # thread C had sent nothing yet
+        assert auth.header_for([PULL]) == "Bearer second"
+    assert len(server.requests) == 2
+
+
+def test_threads_hitting_the_same_expired_token_share_one_new_token(transport, clock):
+    def slow(request, handler):
+        threading.Event().wait(0.2)  # (time is the fake clock here)
+        return json_reply({"token": "tok-%d" % len(server.requests)})
+
+    server = FakeServer(slow)
+    with server:
+        auth = Authenticator(transport, REGISTRY)
+        challenge = bearer(server).headers["WWW-Authenticate"]
+        results = []
+        threads = [threading.Thread(target=lambda: results.append(auth.answer(Sent(challenge, None), [PULL])))
+                   for _index in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        assert results == [True] * 6
+        assert auth.header_for([PULL]) == "Bearer tok-1"
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize("first, final, error, message", [
+    # the first 401 (no token) has no error; the final one says the token lacks the scope
+    ('Bearer realm="https://a/t"', 'Bearer realm="https://a/t",error="insufficient_scope"', AuthorizationError,
+     "bob may not push to team/app"),
+    ('Bearer realm="https://a/t",error="insufficient_scope"', 'Bearer realm="https://a/t",error="invalid_token"',
+     AuthenticationError, "authentication failed for reg.example (user bob)"),
+    ('Bearer realm="https://a/t"', None, AuthenticationError, "authentication failed for reg.example (user bob)"),
+])
+def test_denied_reads_the_final_challenge(transport, monkeypatch, first, final, error, message):
+    auth = Authenticator(transport, REGISTRY, Credentials("bob", PASSWORD))
+    monkeypatch.setattr(auth, "_fetch_token", lambda params, scopes: ("t", 60))
+    auth.answer(Challenge(first), [PUSH])
+    err = auth.denied([PUSH], 401, final)
+    assert err.__class__ is error and err.message == message
+
+
+@pytest.mark.parametrize("credentials, message", [
+    (Credentials("alice", PASSWORD, source="auth file /x/auth.json"),
+     "authentication failed for reg.example: the token service refused the credentials of alice (from auth file "
+     "/x/auth.json)"),
+    (Credentials(identity_token=PASSWORD, source="credential helper docker-credential-x (credHelpers of /c)"),
+     "authentication failed for reg.example: the token service refused the credentials of the identity token "
+     "(from credential helper docker-credential-x (credHelpers of /c))"),
+])
+def test_refusals_say_where_the_credentials_came_from(transport, clock, credentials, message):
+    with token_server(Reply(401, b"no")) as server:
+        auth = Authenticator(transport, REGISTRY, credentials)
+        with pytest.raises(AuthenticationError) as info:
+            auth.answer(bearer(server), [PULL])
+    assert info.value.message == message
+    assert PASSWORD not in info.value.message
+    denied = auth.denied([PULL], 401)
+    assert denied.message.startswith("authentication failed for reg.example (user ")
+    assert "credentials from " in denied.message and PASSWORD not in denied.message

@@ -3,7 +3,11 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 import email.utils
+import http.server
+import os
 import socket
+import ssl
+import threading
 
 import pytest
 import requests
@@ -18,6 +22,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._transport im
     parse_retry_after,
     should_retry_status,
 )
+from tests.support.pki import CertificateAuthority
 from tests.unit.plugins.module_utils.fake_http import FakeServer, Reply, closed_port, scripted, write_raw
 
 SECRET = "S3CRET-token-value"
@@ -261,8 +266,9 @@ def test_request_tls_failure_is_not_retried(sleeps):
         with pytest.raises(TLSError) as info:
             transport.request("GET", "https://%s/v2/?token=%s" % (server.host, SECRET), "reg.test")
         transport.close()
-    assert info.value.message.startswith("TLS verification failed for registry reg.test: ")
-    assert "set ca_path" in info.value.message
+    assert info.value.message.startswith("registry reg.test does not speak TLS on this port (")
+    assert info.value.message.endswith("set plain_http: true if it serves plain HTTP")
+    assert info.value.problem == "not_tls"
     assert SECRET not in info.value.message
     assert sleeps == []
 
@@ -319,3 +325,265 @@ def test_iter_body_turns_a_connection_dropped_mid_body_into_transport_error(slee
     assert info.value.message.startswith("connection to registry reg.test dropped mid-transfer: ")
     assert SECRET not in info.value.message
     assert info.value.details == {"registry": "reg.test"}
+
+
+# -- TLS: ca_path (file or plain directory), client certificates, error messages -------------
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pki")
+    ca = CertificateAuthority("unit CA")
+    other = CertificateAuthority("some other CA")
+    return {
+        "root": root,
+        "ca": ca.write(root / "ca" / "ca.pem"),
+        "other_ca": other.write(root / "other" / "other.pem"),
+        "server": ca.issue("127.0.0.1", ips=["127.0.0.1"]).write(root / "server"),
+        "client": ca.issue("alice", client=True).write(root / "client"),
+        "stranger": other.issue("mallory", client=True).write(root / "stranger"),
+    }
+
+
+def tls_server(app, pki, client_ca=None):
+    server = FakeServer(app)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(pki["server"]["cert"]), str(pki["server"]["key"]))
+    if client_ca:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(str(client_ca))
+    server._httpd.socket = context.wrap_socket(server._httpd.socket, server_side=True)
+    return server
+
+
+def get(transport, server):
+    return transport.request("GET", "https://%s/v2/?token=%s" % (server.host, SECRET), "reg.test", retry=False)
+
+
+def test_ca_path_file_is_trusted(sleeps, pki):
+    with tls_server(scripted(Reply(200, b"{}")), pki) as server:
+        transport = make_transport(sleeps, ca_path=str(pki["ca"]))
+        assert get(transport, server).status_code == 200
+        transport.close()
+
+
+def test_ca_path_plain_directory_of_pem_files_is_trusted(sleeps, pki, tmp_path):
+    # Not c_rehash'd: requests/OpenSSL would look for <hash>.0 names and find nothing.
+    directory = tmp_path / "certs"
+    directory.mkdir()
+    (directory / "ca.crt").write_bytes(pki["ca"].read_bytes())
+    (directory / "zz-other.pem").write_bytes(pki["other_ca"].read_bytes())
+    (directory / "README").write_text("not a certificate")
+    (directory / "leaked.key").write_bytes(pki["server"]["key"].read_bytes())
+    (directory / "subdir").mkdir()
+    with tls_server(scripted(Reply(200, b"{}")), pki) as server:
+        transport = make_transport(sleeps, ca_path=str(directory))
+        bundle = transport._bundle
+        assert get(transport, server).status_code == 200
+        content = open(bundle, "rb").read()
+        assert b"PRIVATE KEY" not in content
+        assert content.count(b"-----BEGIN CERTIFICATE-----") >= 3  # ours two + the default bundle
+        transport.close()
+    assert not os.path.exists(bundle)
+
+
+def test_without_ca_path_a_private_ca_fails_with_advice(sleeps, pki):
+    with tls_server(scripted(Reply(200, b"{}")), pki) as server:
+        transport = make_transport(sleeps)
+        with pytest.raises(TLSError) as info:
+            get(transport, server)
+        transport.close()
+    message = info.value.message
+    assert message.startswith("TLS verification failed for registry reg.test: ")
+    assert "certificate verify failed" in message
+    assert "set ca_path" in message and "validate_certs: false" in message
+    assert info.value.problem == "untrusted_certificate"
+    assert SECRET not in message
+
+
+def test_a_ca_path_with_the_wrong_ca_fails_too(sleeps, pki):
+    with tls_server(scripted(Reply(200, b"{}")), pki) as server:
+        transport = make_transport(sleeps, ca_path=str(pki["other_ca"]))
+        with pytest.raises(TLSError, match="TLS verification failed for registry reg.test"):
+            get(transport, server)
+        transport.close()
+
+
+def test_validate_certs_false_skips_verification(sleeps, pki):
+    with tls_server(scripted(Reply(200, b"{}")), pki) as server:
+        transport = make_transport(sleeps, validate_certs=False)
+        assert get(transport, server).status_code == 200
+        transport.close()
+
+
+def test_requests_ca_bundle_cannot_override_ca_path(sleeps, pki, monkeypatch):
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(pki["other_ca"]))
+    with tls_server(scripted(Reply(200, b"{}")), pki) as server:
+        transport = make_transport(sleeps, ca_path=str(pki["ca"]))
+        assert get(transport, server).status_code == 200
+        transport.close()
+
+
+@pytest.mark.parametrize("setup, message", [
+    (lambda d: str(d / "missing.pem"), "ca_path {d}/missing.pem does not exist"),
+    (lambda d: (d / "empty").mkdir() or str(d / "empty"), "ca_path {d}/empty holds no PEM certificate"),
+    (lambda d: (d / "x.pem").write_text("hello") and str(d / "x.pem"), "ca_path {d}/x.pem holds no PEM certificate"),
+])
+def test_unusable_ca_path(tmp_path, setup, message):
+    with pytest.raises(TLSError) as info:
+        Transport(ca_path=setup(tmp_path))
+    assert info.value.message.startswith(message.format(d=tmp_path))
+
+
+def test_mutual_tls_with_client_cert_and_key(sleeps, pki):
+    with tls_server(scripted(Reply(200, b"{}")), pki, client_ca=pki["ca"]) as server:
+        transport = make_transport(sleeps, ca_path=str(pki["ca"]), client_cert=str(pki["client"]["cert"]),
+                                   client_key=str(pki["client"]["key"]))
+        assert get(transport, server).status_code == 200
+        transport.close()
+
+
+def test_mutual_tls_with_cert_and_key_in_one_file(sleeps, pki, tmp_path):
+    combined = tmp_path / "client.pem"
+    combined.write_bytes(pki["client"]["cert"].read_bytes() + pki["client"]["key"].read_bytes())
+    with tls_server(scripted(Reply(200, b"{}")), pki, client_ca=pki["ca"]) as server:
+        transport = make_transport(sleeps, ca_path=str(pki["ca"]), client_cert=str(combined))
+        assert get(transport, server).status_code == 200
+        transport.close()
+
+
+def test_mutual_tls_without_a_client_cert_says_to_set_one(sleeps, pki):
+    with tls_server(scripted(Reply(200, b"{}")), pki, client_ca=pki["ca"]) as server:
+        transport = make_transport(sleeps, ca_path=str(pki["ca"]))
+        with pytest.raises(TLSError) as info:
+            get(transport, server)
+        transport.close()
+    # OpenSSL servers close the connection, Go servers (Distribution) send "bad certificate"; both say what to do
+    message = info.value.message
+    assert message.startswith("registry reg.test requires a client certificate (mutual TLS): set "
+                              "client_cert and client_key (") or (
+        "the registry closed the connection" in message
+        and message.endswith("if it requires a client certificate (mutual TLS), set client_cert and client_key")), message
+
+
+def test_mutual_tls_with_a_certificate_from_another_ca_is_refused(sleeps, pki):
+    with tls_server(scripted(Reply(200, b"{}")), pki, client_ca=pki["ca"]) as server:
+        transport = make_transport(sleeps, ca_path=str(pki["ca"]), client_cert=str(pki["stranger"]["cert"]),
+                                   client_key=str(pki["stranger"]["key"]))
+        with pytest.raises(TLSError) as info:
+            get(transport, server)
+        transport.close()
+    assert "registry reg.test refused the client certificate" in info.value.message \
+        or "it may have refused the client certificate" in info.value.message
+
+
+def test_a_key_that_does_not_match_the_certificate(sleeps, pki):
+    with tls_server(scripted(Reply(200, b"{}")), pki, client_ca=pki["ca"]) as server:
+        transport = make_transport(sleeps, ca_path=str(pki["ca"]), client_cert=str(pki["client"]["cert"]),
+                                   client_key=str(pki["stranger"]["key"]))
+        with pytest.raises(TLSError) as info:
+            get(transport, server)
+        transport.close()
+    assert info.value.message.startswith("the client certificate for registry reg.test cannot be used (")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"client_cert": "/nonexistent/c.pem"}, "client_cert /nonexistent/c.pem does not exist or is not a file"),
+    ({"client_cert": "{cert}", "client_key": "/nonexistent/k.pem"},
+     "client_key /nonexistent/k.pem does not exist or is not a file"),
+    ({"client_key": "{cert}"}, "client_key is set but client_cert is not"),
+])
+def test_unusable_client_certificate_options(pki, kwargs, message):
+    kwargs = dict((k, v.format(cert=pki["client"]["cert"])) for k, v in kwargs.items())
+    with pytest.raises(TLSError) as info:
+        Transport(**kwargs)
+    assert info.value.message.startswith(message)
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: unable to get local issuer certificate", "untrusted_certificate"),
+    ("[SSL: SSLV3_ALERT_BAD_CERTIFICATE] sslv3 alert bad certificate (_ssl.c:2580)", "client_certificate"),
+    ("[SSL: TLSV13_ALERT_CERTIFICATE_REQUIRED] tlsv13 alert certificate required", "client_certificate"),
+    ("[SSL: TLSV1_ALERT_UNKNOWN_CA] tlsv1 alert unknown ca", "client_certificate"),
+    ("[X509: KEY_VALUES_MISMATCH] key values mismatch", "client_certificate"),
+    ("[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)", "not_tls"),
+    ("[SSL: RECORD_LAYER_FAILURE] record layer failure", "not_tls"),
+    ("EOF occurred in violation of protocol (_ssl.c:2427)", "handshake"),
+    ("[SSL: TLSV1_ALERT_PROTOCOL_VERSION] tlsv1 alert protocol version", "handshake"),
+])
+def test_classify_tls_error(text, problem):
+    assert _transport.classify_tls_error(text) == problem
+
+
+# -- redirects: the registry's Authorization never reaches another host --------------------
+
+def test_a_redirect_to_another_host_drops_authorization(sleeps):
+    storage = FakeServer(scripted(Reply(200, b"blob bytes")))
+    # 127.0.0.2 is another loopback address: another host as far as requests is concerned
+    storage._httpd.server_close()
+    storage._httpd = http.server.ThreadingHTTPServer(("127.0.0.2", 0), storage._httpd.RequestHandlerClass)
+    storage._thread = threading.Thread(target=storage._httpd.serve_forever, kwargs={"poll_interval": 0.01},
+                                       daemon=True)
+    with storage:
+        location = "http://127.0.0.2:%d/bucket/blob?X-Amz-Signature=sig" % storage.port
+        with FakeServer(scripted(Reply(307, b"", {"Location": location}))) as registry:
+            transport = make_transport(sleeps)
+            response = transport.request("GET", registry.url + "/v2/a/blobs/sha256:x", "reg.test",
+                                         headers={"Authorization": "Bearer " + SECRET, "Range": "bytes=5-"})
+            assert response.status_code == 200 and response.content == b"blob bytes"
+            transport.close()
+    assert registry.requests[0].headers["Authorization"] == "Bearer " + SECRET
+    sent = storage.requests[0]
+    assert sent.path == "/bucket/blob?X-Amz-Signature=sig"
+    assert "Authorization" not in sent.headers
+    assert sent.headers["Range"] == "bytes=5-"  # other headers (a resumed download's Range) go along
+
+
+def test_a_redirect_to_another_port_drops_authorization(sleeps):
+    with FakeServer(scripted(Reply(200, b"ok"))) as storage:
+        with FakeServer(scripted(Reply(307, b"", {"Location": storage.url + "/b"}))) as registry:
+            transport = make_transport(sleeps)
+            transport.request("GET", registry.url + "/v2/a/blobs/sha256:x", "reg.test",
+                              headers={"Authorization": "Basic " + SECRET})
+            transport.close()
+    assert "Authorization" not in storage.requests[0].headers
+
+
+def test_netrc_credentials_are_never_added(sleeps, tmp_path, monkeypatch):
+    with FakeServer(scripted(Reply(200, b"ok"))) as storage:
+        with FakeServer(scripted(Reply(307, b"", {"Location": storage.url + "/b"}), Reply(200))) as registry:
+            netrc = tmp_path / "netrc"
+            netrc.write_text("machine 127.0.0.1 login netrc-user password %s\n" % SECRET)
+            netrc.chmod(0o600)
+            monkeypatch.setenv("NETRC", str(netrc))
+            transport = make_transport(sleeps)
+            transport.request("GET", registry.url + "/v2/a/blobs/sha256:x", "reg.test")
+            transport.request("GET", registry.url + "/v2/", "reg.test")
+            transport.close()
+    assert all("Authorization" not in r.headers for r in registry.requests + storage.requests)
+
+
+# -- proxies from the environment ------------------------------------------------------------
+
+def test_proxies_from_the_environment_are_used(sleeps, monkeypatch):
+    with FakeServer(scripted(Reply(200, b"via proxy"))) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.setenv("http_proxy", proxy.url)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        transport = make_transport(sleeps)
+        response = transport.request("GET", "http://registry.invalid:5000/v2/", "registry.invalid:5000")
+        assert response.content == b"via proxy"
+        transport.close()
+    # a forward proxy receives the absolute URL
+    assert proxy.requests[0].path == "http://registry.invalid:5000/v2/"
+
+
+def test_no_proxy_bypasses_the_proxy(sleeps, monkeypatch):
+    with FakeServer(scripted(Reply(200, b"direct"))) as registry:
+        monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:%d" % closed_port())
+        monkeypatch.setenv("http_proxy", "http://127.0.0.1:%d" % closed_port())
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+        monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+        transport = make_transport(sleeps)
+        assert transport.request("GET", registry.url + "/v2/", "reg.test").content == b"direct"
+        transport.close()
