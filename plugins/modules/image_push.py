@@ -68,8 +68,11 @@ options:
     elements: str
   chunk_size:
     description:
-      - Upload blobs in chunks of this size instead of one streamed request per blob: a number of bytes, or
+      - Upload blobs in chunks of this size instead of one streamed request per blob. A number of bytes, or
         one with a unit, V(512K), V(16MiB), V(1G) (K, M and G are binary units, with or without C(B) or C(iB)).
+      - Without it, blobs go up in one request each, except that blobs over 64 MiB pushed from the cache go up in
+        64 MiB chunks, so a push killed mid-blob resumes from the last acknowledged chunk where the registry keeps
+        the upload session.
       - Chunks are also used when the registry asks for a minimum chunk size (C(OCI-Chunk-Min-Length)) and,
         with 16 MiB chunks, after it refused a whole blob as too large (HTTP 413).
     type: str
