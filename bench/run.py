@@ -216,8 +216,8 @@ def main():
             warm_blob_bytes = sum(e.size or 0 for e in warm_a + warm_b if "/blobs/" in e.path)
 
             # Memory: the same pull of a 5 MB image.
-            _t, small_rss, _run = timed_playbook(ws, PULL, {"src": "%s/bench/small:v1" % reg_a.host,
-                                                             "cache": str(Path(work) / "small-cache")})
+            small_vars = {"src": "%s/bench/small:v1" % reg_a.host, "cache": str(Path(work) / "small-cache")}
+            _t, small_rss, _run = timed_playbook(ws, PULL, small_vars)
 
             # Scale: N small images through the role, warm (second run).
             for i in range(opts.images):

@@ -58,7 +58,7 @@ def sha256_file(path: Path) -> str:
 
 
 def skopeo(*args: str) -> bytes:
-    proc = subprocess.run(["skopeo", *args], capture_output=True, timeout=120)
+    proc = subprocess.run(["skopeo", *args], capture_output=True, timeout=120, check=False)
     assert proc.returncode == 0, f"skopeo {' '.join(args)} failed:\n{proc.stderr.decode()}"
     return proc.stdout
 

@@ -77,7 +77,7 @@ PUSH_PLAYBOOK = f"""
 
 # -- helpers -----------------------------------------------------------------------------------
 def skopeo(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(["skopeo", *args], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(["skopeo", *args], capture_output=True, text=True, timeout=120, check=False)
     if check:
         assert proc.returncode == 0, f"skopeo {' '.join(args)} failed:\n{proc.stderr}"
     return proc
@@ -86,7 +86,7 @@ def skopeo(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 def raw_manifest(ref: str) -> bytes:
     """The target's manifest bytes as skopeo (not our client) reads them."""
     proc = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{ref}"],
-                          capture_output=True, timeout=60)
+                          capture_output=True, timeout=60, check=False)
     assert proc.returncode == 0, f"skopeo inspect {ref} failed:\n{proc.stderr.decode()}"
     return proc.stdout
 
