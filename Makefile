@@ -3,7 +3,7 @@
 #   make deps         system packages (docker-registry, skopeo) + .venv with tests/requirements.txt
 #   make units        unit tests (no registry, no network)
 #   make integration  tests against a real local registry started by the tests themselves
-#   make test         deps, then every test in one pytest run (what .ci/run calls)
+#   make test         deps, ansible-test sanity, then every test in one pytest run (what .ci/run calls)
 #   make demo         deps, then a local mirror between two loopback registries
 #   make sanity       deps, then `ansible-test sanity` on a copy of the collection (offline-capable;
 #                     see tests/sanity/run.sh; SANITY_ARGS='--test pylint' runs a subset)
@@ -23,7 +23,9 @@ STAMP  := $(VENV)/.requirements.installed
 SYSTEM_PACKAGES := docker-registry skopeo
 PYTEST_ARGS ?=
 SANITY_ARGS ?=
-PYTEST := $(VPY) -m pytest -q -ra $(PYTEST_ARGS)
+# Test files run on both cores: most time is Ansible's CPU-bound controller, not waiting.
+PYTEST_PARALLEL ?= -n 2 --dist loadfile
+PYTEST := $(VPY) -m pytest -q -ra $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 # pytest exits 5 when it collected no test; an empty suite is not a failure here
 # (e.g. tests/unit before anyone has written a unit test).
@@ -71,7 +73,9 @@ integration: deps
 	@$(call run_pytest,tests/integration)
 
 # One pytest run over tests/ so CI sees a single summary line covering everything.
-test: deps
+# Sanity first and pytest last, so the run closes on pytest's summary line.
+test: deps sanity-system-deps
+	tests/sanity/run.sh
 	@$(call run_pytest,tests)
 
 # The README's main command: a local mirror between two loopback registries, end to end.
