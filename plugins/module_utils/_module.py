@@ -95,12 +95,20 @@ def make_transport(module):
         pool_size=max(8, (params.get("concurrency") or 4) * 2))
 
 
-def make_client(module, reference, transport):
-    """A RegistryClient for the reference's registry, with credentials found as _credentials.resolve says."""
+def make_client(module, reference, transport, for_source=False):
+    """A RegistryClient for the reference's registry, with credentials found as _credentials.resolve says.
+
+    for_source: image_push's source registry, with source_username/source_password (plain_http names
+    the target; a loopback source is found either way).
+    """
     params = module.params
-    credentials = _credentials.resolve(reference.registry, reference.repository, username=params.get("username"),
-                                       password=params.get("password"), auth_file=params.get("auth_file"))
-    return RegistryClient.for_reference(reference, transport, credentials, plain_http=params["plain_http"])
+    if for_source:
+        username, password, plain_http = params.get("source_username"), params.get("source_password"), False
+    else:
+        username, password, plain_http = params.get("username"), params.get("password"), params["plain_http"]
+    credentials = _credentials.resolve(reference.registry, reference.repository, username=username,
+                                       password=password, auth_file=params.get("auth_file"))
+    return RegistryClient.for_reference(reference, transport, credentials, plain_http=plain_http)
 
 
 def make_cache(module):

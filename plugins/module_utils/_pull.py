@@ -95,10 +95,18 @@ class Puller:
         self._lock = threading.Lock()
 
     def pull(self, reference, platforms=None, check_mode=False):
-        wanted = normalize_platforms(platforms)
-        name = cache_name(reference, wanted)
-        entry = self.cache.get_ref(name) if self.cache.exists() else None
-        previous = entry.get("digest") if entry else None
+        job = self.prepare(reference, platforms, check_mode)
+        if job.done or check_mode:
+            return self.result(job)
+        self.begin(job)
+        return self.finish(job)
+
+    def prepare(self, reference, platforms=None, check_mode=False):
+        """Resolve the image and plan its blobs; read-only (check mode stops here). A PullJob."""
+        job = PullJob(reference, normalize_platforms(platforms))
+        job.name = cache_name(reference, job.wanted)
+        entry = self.cache.get_ref(job.name) if self.cache.exists() else None
+        job.previous = entry.get("digest") if entry else None
 
         source_digest = reference.digest
         if not source_digest:
@@ -109,52 +117,74 @@ class Puller:
                                     status=404)
             source_digest = head["digest"]
 
-        if source_digest and entry and self._entry_matches(entry, source_digest, wanted):
+        if source_digest and entry and self._entry_matches(entry, source_digest, job.wanted):
             tree = cached_tree(self.cache, entry["digest"], entry.get("mediaType"))
             if tree is not None:
-                return self._result(reference, name, tree, source_digest, _plan.plan_pull(tree, self.cache),
-                                    _plan.plan_manifests(tree, self.cache), False, previous)
+                job.source_digest, job.tree, job.done = source_digest, tree, True
+                job.blob_plan, job.manifest_plan = _plan.plan_pull(tree, self.cache), _plan.plan_manifests(tree, self.cache)
+                return job
 
         top = self._load_manifest(reference, source_digest or reference.ref, None)
-        source_digest = top.digest
-        if wanted and top.is_index:
-            descriptor, narrowed = _tree.narrow(top, wanted)
+        job.source_digest = top.digest
+        if job.wanted and top.is_index:
+            descriptor, narrowed = _tree.narrow(top, job.wanted)
             top = self._load_manifest(reference, descriptor.digest, descriptor) if descriptor else narrowed
-        tree = _tree.walk(top, lambda d: self._load_manifest(reference, d.digest, d))
-        blob_plan = _plan.plan_pull(tree, self.cache)
-        manifest_plan = _plan.plan_manifests(tree, self.cache)
-        config_raw = None
+        job.tree = tree = _tree.walk(top, lambda d: self._load_manifest(reference, d.digest, d))
+        job.blob_plan = _plan.plan_pull(tree, self.cache)
+        job.manifest_plan = _plan.plan_manifests(tree, self.cache)
         if not tree.top.is_index:
             # The platform check needs the (small) config before anything is written: it is read
-            # into memory, verified, and stored below (a real run) so it is fetched only once.
-            config_raw = self._set_image_platform(reference, tree)
-            if wanted and not _platform_wanted(tree.platforms, wanted):
+            # into memory, verified, and stored by begin() so it is fetched only once.
+            job.config_raw = self._set_image_platform(reference, tree)
+            if job.wanted and not _platform_wanted(tree.platforms, job.wanted):
                 raise PlatformNotFoundError("image %s is a single-platform image for %s, not %s"
                                             % (reference, ", ".join(tree.platforms) or "an unknown platform",
-                                               ", ".join(wanted)))
-        if check_mode:
-            changed = previous != tree.digest or any(p["action"] != _plan.CACHED for p in blob_plan + manifest_plan)
-            return self._result(reference, name, tree, source_digest, blob_plan, manifest_plan, changed, previous)
+                                               ", ".join(job.wanted)))
+        job.changed = job.previous != tree.digest or any(
+            p["action"] != _plan.CACHED for p in job.blob_plan + job.manifest_plan)
+        return job
 
+    def begin(self, job):
+        """Create the cache and store what prepare() already holds in memory (a config)."""
         self.cache.ensure()
-        if config_raw is not None:
-            for item in blob_plan:
-                if item["digest"] == tree.top.config.digest and not self.cache.has_blob(item["digest"], item["size"]):
-                    written = self.cache.write_blob_bytes(item["digest"], config_raw)
+        if job.config_raw is not None:
+            for item in job.blob_plan:
+                if item["digest"] == job.tree.top.config.digest and not self.cache.has_blob(item["digest"], item["size"]):
+                    written = self.cache.write_blob_bytes(item["digest"], job.config_raw)
                     item.update(done=True, action=_plan.DOWNLOADED if written else _plan.CACHED,
-                                bytes=len(config_raw) if written else 0)
-        annotations = {cache_mod.SOURCE_DIGEST: source_digest}
-        if wanted:
-            annotations[cache_mod.PLATFORMS] = ",".join(wanted)
+                                bytes=len(job.config_raw) if written else 0)
+
+    def fetch(self, job, item):
+        """Download one planned blob into the cache (thread-safe); no-op when done or cached."""
+        if item["action"] == _plan.CACHED or item.get("done"):
+            return
+        reference = job.reference
+
+        def opener(offset):
+            response, start = self.client.open_blob(reference.repository, item["digest"], offset)
+            return iter_body(response, reference.registry), start, response.close
+
+        action, transferred = self.cache.ingest(item["digest"], item["size"], opener, retries=self.retries)
+        with self._lock:
+            item["action"] = action
+            item["bytes"] = transferred
+            item["done"] = True
+
+    def finish(self, job):
+        """Fetch what is left, store the manifests, name the image; the module result."""
+        tree, blob_plan, manifest_plan = job.tree, job.blob_plan, job.manifest_plan
+        annotations = {cache_mod.SOURCE_DIGEST: job.source_digest}
+        if job.wanted:
+            annotations[cache_mod.PLATFORMS] = ",".join(job.wanted)
         for attempt in (0, 1):
-            self._download(reference, blob_plan)
+            self._map(lambda item: self.fetch(job, item), blob_plan)
             for manifest, item in zip(tree.manifests, manifest_plan):
                 # Report what this run wrote: a concurrent run may have stored it first.
                 item["action"] = _plan.DOWNLOADED if self.cache.write_blob_bytes(manifest.digest, manifest.raw) \
                     else _plan.CACHED
             try:
                 ref_changed = self.cache.set_ref(
-                    name, {"mediaType": tree.media_type, "digest": tree.digest, "size": len(tree.top.raw)},
+                    job.name, {"mediaType": tree.media_type, "digest": tree.digest, "size": len(tree.top.raw)},
                     annotations, require=[p["digest"] for p in blob_plan] + [m.digest for m in tree.manifests])
                 break
             except MissingBlobError:
@@ -166,9 +196,9 @@ class Puller:
                         item.pop("done", None)
                         item["action"] = _plan.DOWNLOADED
         self.cache.record_sources([p["digest"] for p in blob_plan] + [m.digest for m in tree.manifests],
-                                  reference.name)
-        changed = ref_changed or any(p["action"] != _plan.CACHED for p in blob_plan + manifest_plan)
-        return self._result(reference, name, tree, source_digest, blob_plan, manifest_plan, changed, previous)
+                                  job.reference.name)
+        job.changed = ref_changed or any(p["action"] != _plan.CACHED for p in blob_plan + manifest_plan)
+        return self.result(job)
 
     @staticmethod
     def _entry_matches(entry, source_digest, wanted):
@@ -208,29 +238,16 @@ class Puller:
         tree.platforms = [platform] if platform else []
         return fetched
 
-    def _download(self, reference, blob_plan):
-        todo = [p for p in blob_plan if p["action"] != _plan.CACHED and not p.get("done")]
-        if not todo:
-            return
-
-        def fetch(item):
-            def opener(offset):
-                response, start = self.client.open_blob(reference.repository, item["digest"], offset)
-                return iter_body(response, reference.registry), start, response.close
-
-            action, transferred = self.cache.ingest(item["digest"], item["size"], opener, retries=self.retries)
-            with self._lock:
-                item["action"] = action
-                item["bytes"] = transferred
-                item["done"] = True
-
-        workers = min(self.concurrency, len(todo))
-        if workers == 1:
-            for item in todo:
-                fetch(item)
+    def _map(self, fn, items):
+        """Run fn over items on up to `concurrency` threads; the first failure is raised."""
+        items = list(items)
+        workers = min(self.concurrency, len(items))
+        if workers <= 1:
+            for item in items:
+                fn(item)
             return
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(fetch, item) for item in todo]
+            futures = [pool.submit(fn, item) for item in items]
             errors = []
             for future in futures:
                 try:
@@ -240,27 +257,45 @@ class Puller:
             if errors:
                 raise errors[0]
 
-    def _result(self, reference, name, tree, source_digest, blob_plan, manifest_plan, changed, previous):
+    def result(self, job):
+        tree, blob_plan, reference = job.tree, job.blob_plan, job.reference
         blobs = [{"digest": p["digest"], "size": p["size"], "media_type": p["media_type"], "action": p["action"]}
                  for p in blob_plan]
         return {
-            "changed": changed,
+            "changed": job.changed,
             "reference": str(reference),
-            "cache_name": name,
+            "cache_name": job.name,
             "digest": tree.digest,
-            "source_digest": source_digest,
-            "digest_changed": tree.digest != source_digest,
+            "source_digest": job.source_digest,
+            "digest_changed": tree.digest != job.source_digest,
             "media_type": tree.media_type,
             "platforms": list(tree.platforms),
             "blobs": blobs,
-            "manifests": manifest_plan,
+            "manifests": job.manifest_plan,
             "bytes_downloaded": sum(p["bytes"] for p in blob_plan),
             "size": tree.total_size,
             "cache_dir": self.cache.root,
             "retries": self.client.transport.retry_count,
-            "diff": {"before": {"reference": name, "digest": previous},
-                     "after": {"reference": name, "digest": tree.digest}},
+            "diff": {"before": {"reference": job.name, "digest": job.previous},
+                     "after": {"reference": job.name, "digest": tree.digest}},
         }
+
+
+class PullJob:
+    """What prepare() learned and planned; begin/fetch/finish carry it to the cache."""
+
+    def __init__(self, reference, wanted):
+        self.reference = reference
+        self.wanted = wanted
+        self.name = None
+        self.previous = None
+        self.source_digest = None
+        self.tree = None
+        self.blob_plan = []
+        self.manifest_plan = []
+        self.config_raw = None
+        self.changed = False
+        self.done = False  # the cache already holds exactly this image
 
 
 def _platform_wanted(found, wanted):

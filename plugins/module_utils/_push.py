@@ -39,7 +39,7 @@ PUSHED = "pushed"
 FALLBACK_CHUNK = 16 * 1024 * 1024
 # Blobs above this go up in chunks of this size when pushing from the cache, so a killed push
 # loses at most one chunk: the session (saved after each acknowledged chunk) resumes next run.
-RESUMABLE_CHUNK = 64 * 1024 * 1024
+RESUMABLE_CHUNK = 128 * 1024 * 1024
 
 
 def find_source(cache, name, layout=False, platforms=None):
@@ -115,6 +115,17 @@ class Pusher:
         self._lock = threading.Lock()
 
     def push(self, source_name, entry, target, platforms=None, check_mode=False):
+        tree = self.source_tree(source_name, entry, platforms)
+        before = self.head_target(target)
+        if before == tree.digest:
+            return self.result(source_name, target, tree, [], [], False, before)
+        blob_plan, manifest_plan = self.plan(target, tree)
+        if not check_mode:
+            self.finish(target, tree, blob_plan, manifest_plan)
+        return self.result(source_name, target, tree, blob_plan, manifest_plan, True, before)
+
+    def source_tree(self, source_name, entry, platforms=None):
+        """The stored image to push (narrowed to `platforms`); NotCachedError when incomplete."""
         wanted = normalize_platforms(platforms)
         tree = cached_tree(self.cache, entry["digest"], entry.get("mediaType"))
         if tree is None:
@@ -122,31 +133,43 @@ class Pusher:
                                  % (source_name, self.cache.root), name=source_name)
         if wanted and tree.top.is_index:
             tree = self._narrow(tree, wanted)
-        repo = target.repository
-        head = self.client.head_manifest(repo, target.ref, scopes=[_push_scope(repo)])
-        before = head["digest"] if head else None
-        if before == tree.digest:
-            return self._result(source_name, target, tree, [], [], False, before)
+        return tree
 
-        blob_plan = self._plan_blobs(target, tree)
-        manifest_plan = self._plan_manifests(target, tree)
-        if not check_mode:
-            self._transfer(target, blob_plan)
-            for item in manifest_plan:
-                manifest = item.pop("manifest")
-                if item["action"] == PUSHED:
-                    ref = target.ref if manifest is tree.top else manifest.digest
-                    pushed = self.client.put_manifest(repo, ref, manifest.raw, manifest.media_type)
-                    if pushed != manifest.digest:
-                        raise RegistryError("registry %s stored manifest %s as %s: it changed the bytes"
-                                            % (target.registry, manifest.digest, pushed))
-            if self.record:
-                # Remembered so a later push to another repository of this registry can mount instead.
-                self.cache.record_sources([b["digest"] for b in blob_plan], target.name)
-        else:
-            for item in manifest_plan:
-                item.pop("manifest")
-        return self._result(source_name, target, tree, blob_plan, manifest_plan, True, before)
+    def head_target(self, target):
+        """The digest the target tag names now, or None."""
+        head = self.client.head_manifest(target.repository, target.ref, scopes=[_push_scope(target.repository)])
+        return head["digest"] if head else None
+
+    def plan(self, target, tree):
+        """(blob plan, manifest plan) from HEAD requests on the target: read-only."""
+        return self._plan_blobs(target, tree), self._plan_manifests(target, tree)
+
+    def finish(self, target, tree, blob_plan, manifest_plan):
+        """Move the blobs not yet moved, then push the manifests, children first."""
+        self._map(lambda item: self.move(target, item), blob_plan)
+        repo = target.repository
+        for item in manifest_plan:
+            if item["action"] == PUSHED:
+                manifest = item["manifest"]
+                ref = target.ref if manifest is tree.top else manifest.digest
+                pushed = self.client.put_manifest(repo, ref, manifest.raw, manifest.media_type)
+                if pushed != manifest.digest:
+                    raise RegistryError("registry %s stored manifest %s as %s: it changed the bytes"
+                                        % (target.registry, manifest.digest, pushed))
+        if self.record:
+            # Remembered so a later push to another repository of this registry can mount instead.
+            self.cache.record_sources([b["digest"] for b in blob_plan], target.name)
+
+    def move(self, target, item):
+        """Mount or upload one planned blob (thread-safe); no-op when it exists or was moved."""
+        if item["action"] == EXISTS or item.get("done"):
+            return
+        for source_repo in item.get("mount_from") or []:
+            if self.client.mount_blob(target.repository, item["digest"], source_repo):
+                item.update(action=MOUNTED, bytes=0, done=True)
+                return
+        self._upload(target, item)
+        item.update(action=UPLOADED, bytes=item["size"], done=True)
 
     def _narrow(self, tree, wanted):
         descriptor, narrowed = _tree.narrow(tree.top, wanted)
@@ -195,20 +218,6 @@ class Pusher:
             items.append({"digest": manifest.digest, "media_type": manifest.media_type, "size": len(manifest.raw),
                           "action": EXISTS if exists else PUSHED, "manifest": manifest})
         return items
-
-    def _transfer(self, target, blob_plan):
-        def move(item):
-            mount_from = item.pop("mount_from", None) or []
-            if item["action"] == EXISTS:
-                return
-            for source_repo in mount_from:
-                if self.client.mount_blob(target.repository, item["digest"], source_repo):
-                    item["action"], item["bytes"] = MOUNTED, 0
-                    return
-            self._upload(target, item)
-            item["action"], item["bytes"] = UPLOADED, item["size"]
-
-        self._map(move, blob_plan)
 
     def _upload(self, target, item):
         """Stream one blob from disk, resuming a session a killed run left, or after a drop."""
@@ -287,7 +296,7 @@ class Pusher:
                 raise errors[0]
             return results
 
-    def _result(self, source_name, target, tree, blob_plan, manifest_plan, changed, before):
+    def result(self, source_name, target, tree, blob_plan, manifest_plan, changed, before):
         blobs = [{"digest": b["digest"], "size": b["size"], "media_type": b["media_type"], "action": b["action"]}
                  for b in blob_plan]
         return {
@@ -298,7 +307,8 @@ class Pusher:
             "media_type": tree.media_type,
             "platforms": list(tree.platforms),
             "blobs": blobs,
-            "manifests": [m for m in manifest_plan if m["action"] == PUSHED],
+            "manifests": [dict((k, v) for k, v in m.items() if k != "manifest") for m in manifest_plan
+                          if m["action"] == PUSHED],
             "bytes_uploaded": sum(b["bytes"] for b in blob_plan if b["action"] == UPLOADED),
             "retries": self.client.transport.retry_count,
             "diff": {"before": {"target": str(target), "digest": before},

@@ -66,12 +66,33 @@ options:
         them (a new digest). By default the whole index is pushed as stored.
     type: list
     elements: str
+  source:
+    description:
+      - Mirror straight from this registry image, C([registry/]repository[:tag][@digest]), instead of pushing
+        an image already in the cache.
+      - Pull and push overlap. Each blob is downloaded into the cache, verified as M(imagepusher.registry.image_pull)
+        would, and uploaded as soon as it is stored, so the cache is left holding the image (RV(cache_name)).
+      - When the target tag already has the source's digest, nothing is downloaded or uploaded. That costs one
+        manifest HEAD on each registry.
+      - The registry options (O(username), O(ca_path), ...) apply to the target. Credentials for the source come
+        from O(source_username) and O(source_password), else from the auth files and credential helpers, looked up
+        for the source registry. TLS options apply to both.
+      - Mutually exclusive with O(name) and O(layout).
+    type: str
+  source_username:
+    description:
+      - User name for the O(source) registry.
+    type: str
+  source_password:
+    description:
+      - Password or token for O(source_username).
+    type: str
   chunk_size:
     description:
       - Upload blobs in chunks of this size instead of one streamed request per blob. A number of bytes, or
         one with a unit, V(512K), V(16MiB), V(1G) (K, M and G are binary units, with or without C(B) or C(iB)).
-      - Without it, blobs go up in one request each, except that blobs over 64 MiB pushed from the cache go up in
-        64 MiB chunks, so a push killed mid-blob resumes from the last acknowledged chunk where the registry keeps
+      - Without it, blobs go up in one request each, except that blobs over 128 MiB pushed from the cache go up in
+        128 MiB chunks, so a push killed mid-blob resumes from the last acknowledged chunk where the registry keeps
         the upload session.
       - Chunks are also used when the registry asks for a minimum chunk size (C(OCI-Chunk-Min-Length)) and,
         with 16 MiB chunks, after it refused a whole blob as too large (HTTP 413).
@@ -109,12 +130,33 @@ EXAMPLES = r"""
     name: registry.example.com/team/app:v2
     target: edge-registry.example.net/team/app:v2
     platforms: [linux/amd64]
-    chunk_size: 32MiB
+    source:
+    description:
+      - Mirror straight from this registry image, C([registry/]repository[:tag][@digest]), instead of pushing
+        an image already in the cache.
+      - Pull and push overlap. Each blob is downloaded into the cache, verified as M(imagepusher.registry.image_pull)
+        would, and uploaded as soon as it is stored, so the cache is left holding the image (RV(cache_name)).
+      - When the target tag already has the source's digest, nothing is downloaded or uploaded. That costs one
+        manifest HEAD on each registry.
+      - The registry options (O(username), O(ca_path), ...) apply to the target. Credentials for the source come
+        from O(source_username) and O(source_password), else from the auth files and credential helpers, looked up
+        for the source registry. TLS options apply to both.
+      - Mutually exclusive with O(name) and O(layout).
+    type: str
+  source_username:
+    description:
+      - User name for the O(source) registry.
+    type: str
+  source_password:
+    description:
+      - Password or token for O(source_username).
+    type: str
+  chunk_size: 32MiB
 """
 
 RETURN = r"""
 source:
-  description: The image pushed, as named in the cache or layout.
+  description: The image pushed, as named in the cache or layout (with O(source), the normalized source reference).
   returned: always
   type: str
   sample: docker.io/library/nginx:1.27
@@ -166,6 +208,22 @@ bytes_uploaded:
   description: Blob bytes uploaded by this run (in check mode, that would be uploaded).
   returned: always
   type: int
+source_digest:
+  description: With O(source), the digest the source tag resolved to.
+  returned: when O(source) is set
+  type: str
+cache_name:
+  description: With O(source), the name of the image in the cache, as RV(imagepusher.registry.image_pull#module:cache_name).
+  returned: when O(source) is set
+  type: str
+cached:
+  description: With O(source), whether the cache holds the image after the run (not filled when the target was current).
+  returned: when O(source) is set
+  type: bool
+bytes_downloaded:
+  description: With O(source), blob bytes downloaded from the source (in check mode, that would be downloaded).
+  returned: when O(source) is set
+  type: int
 retries:
   description: How many requests were retried after a transient failure.
   returned: always
@@ -178,6 +236,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.imagepusher.registry.plugins.module_utils import _cache
 from ansible_collections.imagepusher.registry.plugins.module_utils import _module
+from ansible_collections.imagepusher.registry.plugins.module_utils._mirror import Mirror
+from ansible_collections.imagepusher.registry.plugins.module_utils._pull import Puller
 from ansible_collections.imagepusher.registry.plugins.module_utils._push import Pusher, default_target_tag, find_source
 
 
@@ -205,14 +265,32 @@ def main():
         layout=dict(type="path"),
         platforms=dict(type="list", elements="str"),
         chunk_size=dict(type="str"),
+        source=dict(type="str"),
+        source_username=dict(type="str"),
+        source_password=dict(type="str", no_log=True),
     )
     argument_spec.update(_module.registry_argument_spec())
     argument_spec.update(_module.cache_argument_spec())
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           required_one_of=[("name", "layout")])
+                           required_one_of=[("name", "layout", "source")],
+                           mutually_exclusive=[("name", "source"), ("layout", "source")],
+                           required_by={"source_username": "source", "source_password": "source"})
     _module.check_requirements(module)
     _module.check_ranges(module)
     chunk_size = chunk_bytes(module)
+
+    def mirror():
+        source = _module.parse_reference(module.params["source"], what="source")
+        target = _module.parse_target(module.params["target"], str(source), default_target_tag)
+        transport = _module.make_transport(module)
+        cache = _module.make_cache(module)
+        source_client = _module.make_client(module, source, transport, for_source=True)
+        concurrency, retries = module.params["concurrency"], module.params["retries"]
+        return Mirror(Puller(source_client, cache, concurrency=concurrency, retries=retries),
+                      Pusher(_module.make_client(module, target, transport), cache, concurrency=concurrency,
+                             retries=retries, chunk_size=chunk_size),
+                      concurrency=concurrency).mirror(source, target, module.params["platforms"],
+                                                      check_mode=module.check_mode)
 
     def push():
         layout = module.params["layout"]
@@ -226,7 +304,7 @@ def main():
                         chunk_size=chunk_size, record_sources=not layout)
         return pusher.push(source_name, entry, target, module.params["platforms"], check_mode=module.check_mode)
 
-    _module.run(module, push)
+    _module.run(module, mirror if module.params["source"] else push)
 
 
 if __name__ == "__main__":
