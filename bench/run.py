@@ -5,8 +5,9 @@ Two Distribution registries on loopback. A 6-layer image (1.4 GB by default, inc
 layers) is seeded into registry A with skopeo. Then, alternating ours and skopeo so that
 machine noise hits both alike, each round measures:
 
-- cold mirror: ours = one playbook, image_pull into an empty cache + image_push into an
-  empty repository of B; skopeo = `skopeo copy docker://A docker://B`;
+- cold mirror: ours = one playbook, `image_push source=` (one pass through an empty cache)
+  into an empty repository of B, and, for comparison, image_pull then image_push; skopeo =
+  `skopeo copy docker://A docker://B`;
 - pull alone: ours = image_pull into an empty cache; skopeo = `skopeo copy docker://A oci:<dir>`;
 - peak RSS of the module processes (VmHWM of every AnsiballZ_image_* process) and of skopeo.
 
@@ -35,6 +36,17 @@ from tests.support.ansible import AnsibleWorkspace  # noqa: E402
 from tests.support.registry import Registry  # noqa: E402
 
 MIRROR = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: mirror in one pass
+      imagepusher.registry.image_push:
+        source: "{{ src }}"
+        target: "{{ dst }}"
+        cache_dir: "{{ cache }}"
+"""
+
+PULL_PUSH = """
 - hosts: localhost
   gather_facts: false
   tasks:
@@ -72,10 +84,15 @@ ROLE = """
 
 
 class PeakRSS:
-    """Polls /proc for processes whose command line contains `marker`; keeps the largest VmHWM."""
+    """Largest VmHWM of the processes whose command line contains `marker` (or of one pid).
 
-    def __init__(self, marker=None, pid=None, interval=0.02):
-        self.marker, self.pid, self.interval = marker, pid, interval
+    Known pids are read every `interval`; the process list is rescanned only every
+    `rescan` seconds, since scanning all of /proc often costs as much CPU as it measures.
+    VmHWM is a high-water mark, so reading it late loses nothing while the process lives.
+    """
+
+    def __init__(self, marker=None, pid=None, interval=0.05, rescan=0.25):
+        self.marker, self.pid, self.interval, self.rescan = marker, pid, interval, rescan
         self.peak_kb = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -95,8 +112,11 @@ class PeakRSS:
         return found
 
     def _run(self):
+        pids, scanned = [], 0.0
         while not self._stop.is_set():
-            for pid in self._pids():
+            if time.monotonic() - scanned >= self.rescan:
+                pids, scanned = self._pids(), time.monotonic()
+            for pid in pids:
                 try:
                     with open("/proc/%d/status" % pid) as handle:
                         for line in handle:
@@ -182,13 +202,18 @@ def main():
             shutil.rmtree(layout)
             src = "%s/bench/big:v1" % reg_a.host
 
-            for key in ("ours_mirror", "skopeo_mirror", "ours_pull", "skopeo_pull", "ours_rss", "skopeo_rss"):
+            for key in ("ours_mirror", "ours_pull_push", "skopeo_mirror", "ours_pull", "skopeo_pull", "ours_rss",
+                        "skopeo_rss"):
                 rows[key] = []
             for n in range(opts.rounds):
                 cache = Path(work) / ("cache-%d" % n)
                 t, rss, _run = timed_playbook(ws, MIRROR, {"src": src, "cache": str(cache),
                                                            "dst": "%s/ours/m%d:v1" % (reg_b.host, n)})
                 rows["ours_mirror"].append(t)
+                rows["ours_rss"].append(rss)
+                t, rss, _run = timed_playbook(ws, PULL_PUSH, {"src": src, "cache": str(cache) + "-pp",
+                                                              "dst": "%s/ours/pp%d:v1" % (reg_b.host, n)})
+                rows["ours_pull_push"].append(t)
                 rows["ours_rss"].append(rss)
                 t, rss = timed_skopeo(["--src-tls-verify=false", "--dest-tls-verify=false", "docker://" + src,
                                        "docker://%s/skopeo/m%d:v1" % (reg_b.host, n)])
@@ -203,9 +228,9 @@ def main():
                 t, rss = timed_skopeo(["--src-tls-verify=false", "docker://" + src, "oci:%s:x" % oci_dir])
                 rows["skopeo_pull"].append(t)
                 shutil.rmtree(oci_dir)
-                print("round %d: mirror ours %.2fs skopeo %.2fs | pull ours %.2fs skopeo %.2fs"
-                      % (n + 1, rows["ours_mirror"][-1], rows["skopeo_mirror"][-1], rows["ours_pull"][-1],
-                         rows["skopeo_pull"][-1]), flush=True)
+                print("round %d: mirror ours %.2fs (pull+push %.2fs) skopeo %.2fs | pull ours %.2fs skopeo %.2fs"
+                      % (n + 1, rows["ours_mirror"][-1], rows["ours_pull_push"][-1], rows["skopeo_mirror"][-1],
+                         rows["ours_pull"][-1], rows["skopeo_pull"][-1]), flush=True)
 
             # Warm re-run of the first mirror: count what reaches each registry.
             mark_a, mark_b = reg_a.mark(), reg_b.mark()
@@ -235,6 +260,7 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
 
     om, sm = summary(rows["ours_mirror"]), summary(rows["skopeo_mirror"])
+    opp = summary(rows["ours_pull_push"])
     op, sp = summary(rows["ours_pull"]), summary(rows["skopeo_pull"])
     big_rss = max(rows["ours_rss"])
     lines = [
@@ -247,7 +273,10 @@ def main():
         "",
         "| measure | ours | skopeo | ratio ours/skopeo | target |",
         "| --- | --- | --- | --- | --- |",
-        "| cold mirror (pull + push) | %.2f (%.2f-%.2f) | %.2f (%.2f-%.2f) | %.2f | <= 1.0 |" % (om + sm + (om[0] / sm[0],)),
+        "| cold mirror, one pass (`image_push source=`, empty cache) | %.2f (%.2f-%.2f) | %.2f (%.2f-%.2f) | %.2f | <= 1.0 |"
+        % (om + sm + (om[0] / sm[0],)),
+        "| cold mirror, two tasks (`image_pull` then `image_push`) | %.2f (%.2f-%.2f) | %.2f (%.2f-%.2f) | %.2f | |"
+        % (opp + sm + (opp[0] / sm[0],)),
         "| pull alone | %.2f (%.2f-%.2f) | %.2f (%.2f-%.2f) | %.2f | <= 0.8 |" % (op + sp + (op[0] / sp[0],)),
         "| peak RSS, MB | %.1f | %.1f | | <= 64 |" % (big_rss, max(rows["skopeo_rss"])),
         "| peak RSS, %d MB image minus 5 MB image, MB | %.1f | | | <= 8 |" % (opts.size_mb, big_rss - small_rss),
