@@ -130,28 +130,17 @@ EXAMPLES = r"""
     name: registry.example.com/team/app:v2
     target: edge-registry.example.net/team/app:v2
     platforms: [linux/amd64]
-    source:
-    description:
-      - Mirror straight from this registry image, C([registry/]repository[:tag][@digest]), instead of pushing
-        an image already in the cache.
-      - Pull and push overlap. Each blob is downloaded into the cache, verified as M(imagepusher.registry.image_pull)
-        would, and uploaded as soon as it is stored, so the cache is left holding the image (RV(cache_name)).
-      - When the target tag already has the source's digest, nothing is downloaded or uploaded. That costs one
-        manifest HEAD on each registry.
-      - The registry options (O(username), O(ca_path), ...) apply to the target. Credentials for the source come
-        from O(source_username) and O(source_password), else from the auth files and credential helpers, looked up
-        for the source registry. TLS options apply to both.
-      - Mutually exclusive with O(name) and O(layout).
-    type: str
-  source_username:
-    description:
-      - User name for the O(source) registry.
-    type: str
-  source_password:
-    description:
-      - Password or token for O(source_username).
-    type: str
-  chunk_size: 32MiB
+    chunk_size: 32MiB
+
+- name: Mirror straight from the source registry in one pass (downloads and uploads overlap)
+  imagepusher.registry.image_push:
+    source: docker.io/library/nginx:1.27
+    target: registry.example.com/mirror/nginx
+    source_username: "{{ hub_user }}"
+    source_password: "{{ hub_token }}"
+    username: mirror-bot
+    password: "{{ vault_mirror_password }}"
+  register: mirrored
 """
 
 RETURN = r"""
