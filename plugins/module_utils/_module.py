@@ -98,12 +98,12 @@ def make_transport(module):
 def make_client(module, reference, transport, for_source=False):
     """A RegistryClient for the reference's registry, with credentials found as _credentials.resolve says.
 
-    for_source: image_push's source registry, with source_username/source_password (plain_http names
-    the target; a loopback source is found either way).
+    for_source: image_push's source registry, with source_username/source_password/source_plain_http.
     """
     params = module.params
     if for_source:
-        username, password, plain_http = params.get("source_username"), params.get("source_password"), False
+        username, password = params.get("source_username"), params.get("source_password")
+        plain_http = params.get("source_plain_http") or False
     else:
         username, password, plain_http = params.get("username"), params.get("password"), params["plain_http"]
     credentials = _credentials.resolve(reference.registry, reference.repository, username=username,

@@ -87,6 +87,12 @@ options:
     description:
       - Password or token for O(source_username).
     type: str
+  source_plain_http:
+    description:
+      - Talk plain HTTP to the O(source) registry (O(plain_http) is for the target). Loopback registries need
+        not set it.
+    type: bool
+    default: false
   chunk_size:
     description:
       - Upload blobs in chunks of this size instead of one streamed request per blob. A number of bytes, or
@@ -257,6 +263,7 @@ def main():
         source=dict(type="str"),
         source_username=dict(type="str"),
         source_password=dict(type="str", no_log=True),
+        source_plain_http=dict(type="bool", default=False),
     )
     argument_spec.update(_module.registry_argument_spec())
     argument_spec.update(_module.cache_argument_spec())
