@@ -7,6 +7,12 @@
 #   make demo         deps, then a local mirror between two loopback registries
 #   make sanity       deps, then `ansible-test sanity` on a copy of the collection (offline-capable;
 #                     see tests/sanity/run.sh; SANITY_ARGS='--test pylint' runs a subset)
+#   make lint         ansible-lint (profile production, offline) on the role, the demo/example
+#                     playbooks and the collection metadata, plus changelog, bindep and EE checks
+#                     (tests/lint/run.sh); tools in their own venv .venv-lint (make lint-venv)
+#   make galaxy       build the collection tarball, install it, run a module from the installed copy
+#                     (tests/galaxy/run.sh)
+#   make changelog    check changelogs/ and regenerate CHANGELOG.md (antsibull-changelog)
 #
 # Nothing here starts a service: tests/support/registry.py starts and stops its own registries.
 
@@ -23,6 +29,13 @@ STAMP  := $(VENV)/.requirements.installed
 SYSTEM_PACKAGES := docker-registry skopeo
 PYTEST_ARGS ?=
 SANITY_ARGS ?=
+LINT_ARGS ?=
+# ansible-lint, antsibull-changelog and ansible-builder pull in ~50 packages (black, pydantic,
+# rich...): they live in a venv of their own, so they never change what the tests run with.
+# Same stamp scheme as .venv: pip runs again only when tests/lint-requirements.txt changes.
+LINT_VENV  := .venv-lint
+LINT_PY    := $(LINT_VENV)/bin/python
+LINT_STAMP := $(LINT_VENV)/.requirements.installed
 # Test files run on both cores: most time is Ansible's CPU-bound controller, not waiting.
 PYTEST_PARALLEL ?= -n 2 --dist loadfile
 PYTEST := $(VPY) -m pytest -q -ra $(PYTEST_PARALLEL) $(PYTEST_ARGS)
@@ -37,6 +50,7 @@ define run_pytest
 endef
 
 .PHONY: deps system-deps venv units integration test demo sanity sanity-system-deps clean
+.PHONY: lint lint-venv galaxy changelog
 
 deps: system-deps venv
 
@@ -73,9 +87,11 @@ integration: deps
 	@$(call run_pytest,tests/integration)
 
 # One pytest run over tests/ so CI sees a single summary line covering everything.
-# Sanity first and pytest last, so the run closes on pytest's summary line.
-test: deps sanity-system-deps
+# Sanity, lint and the Galaxy build first, pytest last, so the run closes on pytest's summary line.
+test: deps sanity-system-deps lint-venv
 	tests/sanity/run.sh
+	tests/lint/run.sh $(LINT_ARGS)
+	tests/galaxy/run.sh
 	@$(call run_pytest,tests)
 
 # The README's main command: a local mirror between two loopback registries, end to end.
@@ -96,6 +112,36 @@ sanity-system-deps:
 	apt-get update; \
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends shellcheck
 
+lint-venv: $(LINT_STAMP)
+
+$(LINT_STAMP): tests/lint-requirements.txt
+	@if ! [ -x $(LINT_PY) ] || ! $(LINT_PY) -c '' >/dev/null 2>&1; then \
+	  echo "make lint-venv: creating $(LINT_VENV)"; rm -rf $(LINT_VENV); $(PYTHON) -m venv $(LINT_VENV); \
+	fi
+	$(LINT_PY) -m pip install --disable-pip-version-check -q -r tests/lint-requirements.txt
+	cp tests/lint-requirements.txt $@
+
+lint: lint-venv
+	tests/lint/run.sh $(LINT_ARGS)
+
+# Needs .venv (ansible-galaxy, and requests/jsonschema for the module it runs) and .venv-lint
+# (ansible-builder, for the execution-environment introspection of the installed copy).
+galaxy: deps lint-venv
+	tests/galaxy/run.sh
+
+# Check the fragments, then regenerate CHANGELOG.md from changelogs/changelog.yaml.
+# `make changelog RELEASE=X.Y.Z` (after bumping galaxy.yml's version) releases instead: the
+# fragments move into changelog.yaml under X.Y.Z. antsibull-changelog lists new modules and roles
+# with ansible-doc, which finds this collection through a temp ansible_collections/ link.
+RELEASE ?=
+changelog: lint-venv
+	@tmp="$$(mktemp -d)"; trap 'rm -rf "$$tmp"' EXIT; \
+	mkdir -p "$$tmp/ansible_collections/imagepusher"; ln -s "$(CURDIR)" "$$tmp/ansible_collections/imagepusher/registry"; \
+	export PATH="$(CURDIR)/$(LINT_VENV)/bin:$$PATH" ANSIBLE_COLLECTIONS_PATH="$$tmp"; \
+	set -x; antsibull-changelog lint; \
+	if [ -n "$(RELEASE)" ]; then antsibull-changelog release --version "$(RELEASE)"; else antsibull-changelog generate; fi; \
+	antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml
+
 # Benchmarks against skopeo (bench/RESULTS.md); not part of make test. bench-smoke checks the harness.
 bench: deps
 	$(VPY) bench/run.py
@@ -104,5 +150,5 @@ bench-smoke: deps
 	$(VPY) bench/run.py --smoke
 
 clean:
-	rm -rf $(VENV) .pytest_cache tests/output
+	rm -rf $(VENV) $(LINT_VENV) .pytest_cache tests/output
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
