@@ -316,8 +316,9 @@ class Cache:
             # The body ended early without an error (truncated): resume like after a drop.
             drops += 1
             if drops > retries:
-                raise DigestMismatchError("blob %s: the registry kept ending the body early (%d of %d bytes)"
-                                          % (digest, offset, size))
+                # A transport failure, not corruption: the partial is kept and the next run resumes it.
+                raise TransportError("blob %s: the registry kept ending the body early (%d of %d bytes); "
+                                     "the bytes received are kept and a rerun resumes from them" % (digest, offset, size))
             resumed = True
 
     def _verify_partial(self, digest, size, partial):

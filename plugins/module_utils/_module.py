@@ -11,13 +11,15 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
+
 from ansible.module_utils.basic import env_fallback, missing_required_lib
 
 from ansible_collections.imagepusher.registry.plugins.module_utils import _cache
 from ansible_collections.imagepusher.registry.plugins.module_utils import _credentials
 from ansible_collections.imagepusher.registry.plugins.module_utils import _manifest
 from ansible_collections.imagepusher.registry.plugins.module_utils import _transport
-from ansible_collections.imagepusher.registry.plugins.module_utils._errors import ImagePusherError
+from ansible_collections.imagepusher.registry.plugins.module_utils._errors import CacheError, ImagePusherError
 from ansible_collections.imagepusher.registry.plugins.module_utils._reference import ImageReference
 from ansible_collections.imagepusher.registry.plugins.module_utils._registry import RegistryClient
 
@@ -68,6 +70,10 @@ def check_ranges(module):
         module.fail_json(msg="username is set but password is not (option password or env IMAGEPUSHER_PASSWORD)")
     if params.get("password") and not params.get("username"):
         module.fail_json(msg="password is set but username is not (option username or env IMAGEPUSHER_USERNAME)")
+    if params.get("source_username") and not params.get("source_password"):
+        module.fail_json(msg="source_username is set but source_password is not")
+    if params.get("source_password") and not params.get("source_username"):
+        module.fail_json(msg="source_password is set but source_username is not")
     if params.get("client_key") and not params.get("client_cert"):
         module.fail_json(msg="client_key is set but client_cert is not: mutual TLS needs the certificate too")
 
@@ -112,7 +118,14 @@ def make_client(module, reference, transport, for_source=False):
 
 
 def make_cache(module):
-    return _cache.Cache(module.params.get("cache_dir") or _cache.default_cache_dir())
+    """The cache every module opens the same way (so the same checks hold for all of them)."""
+    if module.params.get("cache_dir") is not None and not module.params["cache_dir"].strip():
+        # An empty variable must not silently mean the default cache in the user's home.
+        raise CacheError("cache_dir is empty: give a directory, or leave it out for the default cache")
+    cache = _cache.Cache(module.params.get("cache_dir") or _cache.default_cache_dir())
+    if os.path.exists(cache.root) and not os.path.isdir(cache.root):
+        raise CacheError("cache_dir %s exists but is not a directory" % cache.root, path=cache.root)
+    return cache
 
 
 def run(module, operation):

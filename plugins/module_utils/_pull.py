@@ -159,8 +159,12 @@ class Puller:
         if item["action"] == _plan.CACHED or item.get("done"):
             return
         reference = job.reference
+        opened = []
 
         def opener(offset):
+            if opened:  # every re-open after a drop is a retry the result should count
+                self.client.transport.count_retry()
+            opened.append(offset)
             response, start = self.client.open_blob(reference.repository, item["digest"], offset)
             return iter_body(response, reference.registry), start, response.close
 

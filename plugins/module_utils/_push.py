@@ -30,6 +30,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._pull import 
 from ansible_collections.imagepusher.registry.plugins.module_utils._reference import ImageReference
 from ansible_collections.imagepusher.registry.plugins.module_utils._registry import BlobBody
 from ansible_collections.imagepusher.registry.plugins.module_utils._sessions import NoSessions, UploadSessions
+from ansible_collections.imagepusher.registry.plugins.module_utils._transport import should_retry_status
 
 UPLOADED = "uploaded"
 MOUNTED = "mounted"
@@ -168,8 +169,9 @@ class Pusher:
             if self.client.mount_blob(target.repository, item["digest"], source_repo):
                 item.update(action=MOUNTED, bytes=0, done=True)
                 return
-        self._upload(target, item)
-        item.update(action=UPLOADED, bytes=item["size"], done=True)
+        sent = self._upload(target, item)
+        # A resumed session sends only what the registry lacked.
+        item.update(action=UPLOADED, bytes=sent, done=True)
 
     def _narrow(self, tree, wanted):
         descriptor, narrowed = _tree.narrow(tree.top, wanted)
@@ -250,27 +252,34 @@ class Pusher:
             remember(location, 0)
         if min_chunk:
             chunk = max(chunk or 0, min_chunk)
-        failures = 0
+        failures, sent = 0, 0
         while True:
             try:
-                self._send_from(repo, path, size, chunk, what, state, remember)
+                sent += self._send_from(repo, path, size, chunk, what, state, remember)
                 self.client.finish_upload(repo, state["location"], digest, what)
                 self.sessions.clear(target.registry, repo, digest)
-                return
-            except TransportError:
+                return sent
+            except (TransportError, RegistryError) as exc:
+                status = getattr(exc, "status", None)
+                if isinstance(exc, RegistryError) and status == 413 and not chunk:
+                    chunk = FALLBACK_CHUNK
+                    location, _min = self.client.start_upload(repo)
+                    remember(location, 0)
+                    continue
+                # A dropped connection, or a status the transport would retry (the PATCH body is a
+                # stream it cannot replay): back off, ask where the session stands, go on from there.
+                if isinstance(exc, RegistryError) and not should_retry_status(status):
+                    raise
                 failures += 1
                 if failures > self.retries:
                     raise
+                self.client.transport.count_retry()
+                self.client.transport.backoff(failures - 1)
                 reopen()
-            except RegistryError as exc:
-                if exc.status != 413 or chunk:
-                    raise
-                chunk = FALLBACK_CHUNK
-                location, _min = self.client.start_upload(repo)
-                remember(location, 0)
 
     def _send_from(self, repo, path, size, chunk, what, state, remember):
-        """PATCH from state["offset"] to the end: in one request, or chunk by chunk."""
+        """PATCH from state["offset"] to the end: in one request, or chunk by chunk. Bytes sent."""
+        sent = 0
         while state["offset"] < size:
             body = BlobBody(path, state["offset"], chunk)
             try:
@@ -278,6 +287,8 @@ class Pusher:
             finally:
                 body.close()
             remember(location, state["offset"] + len(body))
+            sent += len(body)
+        return sent
 
     def _map(self, fn, items):
         items = list(items)

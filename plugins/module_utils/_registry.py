@@ -29,6 +29,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils import _media
 from ansible_collections.imagepusher.registry.plugins.module_utils._auth import Authenticator, Credentials
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import (
     AuthorizationError,
+    ImagePusherError,
     ManifestError,
     NotFoundError,
     RegistryError,
@@ -259,9 +260,13 @@ class RegistryClient:
                                         % (what, self.registry, _manifest.MAX_MANIFEST_BYTES))
         finally:
             response.close()
-        announced = response.headers.get("Docker-Content-Digest")
-        expected = expected_digest or (announced and _digest.validate(announced)) or None
-        return _manifest.parse(raw, response.headers.get("Content-Type"), expected_digest=expected)
+        try:
+            announced = response.headers.get("Docker-Content-Digest")
+            expected = expected_digest or (announced and _digest.validate(announced)) or None
+            return _manifest.parse(raw, response.headers.get("Content-Type"), expected_digest=expected)
+        except ImagePusherError as exc:
+            # Name the image and the registry: "Manifest: expected ..." alone says neither.
+            raise type(exc)("%s from %s: %s" % (what, self.registry, exc.message), **exc.details)
 
     def head_blob(self, repository, digest, scopes=None):
         """Size of the blob if the repository has it, else None."""

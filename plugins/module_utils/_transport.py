@@ -295,6 +295,14 @@ class Transport:
         with self._lock:
             self.retry_count += 1
 
+    def count_retry(self):
+        """Count a retry that a caller made itself (a resumed download or upload): results report it."""
+        self._count_retry()
+
+    def backoff(self, attempt):
+        """Sleep as the transport does before retry number `attempt` (0-based)."""
+        self._sleep(backoff_delay(attempt, self.backoff_base, self.backoff_max))
+
     def request(self, method, url, host, headers=None, data=None, stream=False,
                 allow_redirects=True, retry=True, timeout=None):
         """Send one request, retrying per the status table.

@@ -253,12 +253,15 @@ def test_ingest_gives_up_after_retries_and_keeps_the_partial_for_next_time(cache
 
 
 def test_ingest_body_always_ending_early(cache):
+    """A transport failure, not corruption: the bytes received are kept for the next run."""
     opener = Opener(serve_truncated(5000))
-    with pytest.raises(DigestMismatchError) as info:
+    with pytest.raises(TransportError) as info:
         cache.ingest(DIGEST, SIZE, opener, retries=1)
-    assert info.value.message == ("blob %s: the registry kept ending the body early (5000 of %d bytes)"
-                                  % (DIGEST, SIZE))
+    assert info.value.message == ("blob %s: the registry kept ending the body early (5000 of %d bytes); "
+                                  "the bytes received are kept and a rerun resumes from them" % (DIGEST, SIZE))
     assert blob_files(cache) == []
+    assert cache.partial_size(DIGEST) == 5000
+    assert opener.calls == [0, 5000]  # one resume, not a fresh download from zero
 
 
 def test_ingest_when_the_server_ignores_the_range(cache):

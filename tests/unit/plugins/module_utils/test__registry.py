@@ -200,7 +200,8 @@ def test_get_manifest_with_a_digest_header_that_disagrees_with_the_body(transpor
     with FakeServer(scripted(reply)) as server:
         with pytest.raises(DigestMismatchError) as info:
             client_for(server, transport).get_manifest(REPO, "v1")
-    assert info.value.message == "Manifest: expected %s but received %s (%d bytes)." % (
+    # The message names the image and the registry, then what did not match.
+    assert info.value.message == "manifest team/app:v1 from reg.test: Manifest: expected %s but received %s (%d bytes)." % (
         other, MANIFEST_DIGEST, len(MANIFEST))
 
 
