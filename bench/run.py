@@ -139,7 +139,14 @@ class PeakRSS:
         return self.peak_kb / 1024.0
 
 
+def settle():
+    """Flush dirty pages before a timed step: the previous step's writes (gigabytes into the
+    registries and caches) would otherwise be written back during, and charged to, the next."""
+    os.sync()
+
+
 def timed_skopeo(args):
+    settle()
     start = time.monotonic()
     proc = subprocess.Popen(["skopeo", "copy", "--quiet"] + args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     with PeakRSS(pid=proc.pid) as rss:
@@ -151,6 +158,7 @@ def timed_skopeo(args):
 
 
 def timed_playbook(ws, playbook, extra):
+    settle()
     start = time.monotonic()
     with PeakRSS(marker="AnsiballZ_image_") as rss:
         run = ws.run_playbook(playbook, extra, timeout=1800)
