@@ -36,6 +36,7 @@ SCRATCH = "@SCRATCH@"  # where a case that wrongly runs may write (outside CACHE
 # Ansible itself turns a list given for a str or path option into a string (with a warning), so
 # such cases test ansible-core, not these modules, and are left out.
 
+
 @dataclass(frozen=True)
 class Case:
     id: str
