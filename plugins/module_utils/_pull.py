@@ -13,7 +13,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.imagepusher.registry.plugins.module_utils import _cache as cache_mod
 from ansible_collections.imagepusher.registry.plugins.module_utils import _manifest
@@ -27,6 +26,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._errors impor
     NotFoundError,
     PlatformNotFoundError,
 )
+from ansible_collections.imagepusher.registry.plugins.module_utils._parallel import parallel_map
 from ansible_collections.imagepusher.registry.plugins.module_utils._transport import iter_body
 
 
@@ -181,7 +181,7 @@ class Puller:
         if job.wanted:
             annotations[cache_mod.PLATFORMS] = ",".join(job.wanted)
         for attempt in (0, 1):
-            self._map(lambda item: self.fetch(job, item), blob_plan)
+            parallel_map(lambda item: self.fetch(job, item), blob_plan, self.concurrency)
             for manifest, item in zip(tree.manifests, manifest_plan):
                 # Report what this run wrote: a concurrent run may have stored it first.
                 item["action"] = _plan.DOWNLOADED if self.cache.write_blob_bytes(manifest.digest, manifest.raw) \
@@ -241,25 +241,6 @@ class Puller:
         platform = _tree.config_platform(raw)
         tree.platforms = [platform] if platform else []
         return fetched
-
-    def _map(self, fn, items):
-        """Run fn over items on up to `concurrency` threads; the first failure is raised."""
-        items = list(items)
-        workers = min(self.concurrency, len(items))
-        if workers <= 1:
-            for item in items:
-                fn(item)
-            return
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(fn, item) for item in items]
-            errors = []
-            for future in futures:
-                try:
-                    future.result()
-                except Exception as exc:  # re-raised below: the first failure wins
-                    errors.append(exc)
-            if errors:
-                raise errors[0]
 
     def result(self, job):
         tree, blob_plan, reference = job.tree, job.blob_plan, job.reference

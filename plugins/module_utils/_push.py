@@ -13,8 +13,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.imagepusher.registry.plugins.module_utils import _cache as cache_mod
 from ansible_collections.imagepusher.registry.plugins.module_utils import _digest
@@ -26,6 +24,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._errors impor
     RegistryError,
     TransportError,
 )
+from ansible_collections.imagepusher.registry.plugins.module_utils._parallel import parallel_map
 from ansible_collections.imagepusher.registry.plugins.module_utils._pull import cache_name, cached_tree, normalize_platforms
 from ansible_collections.imagepusher.registry.plugins.module_utils._reference import ImageReference
 from ansible_collections.imagepusher.registry.plugins.module_utils._registry import BlobBody
@@ -113,7 +112,6 @@ class Pusher:
         self.concurrency = max(1, concurrency)
         self.retries = retries
         self.chunk_size = chunk_size
-        self._lock = threading.Lock()
 
     def push(self, source_name, entry, target, platforms=None, check_mode=False):
         tree = self.source_tree(source_name, entry, platforms)
@@ -147,7 +145,7 @@ class Pusher:
 
     def finish(self, target, tree, blob_plan, manifest_plan):
         """Move the blobs not yet moved, then push the manifests, children first."""
-        self._map(lambda item: self.move(target, item), blob_plan)
+        parallel_map(lambda item: self.move(target, item), blob_plan, self.concurrency)
         repo = target.repository
         for item in manifest_plan:
             if item["action"] == PUSHED:
@@ -201,7 +199,7 @@ class Pusher:
             item["bytes"] = 0 if item["mount_from"] else blob.size
             return item
 
-        return self._map(plan, tree.blobs)
+        return parallel_map(plan, tree.blobs, self.concurrency)
 
     def _mount_candidates(self, target, digest):
         prefix = target.registry + "/"
@@ -289,23 +287,6 @@ class Pusher:
             remember(location, state["offset"] + len(body))
             sent += len(body)
         return sent
-
-    def _map(self, fn, items):
-        items = list(items)
-        workers = min(self.concurrency, len(items))
-        if workers <= 1:
-            return [fn(i) for i in items]
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(fn, i) for i in items]
-            results, errors = [], []
-            for future in futures:
-                try:
-                    results.append(future.result())
-                except Exception as exc:  # re-raised below: the first failure wins
-                    errors.append(exc)
-            if errors:
-                raise errors[0]
-            return results
 
     def result(self, source_name, target, tree, blob_plan, manifest_plan, changed, before):
         blobs = [{"digest": b["digest"], "size": b["size"], "media_type": b["media_type"], "action": b["action"]}
