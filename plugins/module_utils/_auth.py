@@ -30,6 +30,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._errors impor
     AuthorizationError,
     RegistryError,
 )
+from ansible_collections.imagepusher.registry.plugins.module_utils._transport import read_limited
 
 _CHALLENGE_PARAM = re.compile(r'\s*([A-Za-z0-9_\-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)\s*(?:,|$)')
 # A token without expires_in is valid for 60 s (distribution token spec); we renew a bit early.
@@ -327,11 +328,9 @@ def _with_query(url, query):
 
 
 def _read_small_json(response, limit=1024 * 1024):
-    data = b""
-    for chunk in response.iter_content(65536):
-        data += chunk
-        if len(data) > limit:
-            raise RegistryError("answer from the token service is larger than %d bytes" % limit)
+    data = read_limited(response.iter_content(65536), limit)
+    if len(data) > limit:
+        raise RegistryError("answer from the token service is larger than %d bytes" % limit)
     try:
         value = json.loads(data.decode("utf-8"))
     except (ValueError, UnicodeDecodeError):

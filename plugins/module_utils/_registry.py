@@ -36,9 +36,10 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._errors impor
     TLSError,
     TransportError,
 )
-from ansible_collections.imagepusher.registry.plugins.module_utils._transport import CHUNK_SIZE, iter_body
+from ansible_collections.imagepusher.registry.plugins.module_utils._transport import CHUNK_SIZE, iter_body, read_limited
 
 ERROR_BODY_LIMIT = 64 * 1024
+TAG_LIST_LIMIT = 16 * 1024 * 1024  # one page of a tag list
 
 
 def pull_scope(repository):
@@ -52,11 +53,7 @@ def push_scope(repository):
 def registry_error_text(response):
     """'CODE: message' from an OCI error body, read up to a small limit; '' if none."""
     try:
-        data = b""
-        for chunk in response.iter_content(16384):
-            data += chunk
-            if len(data) >= ERROR_BODY_LIMIT:
-                break
+        data = read_limited(response.iter_content(16384), ERROR_BODY_LIMIT)
         body = json.loads(data[:ERROR_BODY_LIMIT].decode("utf-8", "replace"))
         errors = body.get("errors") if isinstance(body, dict) else None
         if isinstance(errors, list) and errors:
@@ -252,12 +249,10 @@ class RegistryClient:
         if response.status_code != 200:
             self._fail(response, what, scopes)
         try:
-            raw = b""
-            for chunk in response.iter_content(65536):
-                raw += chunk
-                if len(raw) > _manifest.MAX_MANIFEST_BYTES:
-                    raise ManifestError("%s from %s is larger than the %d-byte limit for manifests"
-                                        % (what, self.registry, _manifest.MAX_MANIFEST_BYTES))
+            raw = read_limited(response.iter_content(65536), _manifest.MAX_MANIFEST_BYTES)
+            if len(raw) > _manifest.MAX_MANIFEST_BYTES:
+                raise ManifestError("%s from %s is larger than the %d-byte limit for manifests"
+                                    % (what, self.registry, _manifest.MAX_MANIFEST_BYTES))
         finally:
             response.close()
         try:
@@ -305,15 +300,13 @@ class RegistryClient:
         """A small blob (an image config) in memory, bounded by `limit` and verified."""
         response, _start = self.open_blob(repository, digest, 0, scopes)
         verifier = _digest.DigestVerifier(digest)
-        data = b""
         try:
-            for chunk in iter_body(response, self.registry, 65536):
-                data += chunk
-                if len(data) > limit:
-                    raise RegistryError("blob %s in %s is larger than the %d bytes expected of a config"
-                                        % (digest, repository, limit))
+            data = read_limited(iter_body(response, self.registry, 65536), limit)
         finally:
             response.close()
+        if len(data) > limit:
+            raise RegistryError("blob %s in %s is larger than the %d bytes expected of a config"
+                                % (digest, repository, limit))
         verifier.update(data)
         verifier.check("blob %s" % digest)
         return data
@@ -419,11 +412,9 @@ class RegistryClient:
             if response.status_code != 200:
                 self._fail(response, "tag list of %s" % repository, scopes)
             try:
-                data = b""
-                for chunk in response.iter_content(65536):
-                    data += chunk
-                    if len(data) > 16 * 1024 * 1024:
-                        raise RegistryError("tag list of %s is too large" % repository)
+                data = read_limited(response.iter_content(65536), TAG_LIST_LIMIT)
+                if len(data) > TAG_LIST_LIMIT:
+                    raise RegistryError("tag list of %s is too large" % repository)
             finally:
                 response.close()
             try:

@@ -352,6 +352,21 @@ class Transport:
             _remove_quietly(self._bundle)
 
 
+def read_limited(chunks, limit):
+    """The bytes of `chunks`, but never more than limit + 1 of them.
+
+    For bodies that must be small (manifests, configs, tokens, error texts): a caller sees
+    len(data) > limit and refuses the body without having read, or held, the rest of it.
+    """
+    parts, size = [], 0
+    for chunk in chunks:
+        parts.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            break
+    return b"".join(parts)[:limit + 1]
+
+
 def iter_body(response, host, chunk_size=CHUNK_SIZE):
     """Yield a streamed body in large chunks; a dropped connection becomes TransportError.
 

@@ -587,3 +587,25 @@ def test_no_proxy_bypasses_the_proxy(sleeps, monkeypatch):
         transport = make_transport(sleeps)
         assert transport.request("GET", registry.url + "/v2/", "reg.test").content == b"direct"
         transport.close()
+
+
+@pytest.mark.parametrize("chunks, limit, expected", [
+    ([b"ab", b"cd"], 10, b"abcd"),          # under the limit: everything
+    ([b"ab", b"cd"], 4, b"abcd"),           # exactly the limit: not over it
+    ([b"abc", b"def", b"ghi"], 4, b"abcde"),  # over: limit + 1 bytes, enough to tell
+    ([], 4, b""),
+])
+def test_read_limited(chunks, limit, expected):
+    assert _transport.read_limited(iter(chunks), limit) == expected
+
+
+def test_read_limited_stops_reading_once_over_the_limit():
+    taken = []
+
+    def endless():
+        while True:
+            taken.append(1)
+            yield b"x" * 10
+
+    assert len(_transport.read_limited(endless(), 25)) == 26
+    assert len(taken) == 3
