@@ -26,6 +26,7 @@ import os
 import tempfile
 import time
 
+from ansible_collections.imagepusher.registry.plugins.module_utils import _blob_io
 from ansible_collections.imagepusher.registry.plugins.module_utils import _digest
 from ansible_collections.imagepusher.registry.plugins.module_utils import _media_types
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import (
@@ -35,13 +36,13 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._errors impor
     MissingBlobError,
     TransportError,
 )
+from ansible_collections.imagepusher.registry.plugins.module_utils._transport import ChunkReader
 
 REF_NAME = "org.opencontainers.image.ref.name"
 SOURCE_DIGEST = "io.imagepusher.source.digest"
 PLATFORMS = "io.imagepusher.platforms"
 LAYOUT_FILE = {"imageLayoutVersion": "1.0.0"}
 STATE_DIR = ".imagepusher"
-WRITE_BUFFER = 1024 * 1024
 DEFAULT_LOCK_TIMEOUT = 6 * 3600  # a lock is held for one blob download at most
 
 
@@ -224,14 +225,18 @@ class Cache:
             raise _os_error(exc, "storing %s" % digest, path)
         return True
 
-    def ingest(self, digest, size, opener, retries=3, on_bytes=None):
+    def ingest(self, digest, size, opener, retries=3, on_bytes=None, tee=None):
         """Fetch a blob into the cache unless present; returns (action, bytes transferred).
 
-        `opener(offset)` returns (iterable of byte chunks, start offset actually served,
-        close callable); iterables raise TransportError when the connection drops, and
-        we then resume from the bytes already written.  action is "cached",
-        "downloaded" or "resumed".  On a digest mismatch the partial file is discarded
-        and the blob fetched once more from zero before DigestMismatchError is raised.
+        `opener(offset)` returns (body, start offset actually served, close callable); a
+        body has readinto(view) (or is an iterable of byte chunks) and raises TransportError
+        when the connection drops; we then resume from the bytes already written. action is
+        "cached", "downloaded" or "resumed". Bytes are hashed as they are written, so the
+        blob is read once; only a resumed partial file is read back, to hash what it holds.
+        On a digest mismatch the partial file is discarded and the blob fetched once more
+        from zero before DigestMismatchError is raised. `tee(offset, view)`, when given, sees
+        every chunk as it is stored (the one-pass mirror uploads it); the view is only valid
+        during the call, and an offset that jumps back means the download started over.
         """
         final = self.blob_path(digest)
         if self.has_blob(digest, size):
@@ -243,12 +248,14 @@ class Cache:
             partial = self.partial_path(digest)
             transferred = 0
             resumed = False
+            buffer = _blob_io.aligned_buffer()
             for fresh_attempt in (0, 1):
                 try:
-                    action, count = self._fill_partial(digest, size, partial, opener, retries, on_bytes)
+                    action, count, verifier = self._fill_partial(digest, size, partial, opener, retries, on_bytes,
+                                                                 tee, buffer)
                     transferred += count
                     resumed = resumed or action == "resumed"
-                    self._verify_partial(digest, size, partial)
+                    verifier.check("blob %s" % digest)
                     break
                 except DigestMismatchError:
                     _unlink(partial)
@@ -262,72 +269,89 @@ class Cache:
                 raise _os_error(exc, "storing blob %s" % digest, final)
         return ("resumed" if resumed else "downloaded"), transferred
 
-    def _fill_partial(self, digest, size, partial, opener, retries, on_bytes):
-        """Append to the partial file until it holds `size` bytes; resume after drops."""
+    def _fill_partial(self, digest, size, partial, opener, retries, on_bytes, tee, buffer):
+        """Append to the partial file until it holds `size` bytes; resume after drops.
+
+        Returns (action, bytes transferred, DigestVerifier fed with every byte of the file).
+        """
+        known = size is not None and size >= 0
         offset = self.partial_size(digest)
-        if size is not None and size >= 0 and offset > size:
+        if known and offset > size:
             _unlink(partial)
             offset = 0
+        verifier = _digest.DigestVerifier(digest, size if known else None)
+        if offset:
+            try:
+                verifier.update_from_file(partial)
+            except OSError as exc:
+                raise _os_error(exc, "reading blob %s" % digest, partial)
         resumed = offset > 0
         transferred = 0
         drops = 0
-        while True:
-            if size is not None and size >= 0 and offset == size:
-                return ("resumed" if resumed else "downloaded"), transferred
-            chunks, start, close = opener(offset)
-            try:
-                if start != offset:  # the server ignored our Range: start over (not a resume, then)
-                    offset = 0
-                    resumed = False
-                mode = "r+b" if os.path.exists(partial) else "wb"
-                try:
-                    handle = open(partial, mode)
-                except OSError as exc:
-                    raise _os_error(exc, "writing blob %s" % digest, partial)
-                with handle:
-                    handle.seek(offset)
-                    handle.truncate()
-                    try:
-                        for chunk in chunks:
-                            if size is not None and size >= 0 and offset + len(chunk) > size:
-                                raise DigestMismatchError(
-                                    "blob %s: registry sent more than the %d bytes the manifest declares"
-                                    % (digest, size))
-                            handle.write(chunk)
-                            offset += len(chunk)
-                            transferred += len(chunk)
-                            if on_bytes:
-                                on_bytes(len(chunk))
-                        handle.flush()
-                        os.fsync(handle.fileno())
-                    except OSError as exc:
-                        raise _os_error(exc, "writing blob %s" % digest, partial)
-                    except TransportError:
-                        handle.flush()
-                        drops += 1
-                        if drops > retries:
-                            raise
-                        resumed = True
-                        continue
-            finally:
-                close()
-            if size is None or size < 0 or offset >= size:
-                return ("resumed" if resumed else "downloaded"), transferred
-            # The body ended early without an error (truncated): resume like after a drop.
-            drops += 1
-            if drops > retries:
-                # A transport failure, not corruption: the partial is kept and the next run resumes it.
-                raise TransportError("blob %s: the registry kept ending the body early (%d of %d bytes); "
-                                     "the bytes received are kept and a rerun resumes from them" % (digest, offset, size))
-            resumed = True
-
-    def _verify_partial(self, digest, size, partial):
-        verifier = _digest.DigestVerifier(digest, size if size is not None and size >= 0 else None)
+        view = memoryview(buffer)
         try:
-            verifier.update_from_file(partial)
+            writer = _blob_io.BlobWriter(partial, offset)
         except OSError as exc:
-            raise _os_error(exc, "verifying blob %s" % digest, partial)
-        verifier.check("blob %s" % digest)
+            raise _os_error(exc, "writing blob %s" % digest, partial)
+        with writer:
+            while True:
+                if known and offset == size:
+                    break
+                body, start, close = opener(offset)
+                try:
+                    if start != offset:  # the server ignored our Range: start over (not a resume, then)
+                        offset = 0
+                        resumed = False
+                        verifier = _digest.DigestVerifier(digest, size if known else None)
+                        self._write(writer.truncate, digest, partial, 0)
+                    reader = body if hasattr(body, "readinto") else ChunkReader(body)
+                    dropped = None
+                    while True:
+                        # Read one byte past the declared size: a registry sending more is caught here.
+                        want = min(len(view), size - offset + 1) if known else len(view)
+                        count, dropped = _fill(reader, view[:want])
+                        if known and offset + count > size:
+                            raise DigestMismatchError("blob %s: registry sent more than the %d bytes the manifest "
+                                                      "declares" % (digest, size))
+                        if count:
+                            chunk = view[:count]
+                            verifier.update(chunk)
+                            self._write(writer.write, digest, partial, chunk)
+                            if tee is not None:
+                                tee(offset, chunk)
+                            offset += count
+                            transferred += count
+                            if on_bytes:
+                                on_bytes(count)
+                        if dropped is not None or count < want:
+                            break
+                finally:
+                    close()
+                if dropped is not None:
+                    drops += 1
+                    if drops > retries:
+                        raise dropped
+                    resumed = True
+                    continue
+                if not known or offset >= size:
+                    break
+                # The body ended early without an error (truncated): resume like after a drop.
+                drops += 1
+                if drops > retries:
+                    # A transport failure, not corruption: the partial is kept and the next run resumes it.
+                    raise TransportError("blob %s: the registry kept ending the body early (%d of %d bytes); "
+                                         "the bytes received are kept and a rerun resumes from them"
+                                         % (digest, offset, size))
+                resumed = True
+            self._write(writer.sync, digest, partial)
+        return ("resumed" if resumed else "downloaded"), transferred, verifier
+
+    @staticmethod
+    def _write(operation, digest, partial, *args):
+        try:
+            operation(*args)
+        except OSError as exc:
+            raise _os_error(exc, "writing blob %s" % digest, partial)
 
     # -- references (index.json) -----------------------------------------
 
@@ -440,3 +464,17 @@ def _unlink(path):
         os.unlink(path)
     except OSError:
         pass
+
+
+def _fill(reader, view):
+    """Read until `view` is full or the body ends: (count, TransportError when it dropped, else None)."""
+    count = 0
+    while count < len(view):
+        try:
+            got = reader.readinto(view[count:])
+        except TransportError as exc:
+            return count, exc
+        if not got:
+            break
+        count += got
+    return count, None

@@ -27,7 +27,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._errors impor
     PlatformNotFoundError,
 )
 from ansible_collections.imagepusher.registry.plugins.module_utils._parallel import parallel_map
-from ansible_collections.imagepusher.registry.plugins.module_utils._transport import iter_body
+from ansible_collections.imagepusher.registry.plugins.module_utils._transport import BodyReader
 
 
 def normalize_platforms(platforms):
@@ -166,7 +166,7 @@ class Puller:
                 self.client.transport.count_retry()
             opened.append(offset)
             response, start = self.client.open_blob(reference.repository, item["digest"], offset)
-            return iter_body(response, reference.registry), start, response.close
+            return BodyReader(response, reference.registry), start, response.close
 
         action, transferred = self.cache.ingest(item["digest"], item["size"], opener, retries=self.retries)
         with self._lock:

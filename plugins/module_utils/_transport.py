@@ -25,6 +25,7 @@ __metaclass__ = type
 
 import atexit
 import email.utils
+import http.client as http_client
 import os
 import random
 import re
@@ -367,16 +368,68 @@ def read_limited(chunks, limit):
     return b"".join(parts)[:limit + 1]
 
 
-def iter_body(response, host, chunk_size=CHUNK_SIZE):
-    """Yield a streamed body in large chunks; a dropped connection becomes TransportError.
+class BodyReader:
+    """A streamed response body read straight into the caller's buffer: readinto(view) -> count.
 
-    The cache catches that and resumes with a Range request from the bytes it has.
+    requests' iter_content() makes a new bytes object per chunk and urllib3's readinto()
+    copies through one; the http.client response under urllib3 receives into our buffer
+    directly, so a blob crosses into user space exactly once. A body that needs decoding
+    (a Content-Encoding: registries never set one on a blob, a proxy might) goes through
+    requests as usual and is copied. readinto() returns 0 at the end of the body, including
+    one that ends early; a dropped connection or a read timeout becomes TransportError, and
+    the cache resumes with a Range request from the bytes it has.
     """
-    try:
-        for chunk in response.iter_content(chunk_size):
-            if chunk:
-                yield chunk
-    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
-            requests.exceptions.ChunkedEncodingError) as exc:
-        raise TransportError("connection to registry %s dropped mid-transfer: %s"
-                             % (host, describe_connection_error(exc)), registry=host)
+
+    def __init__(self, response, host):
+        self.host = host
+        fp = getattr(getattr(response, "raw", None), "_fp", None)
+        if fp is not None and hasattr(fp, "readinto") and not response.headers.get("Content-Encoding"):
+            self._fp = fp
+            self._direct = fp.readinto
+        else:
+            self._direct = None
+            self._chunks = ChunkReader(response.iter_content(CHUNK_SIZE))
+
+    def readinto(self, view):
+        try:
+            if self._direct is None:
+                return self._chunks.readinto(view)
+            count = self._direct(view)
+            if not count and view and getattr(self._fp, "length", None):
+                # http.client reports a body cut short as a plain end; the length it still expected says otherwise.
+                raise http_client.IncompleteRead(b"", self._fp.length)
+            return count or 0
+        except (OSError, http_client.HTTPException, requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+                requests.exceptions.ChunkedEncodingError) as exc:
+            raise TransportError("connection to registry %s dropped mid-transfer: %s"
+                                 % (self.host, describe_connection_error(exc)), registry=self.host)
+
+
+class ChunkReader:
+    """readinto() over an iterable of byte chunks (a decoded body, or a test's canned one)."""
+
+    def __init__(self, chunks):
+        self._chunks = iter(chunks)
+        self._pending = memoryview(b"")
+
+    def readinto(self, view):
+        while not self._pending:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._pending = memoryview(chunk)  # an empty chunk is not the end: read on
+        count = min(len(view), len(self._pending))
+        view[:count] = self._pending[:count]
+        self._pending = self._pending[count:]
+        return count
+
+
+def iter_body(response, host, chunk_size=65536):
+    """A streamed body as bytes chunks (for small bodies read into memory); drops as for BodyReader."""
+    reader = BodyReader(response, host)
+    view = memoryview(bytearray(chunk_size))
+    while True:
+        count = reader.readinto(view)
+        if not count:
+            return
+        yield bytes(view[:count])

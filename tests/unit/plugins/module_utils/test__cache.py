@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from ansible_collections.imagepusher.registry.plugins.module_utils import _blob_io
 from ansible_collections.imagepusher.registry.plugins.module_utils import _cache
 from ansible_collections.imagepusher.registry.plugins.module_utils import _media_types as mt
 from ansible_collections.imagepusher.registry.plugins.module_utils._cache import REF_NAME, Cache, FileLock
@@ -337,30 +338,6 @@ def test_ingest_more_bytes_than_declared_discards_the_partial_and_retries_fresh(
     assert partial_files(cache) == []
 
 
-class _FailingWrites:
-    """A file handle whose write() fails with `error` once `budget` bytes were written."""
-
-    def __init__(self, handle, error, budget):
-        self._handle = handle
-        self._error = error
-        self._budget = budget
-
-    def write(self, data):
-        if len(data) > self._budget:
-            raise OSError(self._error, os.strerror(self._error))
-        self._budget -= len(data)
-        return self._handle.write(data)
-
-    def __getattr__(self, name):
-        return getattr(self._handle, name)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self._handle.close()
-
-
 @pytest.mark.parametrize("error, message", [
     (errno.ENOSPC, "cache is out of disk space while writing blob %s (%s): free space or choose another cache_dir"),
     (errno.EDQUOT, "cache error while writing blob %s (%s): Disk quota exceeded"),
@@ -371,14 +348,15 @@ def test_ingest_write_failure_is_a_cache_error_and_leaves_blobs_and_index_alone(
                                                                                 message):
     cache.set_ref("reg.test/other:v1", descriptor(b"{}"))
     index_before = read(os.path.join(cache.root, "index.json"))
-    real_open = open
+    real_write = _blob_io.BlobWriter.write
+    budget = [3 * CHUNK]
 
-    def fake_open(path, mode="r", *args, **kwargs):
-        handle = real_open(path, mode, *args, **kwargs)
-        if str(path).endswith(".partial"):
-            return _FailingWrites(handle, error, budget=3 * CHUNK)
-        return handle
-    monkeypatch.setattr(_cache, "open", fake_open, raising=False)
+    def failing_write(writer, view):  # the disk fills up (or fails) after three chunks
+        if len(view) > budget[0]:
+            raise OSError(error, os.strerror(error))
+        budget[0] -= len(view)
+        return real_write(writer, view)
+    monkeypatch.setattr(_blob_io.BlobWriter, "write", failing_write)
 
     opener = Opener(serve())
     with pytest.raises(CacheError) as info:

@@ -3,6 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 import email.utils
+import gzip
 import http.server
 import os
 import socket
@@ -15,6 +16,8 @@ import requests
 from ansible_collections.imagepusher.registry.plugins.module_utils import _transport
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import TLSError, TransportError
 from ansible_collections.imagepusher.registry.plugins.module_utils._transport import (
+    BodyReader,
+    ChunkReader,
     Transport,
     backoff_delay,
     describe_connection_error,
@@ -294,7 +297,63 @@ def test_request_error_on_a_redirect_never_contains_the_redirect_query(sleeps):
     assert SECRET not in info.value.message
 
 
-# -- iter_body ---------------------------------------------------------------
+# -- BodyReader --------------------------------------------------------------
+
+def read_all(reader, size=65536):
+    buffer = bytearray(size)
+    parts = []
+    while True:
+        count = reader.readinto(memoryview(buffer))
+        if not count:
+            return b"".join(parts)
+        parts.append(bytes(buffer[:count]))
+
+
+def test_body_reader_fills_the_callers_buffer_with_the_whole_body(sleeps):
+    body = bytes(range(256)) * 1000
+    with FakeServer(scripted(Reply(200, body))) as server:
+        transport = make_transport(sleeps)
+        response = transport.request("GET", server.url + "/blob", "reg.test", stream=True)
+        reader = BodyReader(response, "reg.test")
+        assert reader._direct is not None  # straight from http.client, no per-chunk objects
+        assert read_all(reader) == body
+        transport.close()
+
+
+def test_body_reader_decodes_a_content_encoded_body_through_requests(sleeps):
+    body = b"layer bytes " * 5000
+    with FakeServer(scripted(Reply(200, gzip.compress(body), {"Content-Encoding": "gzip"}))) as server:
+        transport = make_transport(sleeps)
+        response = transport.request("GET", server.url + "/blob", "reg.test", stream=True)
+        reader = BodyReader(response, "reg.test")
+        assert reader._direct is None
+        assert read_all(reader, size=1000) == body
+        transport.close()
+
+
+@pytest.mark.parametrize("size", [100, 65536])
+def test_body_reader_turns_a_connection_dropped_mid_body_into_transport_error(sleeps, size):
+    def app(request, handler):
+        # Announce 1000 bytes, send 500, hang up.
+        write_raw(handler, 200, {"Content-Length": "1000"}, b"a" * 500)
+
+    received = bytearray()
+    with FakeServer(app) as server:
+        transport = make_transport(sleeps)
+        response = transport.request("GET", server.url + "/blob?token=%s" % SECRET, "reg.test", stream=True)
+        assert response.status_code == 200
+        reader = BodyReader(response, "reg.test")
+        buffer = memoryview(bytearray(size))
+        with pytest.raises(TransportError) as info:
+            while True:
+                count = reader.readinto(buffer)
+                received.extend(buffer[:count])
+        transport.close()
+    assert bytes(received) == b"a" * 500  # what arrived was handed over before the error
+    assert info.value.message.startswith("connection to registry reg.test dropped mid-transfer: ")
+    assert SECRET not in info.value.message
+    assert info.value.details == {"registry": "reg.test"}
+
 
 def test_iter_body_yields_the_whole_body_in_chunks(sleeps):
     body = bytes(range(256)) * 1000
@@ -307,24 +366,10 @@ def test_iter_body_yields_the_whole_body_in_chunks(sleeps):
     assert len(chunks) >= 2 and all(chunks)
 
 
-def test_iter_body_turns_a_connection_dropped_mid_body_into_transport_error(sleeps):
-    def app(request, handler):
-        # Announce 1000 bytes, send 500, hang up.
-        write_raw(handler, 200, {"Content-Length": "1000"}, b"a" * 500)
-
-    received = []
-    with FakeServer(app) as server:
-        transport = make_transport(sleeps)
-        response = transport.request("GET", server.url + "/blob?token=%s" % SECRET, "reg.test", stream=True)
-        assert response.status_code == 200
-        with pytest.raises(TransportError) as info:
-            for chunk in iter_body(response, "reg.test", chunk_size=100):
-                received.append(chunk)
-        transport.close()
-    assert b"".join(received) == b"a" * 500  # what arrived was handed over before the error
-    assert info.value.message.startswith("connection to registry reg.test dropped mid-transfer: ")
-    assert SECRET not in info.value.message
-    assert info.value.details == {"registry": "reg.test"}
+def test_chunk_reader_serves_chunks_into_smaller_and_larger_buffers():
+    chunks = [b"abc", b"", b"defgh", b"i"]
+    assert read_all(ChunkReader(chunks), size=2) == b"abcdefghi"
+    assert read_all(ChunkReader(chunks), size=100) == b"abcdefghi"
 
 
 # -- TLS: ca_path (file or plain directory), client certificates, error messages -------------
