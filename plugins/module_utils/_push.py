@@ -18,6 +18,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils import _cache
 from ansible_collections.imagepusher.registry.plugins.module_utils import _digest
 from ansible_collections.imagepusher.registry.plugins.module_utils import _manifest
 from ansible_collections.imagepusher.registry.plugins.module_utils import _tree
+from ansible_collections.imagepusher.registry.plugins.module_utils._blob_io import BlobReader
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import (
     ImagePusherError,
     NotCachedError,
@@ -27,7 +28,6 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._errors impor
 from ansible_collections.imagepusher.registry.plugins.module_utils._parallel import parallel_map
 from ansible_collections.imagepusher.registry.plugins.module_utils._pull import cache_name, cached_tree, normalize_platforms
 from ansible_collections.imagepusher.registry.plugins.module_utils._reference import ImageReference
-from ansible_collections.imagepusher.registry.plugins.module_utils._registry import BlobBody
 from ansible_collections.imagepusher.registry.plugins.module_utils._sessions import NoSessions, UploadSessions
 from ansible_collections.imagepusher.registry.plugins.module_utils._transport import should_retry_status
 
@@ -279,7 +279,7 @@ class Pusher:
         """PATCH from state["offset"] to the end: in one request, or chunk by chunk. Bytes sent."""
         sent = 0
         while state["offset"] < size:
-            body = BlobBody(path, state["offset"], chunk)
+            body = BlobReader(path, state["offset"], chunk)  # a request body: length, blocks, rewind
             try:
                 location, _status = self.client.upload_chunk(repo, state["location"], body, state["offset"], what)
             finally:

@@ -14,7 +14,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
-import os
 import threading
 
 try:
@@ -36,7 +35,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._errors impor
     TLSError,
     TransportError,
 )
-from ansible_collections.imagepusher.registry.plugins.module_utils._transport import CHUNK_SIZE, iter_body, read_limited
+from ansible_collections.imagepusher.registry.plugins.module_utils._transport import iter_body, read_limited
 
 ERROR_BODY_LIMIT = 64 * 1024
 TAG_LIST_LIMIT = 16 * 1024 * 1024  # one page of a tag list
@@ -67,43 +66,6 @@ def registry_error_text(response):
     except Exception:  # an error body is a courtesy: never fail on it
         return ""
     return ""
-
-
-class BlobBody:
-    """A file range as a request body: known length, large reads, optional progress hook.
-
-    requests takes the Content-Length from __len__; http.client asks for small blocks,
-    which we ignore in favour of CHUNK_SIZE reads because syscall count dominates here.
-    """
-
-    def __init__(self, path, offset=0, length=None, on_read=None):
-        self._file = open(path, "rb")
-        self._offset = offset
-        total = os.fstat(self._file.fileno()).st_size - offset
-        self._length = total if length is None else min(length, total)
-        self._on_read = on_read
-        self.seek_start()
-
-    def seek_start(self):
-        """Rewind, so the same body can be sent again (after a 401 answered with a new token)."""
-        self._file.seek(self._offset)
-        self._remaining = self._length
-
-    def __len__(self):
-        return self._length
-
-    def read(self, size=-1):
-        if self._remaining <= 0:
-            return b""
-        want = self._remaining if size is None or size < 0 else max(size, CHUNK_SIZE)
-        data = self._file.read(min(want, self._remaining))
-        self._remaining -= len(data)
-        if self._on_read and data:
-            self._on_read(len(data))
-        return data
-
-    def close(self):
-        self._file.close()
 
 
 class RegistryClient:
