@@ -1,13 +1,16 @@
 # -*- coding: utf-8 -*-
 # Copyright: contributors to imagepusher.registry
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Mirror: registry -> cache -> registry in one pass, each blob pushed once it is verified.
+"""Mirror: registry -> cache -> registry in one pass; each blob is read from the network once.
 
 A pull followed by a push waits for the last byte of the last layer before the first
-upload starts. Here a small pool downloads blobs (largest first) into the cache, through
-the same verified ingest as a pull, and each one is handed to the upload pool as soon as
-it is stored: downloads, which a registry serves faster than it accepts uploads, hide
-behind the uploads. The cache is left exactly as image_pull would leave it. When the
+upload starts, and reads every layer back from disk. Here each blob that the target lacks
+and the cache does not hold is downloaded into the cache (the same verified ingest as a
+pull) while the very same buffer is uploaded to the target (see _handoff.py); the upload
+is completed only after the cache verified the digest. Blobs the cache already holds are
+uploaded from it, and when a stream breaks (a drop the download resumed from, a mismatch,
+a failed upload) the blob is uploaded from the cache afterwards, with retries and
+resumable sessions. The cache is left exactly as image_pull would leave it. When the
 target tag already has the image's digest, nothing is fetched at all.
 """
 
@@ -18,8 +21,9 @@ __metaclass__ = type
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-# Downloads in flight: few, so the first blobs are complete early and uploads start at once.
-FETCH_WORKERS = 2
+from ansible_collections.imagepusher.registry.plugins.module_utils import _plan
+from ansible_collections.imagepusher.registry.plugins.module_utils import _push
+from ansible_collections.imagepusher.registry.plugins.module_utils._handoff import Handoff
 
 
 class Mirror:
@@ -49,8 +53,11 @@ class Mirror:
         pulls = dict((p["digest"], p) for p in job.blob_plan)
         errors = []
         lock = threading.Lock()
+        # Three pools, so that no kind of work waits for a thread another kind holds: downloads,
+        # the uploads streaming beside them, and uploads from the cache.
         with ThreadPoolExecutor(max_workers=self.concurrency) as uploads, \
-                ThreadPoolExecutor(max_workers=min(FETCH_WORKERS, self.concurrency)) as fetches:
+                ThreadPoolExecutor(max_workers=self.concurrency) as streams, \
+                ThreadPoolExecutor(max_workers=self.concurrency) as fetches:
             pending = []
 
             def upload(item):
@@ -61,8 +68,11 @@ class Mirror:
                         errors.append(exc)
 
             def fetch(item):
+                pull = pulls[item["digest"]]
                 try:
-                    self.puller.fetch(job, pulls[item["digest"]])
+                    if self._streamable(pull, item) and self._stream(job, target, pull, item, streams):
+                        return
+                    self.puller.fetch(job, pull)
                 except Exception as exc:
                     with lock:
                         errors.append(exc)
@@ -78,6 +88,26 @@ class Mirror:
                 future.result()
         if errors:
             raise errors[0]
+
+    def _streamable(self, pull, item):
+        """Download and upload at once: the target lacks the blob, the cache has none of it yet."""
+        return (item["action"] == _push.UPLOADED and not item.get("mount_from") and not item.get("done")
+                and pull["action"] != _plan.CACHED and not pull.get("done") and item["size"] > 0
+                and self.puller.cache.partial_size(item["digest"]) == 0)
+
+    def _stream(self, job, target, pull, item, streams):
+        """Download `pull` into the cache while uploading it; True when the upload completed."""
+        handoff = Handoff(item["size"])
+        upload = streams.submit(self.pusher.upload_stream, target, item, handoff)
+        try:
+            self.puller.fetch(job, pull, tee=handoff.put)
+        except BaseException:
+            handoff.abort("the download failed")
+            upload.exception()  # wait for the upload thread; the download's error is the one to report
+            raise
+        handoff.finish()
+        # A failed stream is not an error yet: the blob is in the cache, the caller uploads it from there.
+        return upload.exception() is None
 
     def _result(self, job, pushed, cached):
         pulled = self.puller.result(job)

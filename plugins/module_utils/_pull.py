@@ -154,8 +154,11 @@ class Puller:
                     item.update(done=True, action=_plan.DOWNLOADED if written else _plan.CACHED,
                                 bytes=len(job.config_raw) if written else 0)
 
-    def fetch(self, job, item):
-        """Download one planned blob into the cache (thread-safe); no-op when done or cached."""
+    def fetch(self, job, item, tee=None):
+        """Download one planned blob into the cache (thread-safe); no-op when done or cached.
+
+        `tee(offset, view)` sees each chunk as it is stored (see Cache.ingest).
+        """
         if item["action"] == _plan.CACHED or item.get("done"):
             return
         reference = job.reference
@@ -168,7 +171,7 @@ class Puller:
             response, start = self.client.open_blob(reference.repository, item["digest"], offset)
             return BodyReader(response, reference.registry), start, response.close
 
-        action, transferred = self.cache.ingest(item["digest"], item["size"], opener, retries=self.retries)
+        action, transferred = self.cache.ingest(item["digest"], item["size"], opener, retries=self.retries, tee=tee)
         with self._lock:
             item["action"] = action
             item["bytes"] = transferred

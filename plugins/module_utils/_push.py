@@ -25,6 +25,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._errors impor
     RegistryError,
     TransportError,
 )
+from ansible_collections.imagepusher.registry.plugins.module_utils._handoff import HandoffBroken
 from ansible_collections.imagepusher.registry.plugins.module_utils._parallel import parallel_map
 from ansible_collections.imagepusher.registry.plugins.module_utils._pull import cache_name, cached_tree, normalize_platforms
 from ansible_collections.imagepusher.registry.plugins.module_utils._reference import ImageReference
@@ -218,6 +219,26 @@ class Pusher:
             items.append({"digest": manifest.digest, "media_type": manifest.media_type, "size": len(manifest.raw),
                           "action": EXISTS if exists else PUSHED, "manifest": manifest})
         return items
+
+    def upload_stream(self, target, item, handoff):
+        """Upload one blob from a Handoff while it downloads: one PATCH, then the PUT once verified.
+
+        Raises (HandoffBroken, or the registry's error) when the stream or the upload fails;
+        the caller then uploads from the cache, with retries and resumable sessions. The
+        session of a failed stream is abandoned: the registry never saw a digest for it.
+        """
+        repo, digest, size = target.repository, item["digest"], item["size"]
+        what = "upload of blob %s to %s" % (digest, repo)
+        try:
+            location, _min_chunk = self.client.start_upload(repo)
+            location, _status = self.client.upload_chunk(repo, location, handoff, 0, what)
+            if not handoff.wait_finished():
+                raise HandoffBroken("the download did not verify")
+            self.client.finish_upload(repo, location, digest, what)
+        finally:
+            handoff.release()
+        item.update(action=UPLOADED, bytes=size, done=True)
+        return size
 
     def _upload(self, target, item):
         """Stream one blob from disk, resuming a session a killed run left, or after a drop."""

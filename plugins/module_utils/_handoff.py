@@ -1,0 +1,117 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to imagepusher.registry
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Hand each chunk a download stores to an upload running in another thread, without a copy.
+
+The one-pass mirror downloads a blob into the cache and uploads the same bytes to the
+target while they are still in the download's buffer: the producer (the cache ingest)
+calls put(offset, view) for every chunk it has hashed and written, and the consumer (an
+HTTP request body) gets the view from read(). put() returns once the consumer asks for
+the next block, which http.client does only after sending the previous one, so the
+buffer is never overwritten while it is being sent and memory stays at one buffer per
+stream. The socket buffers on both sides keep the two connections busy meanwhile.
+
+The upload may only be completed (the PUT with the digest) after finish(): the producer
+says so once the whole blob was verified and stored. A download that starts over (an
+offset that jumps back), fails, or ends short breaks the handoff; so does an upload that
+fails. Either side then stops waiting for the other, and the mirror uploads the blob
+from the cache instead.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import threading
+
+
+class HandoffBroken(Exception):
+    """The stream between a download and its upload was cut; the reason says by which side."""
+
+
+class Handoff:
+    """One producer, one consumer, `length` bytes in order from offset 0."""
+
+    def __init__(self, length):
+        self.length = length
+        self._cond = threading.Condition()
+        self._view = None  # the chunk handed over, until the consumer asks for the next one
+        self._taken = False  # the consumer has _view (it is being sent)
+        self._produced = 0  # offset of the next byte the producer must put
+        self._consumed = 0
+        self._finished = False
+        self._broken = None
+
+    # -- producer (the download) -------------------------------------------------
+
+    def put(self, offset, view):
+        """Hand over one chunk; returns when the consumer has sent it (or gave up)."""
+        with self._cond:
+            if self._broken is not None:
+                return
+            if offset != self._produced or offset + len(view) > self.length:
+                self._break("the download started over at byte %d" % offset)
+                return
+            self._view, self._taken = view, False
+            self._produced += len(view)
+            self._cond.notify_all()
+            while self._view is not None and self._broken is None:
+                self._cond.wait()
+
+    def finish(self):
+        """Every byte was put, verified against the digest and stored: the upload may complete."""
+        with self._cond:
+            if self._produced != self.length:
+                self._break("the download handed over %d of %d bytes" % (self._produced, self.length))
+            self._finished = True
+            self._cond.notify_all()
+
+    def abort(self, reason):
+        with self._cond:
+            self._break(reason)
+
+    # -- consumer (a request body) ---------------------------------------------------
+
+    def __len__(self):
+        return self.length
+
+    def seek_start(self):
+        """A request body is rewound to be sent again: impossible once bytes are gone."""
+        if self._consumed:
+            raise HandoffBroken("the upload was asked to start over, which a one-pass stream cannot")
+
+    def read(self, size=-1):
+        """The next chunk (whatever `size` asks), b'' after `length` bytes; HandoffBroken when cut."""
+        with self._cond:
+            if self._taken:
+                self._view, self._taken = None, False  # it has been sent: the producer may reuse its buffer
+                self._cond.notify_all()
+            if self._consumed >= self.length:
+                return b""
+            while self._view is None and self._broken is None:
+                self._cond.wait()
+            if self._broken is not None:
+                raise HandoffBroken(self._broken)
+            self._consumed += len(self._view)
+            self._taken = True
+            return self._view
+
+    def wait_finished(self):
+        """True once the producer verified the blob; False when the handoff broke instead."""
+        with self._cond:
+            while not self._finished and self._broken is None:
+                self._cond.wait()
+            return self._broken is None
+
+    def release(self, reason="the upload stopped"):
+        """The consumer is done with the stream (sent, or failed): never keep the producer waiting."""
+        with self._cond:
+            self._view, self._taken = None, False
+            if self._consumed < self.length or not self._finished:
+                self._break(reason)
+            self._cond.notify_all()
+
+    def _break(self, reason):
+        if self._broken is None:
+            self._broken = reason
+        self._cond.notify_all()
