@@ -8,10 +8,11 @@ upload starts, and reads every layer back from disk. Here each blob that the tar
 and the cache does not hold is downloaded into the cache (the same verified ingest as a
 pull) while the very same buffer is uploaded to the target (see _handoff.py); the upload
 is completed only after the cache verified the digest. Blobs the cache already holds are
-uploaded from it, and when a stream breaks (a drop the download resumed from, a mismatch,
-a failed upload) the blob is uploaded from the cache afterwards, with retries and
-resumable sessions. The cache is left exactly as image_pull would leave it. When the
-target tag already has the image's digest, nothing is fetched at all.
+uploaded from it. A dropped download resumes without breaking the stream; when a stream
+does break (a download that starts over, a mismatch, a failed upload) the blob is
+uploaded from the cache afterwards, with retries and resumable sessions. The cache is
+left exactly as image_pull would leave it. When the target tag already has the image's
+digest, nothing is read but the two HEADs (and, narrowed, the source's index).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -24,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from ansible_collections.imagepusher.registry.plugins.module_utils import _plan
 from ansible_collections.imagepusher.registry.plugins.module_utils import _push
 from ansible_collections.imagepusher.registry.plugins.module_utils._handoff import Handoff
+from ansible_collections.imagepusher.registry.plugins.module_utils._pull import PullJob, cache_name, normalize_platforms
 
 
 class Mirror:
@@ -33,13 +35,27 @@ class Mirror:
         self.concurrency = max(1, concurrency)
 
     def mirror(self, source, target, platforms=None, check_mode=False):
-        job = self.puller.prepare(source, platforms, check_mode)
-        tree = job.tree
-        before = self.pusher.head_target(target)
-        if before == tree.digest:
+        # A current target is told from the source's digest (or, narrowed, the digest its index gives
+        # the platforms) and one HEAD of the target, before the image is read: an empty cache, as in a
+        # fresh AWX job, costs no more than that.
+        wanted = normalize_platforms(platforms)
+        source_digest = source.digest or self.puller.resolve(source)["digest"]
+        job = PullJob(source, wanted)
+        job.name, job.source_digest = cache_name(source, wanted), source_digest
+        if self.puller.from_cache(job, source_digest):
+            digest = job.tree.digest
+        else:
+            digest = self.puller.top_digest(source, source_digest, wanted)
+        head = self.pusher.head_target_manifest(target)
+        before = head["digest"] if head else None
+        if digest and before == digest:
             # The target is current: a mirror has nothing to do, so the cache is not filled either.
-            return self._result(job, self.pusher.result(job.name, target, tree, [], [], False, before),
-                                cached=job.done)
+            return self._current(job, target, before, head["media_type"])
+        if not job.done:
+            job = self.puller.prepare(source, platforms, check_mode, source_digest=source_digest)
+        tree = job.tree
+        if before == tree.digest:
+            return self._current(job, target, before, head["media_type"])
         blob_plan, manifest_plan = self.pusher.plan(target, tree)
         if not check_mode:
             self.puller.begin(job)
@@ -48,6 +64,17 @@ class Mirror:
             self.pusher.finish(target, tree, blob_plan, manifest_plan)
         pushed = self.pusher.result(job.name, target, tree, blob_plan, manifest_plan, True, before)
         return self._result(job, pushed, cached=True)
+
+    def _current(self, job, target, digest, media_type):
+        """The result for a target that already has the image: from the tree when it was read or
+        cached, else from what the HEADs said (the image itself was not read)."""
+        if job.tree is not None:
+            return self._result(job, self.pusher.result(job.name, target, job.tree, [], [], False, digest),
+                                cached=job.done)
+        result = self.pusher.result(job.name, target, _Unread(digest, media_type), [], [], False, digest)
+        result.update({"source": str(job.reference), "source_digest": job.source_digest, "cache_name": job.name,
+                       "cached": False, "bytes_downloaded": 0})
+        return result
 
     def _pipeline(self, job, target, blob_plan):
         pulls = dict((p["digest"], p) for p in job.blob_plan)
@@ -121,3 +148,12 @@ class Mirror:
             "changed": pushed["changed"] or (cached and pulled["changed"]),
         })
         return result
+
+
+class _Unread:
+    """What a result needs of an image tree, for an image that was not read (its target was current)."""
+
+    def __init__(self, digest, media_type):
+        self.digest = digest
+        self.media_type = media_type
+        self.platforms = []

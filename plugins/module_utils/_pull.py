@@ -93,6 +93,7 @@ class Puller:
         self.concurrency = max(1, concurrency)
         self.retries = retries
         self._lock = threading.Lock()
+        self._manifests = {}  # digest -> Manifest read from the registry in this run
 
     def pull(self, reference, platforms=None, check_mode=False):
         job = self.prepare(reference, platforms, check_mode)
@@ -101,28 +102,16 @@ class Puller:
         self.begin(job)
         return self.finish(job)
 
-    def prepare(self, reference, platforms=None, check_mode=False):
-        """Resolve the image and plan its blobs; read-only (check mode stops here). A PullJob."""
+    def prepare(self, reference, platforms=None, check_mode=False, source_digest=None):
+        """Resolve the image and plan its blobs; read-only (check mode stops here). A PullJob.
+
+        `source_digest`: what the reference resolves to, when the caller has asked already.
+        """
         job = PullJob(reference, normalize_platforms(platforms))
         job.name = cache_name(reference, job.wanted)
-        entry = self.cache.get_ref(job.name) if self.cache.exists() else None
-        job.previous = entry.get("digest") if entry else None
-
-        source_digest = reference.digest
-        if not source_digest:
-            head = self.client.head_manifest(reference.repository, reference.tag)
-            if head is None:
-                raise NotFoundError("image %s not found: %s has no tag %r in repository %s"
-                                    % (reference, reference.registry, reference.tag, reference.repository),
-                                    status=404)
-            source_digest = head["digest"]
-
-        if source_digest and entry and self._entry_matches(entry, source_digest, job.wanted):
-            tree = cached_tree(self.cache, entry["digest"], entry.get("mediaType"))
-            if tree is not None:
-                job.source_digest, job.tree, job.done = source_digest, tree, True
-                job.blob_plan, job.manifest_plan = _plan.plan_pull(tree, self.cache), _plan.plan_manifests(tree, self.cache)
-                return job
+        source_digest = source_digest or reference.digest or self.resolve(reference)["digest"]
+        if self.from_cache(job, source_digest):
+            return job
 
         top = self._load_manifest(reference, source_digest or reference.ref, None)
         job.source_digest = top.digest
@@ -143,6 +132,39 @@ class Puller:
         job.changed = job.previous != tree.digest or any(
             p["action"] != _plan.CACHED for p in job.blob_plan + job.manifest_plan)
         return job
+
+    def resolve(self, reference):
+        """HEAD a tag: {'digest', 'media_type', 'size'} (digest None when not sent); NotFoundError when absent."""
+        head = self.client.head_manifest(reference.repository, reference.ref)
+        if head is None:
+            raise NotFoundError("image %s not found: %s has no tag %r in repository %s"
+                                % (reference, reference.registry, reference.tag, reference.repository), status=404)
+        return head
+
+    def top_digest(self, reference, source_digest, wanted):
+        """The digest a pull of `wanted` platforms would store, from the index alone; None when
+        only a full read can tell (a single-platform image must show its platform first)."""
+        if not wanted and source_digest:
+            return source_digest  # the whole image is stored as served
+        top = self._load_manifest(reference, source_digest or reference.ref, None)
+        if not wanted:
+            return top.digest
+        if not top.is_index:
+            return None
+        descriptor, narrowed = _tree.narrow(top, wanted)
+        return descriptor.digest if descriptor else narrowed.digest
+
+    def from_cache(self, job, source_digest):
+        """Fill `job` from the cache when it holds exactly what `source_digest` names (no network). True then."""
+        entry = self.cache.get_ref(job.name) if self.cache.exists() else None
+        job.previous = entry.get("digest") if entry else None
+        if source_digest and entry and self._entry_matches(entry, source_digest, job.wanted):
+            tree = cached_tree(self.cache, entry["digest"], entry.get("mediaType"))
+            if tree is not None:
+                job.source_digest, job.tree, job.done = source_digest, tree, True
+                job.blob_plan, job.manifest_plan = _plan.plan_pull(tree, self.cache), _plan.plan_manifests(tree, self.cache)
+                return True
+        return False
 
     def begin(self, job):
         """Create the cache and store what prepare() already holds in memory (a config)."""
@@ -222,10 +244,13 @@ class Puller:
                 return _manifest.parse(raw, descriptor.media_type if descriptor else None, expected_digest=digest)
             except (CacheError, ManifestError):
                 pass  # damaged copy: fetch it again
+        if digest in self._manifests:
+            return self._manifests[digest]
         manifest = self.client.get_manifest(reference.repository, ref, expected_digest=digest)
         if descriptor is not None and descriptor.size != len(manifest.raw):
             raise DigestMismatchError("manifest %s of %s: the index declares %d bytes but the registry sent %d"
                                       % (descriptor.digest, reference, descriptor.size, len(manifest.raw)))
+        self._manifests[manifest.digest] = manifest
         return manifest
 
     def _set_image_platform(self, reference, tree):

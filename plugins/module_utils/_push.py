@@ -137,8 +137,12 @@ class Pusher:
 
     def head_target(self, target):
         """The digest the target tag names now, or None."""
-        head = self.client.head_manifest(target.repository, target.ref, scopes=[_push_scope(target.repository)])
+        head = self.head_target_manifest(target)
         return head["digest"] if head else None
+
+    def head_target_manifest(self, target):
+        """What a HEAD of the target tag says ({'digest', 'media_type', 'size'}), or None."""
+        return self.client.head_manifest(target.repository, target.ref, scopes=[_push_scope(target.repository)])
 
     def plan(self, target, tree):
         """(blob plan, manifest plan) from HEAD requests on the target: read-only."""

@@ -70,10 +70,12 @@ options:
     description:
       - Mirror straight from this registry image, C([registry/]repository[:tag][@digest]), instead of pushing
         an image already in the cache.
-      - Pull and push overlap. Each blob is downloaded into the cache, verified as M(imagepusher.registry.image_pull)
-        would, and uploaded as soon as it is stored, so the cache is left holding the image (RV(cache_name)).
-      - When the target tag already has the source's digest, nothing is downloaded or uploaded. That costs one
-        manifest HEAD on each registry.
+      - Pull and push overlap. Each blob the target lacks is downloaded into the cache, verified as
+        M(imagepusher.registry.image_pull) would, and uploaded from the same buffer while it downloads; the upload is
+        completed only once the cache has verified the digest. The cache is left holding the image (RV(cache_name)).
+      - When the target tag already has the source's digest, nothing is downloaded or uploaded and the cache is not
+        filled. That costs one manifest HEAD on each registry, whether or not the cache holds the image; with
+        O(platforms), the source's index is read too, to learn the digest those platforms have.
       - The registry options (O(username), O(ca_path), ...) apply to the target. Credentials for the source come
         from O(source_username) and O(source_password), else from the auth files and credential helpers, looked up
         for the source registry. TLS options apply to both.
@@ -170,7 +172,10 @@ media_type:
   returned: always
   type: str
 platforms:
-  description: Platforms pushed, C(os/architecture[/variant]) (empty when the image has no config platform).
+  description:
+    - Platforms pushed, C(os/architecture[/variant]) (empty when the image has no config platform).
+    - Also empty for a one-pass mirror (O(source)) whose target was current while the cache did not hold the image:
+      the image was not read.
   returned: always
   type: list
   elements: str

@@ -62,3 +62,23 @@ def test_current_target_costs_one_head_per_registry(ansible, registry, samples, 
         assert again.rc == 0 and not again.changed, again.msg
         seen = [(e.method, e.path) for e in registry.access_log(since=mark_source) + target.access_log(since=mark_target)]
         assert sorted(seen) == sorted([("HEAD", "/v2/test/multi/manifests/v1"), ("HEAD", "/v2/m/multi/manifests/v1")])
+
+
+def test_current_target_with_an_empty_cache_costs_one_head_per_registry(ansible, registry, samples, tmp_path):
+    """As in a fresh AWX job: nothing cached, the target current. The image is not read at all."""
+    with Registry() as target:
+        dst = f"{target.host}/m/multi:v1"
+        first = ansible.run_module("image_push", {"source": samples["multi"].ref, "target": dst,
+                                                  "cache_dir": str(tmp_path / "first")})
+        assert first.rc == 0 and first.changed, first.msg
+        mark_source, mark_target = registry.mark(), target.mark()
+        again = ansible.run_module("image_push", {"source": samples["multi"].ref, "target": dst,
+                                                  "cache_dir": str(tmp_path / "empty")})
+        assert again.rc == 0 and not again.changed, again.msg
+        seen = [(e.method, e.path) for e in registry.access_log(since=mark_source) + target.access_log(since=mark_target)]
+        assert sorted(seen) == sorted([("HEAD", "/v2/test/multi/manifests/v1"), ("HEAD", "/v2/m/multi/manifests/v1")])
+    result = again.result
+    assert result["digest"] == result["source_digest"] == samples["multi"].digest
+    assert result["media_type"] == first.result["media_type"]
+    assert (result["cached"], result["bytes_downloaded"], result["bytes_uploaded"], result["blobs"]) == (False, 0, 0, [])
+    assert not (tmp_path / "empty" / "index.json").exists()
