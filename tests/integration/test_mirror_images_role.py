@@ -3,16 +3,21 @@
 Driver for the integration target tests/integration/targets/mirror_images/ (a role whose
 tasks/main.yml runs the case files named in ``mirror_test_cases``):
 
-- ``mirrored``: the role mirrors three seeded images (the 3-platform index, the Docker v2
-  image, the OCI image; one target without a tag) into an empty registry of its own, with a
-  dedicated cache dir, then the same playbook runs again. In the background meanwhile, a
-  third run applies the role to a list with an entry that has no target.
-- The tests check the two runs' results and PLAY RECAPs, and the target with skopeo.
+- ``mirrored``: the role mirrors four entries of the seeded registry (the 3-platform index, the
+  Docker v2 image, the OCI image with a target that has no tag, and the index narrowed to
+  linux/amd64) into an empty registry of its own, with a dedicated cache dir (cold run). The
+  same playbook runs again (warm run), then once more with an empty cache dir while the
+  targets are current. In the background meanwhile, another run applies the role to a list
+  with an entry that has no target.
+- Each run's summary is checked key by key in the play (``mirror_test_expected``) and again
+  here; the tests also check the PLAY RECAPs, the registries' access logs, the cache and, with
+  skopeo, the targets.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -41,6 +46,12 @@ RECAP_RE = re.compile(r"^localhost\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d
                       r"\s+ignored=(?P<ignored>\d+)", re.M)
 PUSH = "imagepusher.registry.image_push"
 PULL = "imagepusher.registry.image_pull"
+REF_NAME = "org.opencontainers.image.ref.name"
+# (sample, target repository[:tag], platforms): the last entry shares every blob with the first
+ENTRIES = [("multi", "mirror/multi:v1", None),
+           ("docker_v2", "mirror/docker-v2", None),  # no tag: takes v1
+           ("oci_single", "mirror/oci-single:stable", None),
+           ("multi", "mirror/multi-amd64:v1", ["linux/amd64"])]
 
 
 def recap(run: PlaybookRun) -> dict[str, int]:
@@ -62,70 +73,149 @@ def exported(run: PlaybookRun) -> list[dict]:
     return run.task("export results").result["mirror_images_results"]
 
 
+def expected_summary(samples, target_host: str, run: str) -> list[dict]:
+    """mirror_images_results for run 'cold' (empty cache and target), 'warm' or 'cache_gone'."""
+    summary = []
+    for name, dest, platforms in ENTRIES:
+        sample = samples[name]
+        image = sample.obj.image_for("amd64") if platforms else sample.obj
+        size = sum(len(b) for b in image.blobs.values())
+        # the narrowed entry comes after the full index: its blobs are in the cache, and in
+        # another repository of the target, which the cache knows of (mounted, not uploaded)
+        moved = run == "cold" and not platforms
+        summary.append({
+            "source": sample.ref,
+            "target": f"{target_host}/{dest}" + ("" if ":" in dest else f":{sample.tag}"),
+            "digest": image.digest,
+            "cache_name": sample.ref + ("+linux-amd64" if platforms else ""),
+            "cached": run != "cache_gone",
+            "pulled": moved,
+            "pushed": run == "cold",
+            "bytes_downloaded": size if moved else 0,
+            "bytes_uploaded": size if moved else 0,
+        })
+    return summary
+
+
+def manifest_heads(entries) -> list[tuple[str, str]]:
+    return sorted((e.method, e.path) for e in entries)
+
+
 @pytest.fixture(scope="module")
 def mirrored(registry, samples, tmp_path_factory):
     root = tmp_path_factory.mktemp("mirror-images")
     cache_dir = root / "cache"
     ws = AnsibleWorkspace(root / "ansible")
-    chosen = [("multi", "mirror/multi:v1"), ("docker_v2", "mirror/docker-v2"),  # no tag: takes v1
-              ("oci_single", "mirror/oci-single:stable")]
     with Registry() as target:
         invalid = ws.start_playbook(PLAYBOOK, {
             "mirror_test_cases": ["invalid"],
             "mirror_test_cache_dir": str(root / "invalid-cache"),
             "mirror_test_invalid_list": [{"source": samples["oci_single"].ref}],
         }, timeout=120)
-        extra = {
-            "mirror_test_cases": ["mirror"],
-            "mirror_test_cache_dir": str(cache_dir),
-            "mirror_test_list": [{"source": samples[name].ref, "target": f"{target.host}/{dest}"}
-                                 for name, dest in chosen],
-            "mirror_test_expected": [
-                {"target": f"{target.host}/{dest}" + ("" if ":" in dest else f":{samples[name].tag}"),
-                 "digest": samples[name].digest,
-                 "bytes": sum(len(b) for b in samples[name].obj.blobs.values())}
-                for name, dest in chosen],
-        }
-        first = ws.run_playbook(PLAYBOOK, dict(extra, mirror_test_first_run=True), timeout=180)
-        second = ws.run_playbook(PLAYBOOK, dict(extra, mirror_test_first_run=False), timeout=180)
-        digests = {e["target"]: raw_digest(e["target"]) for e in extra["mirror_test_expected"]}
-        yield {"first": first, "second": second, "invalid": invalid.wait(), "extra": extra,
-               "digests": digests, "cache_dir": cache_dir, "target": target.host}
+        listed = []
+        for name, dest, platforms in ENTRIES:
+            entry = {"source": samples[name].ref, "target": f"{target.host}/{dest}"}
+            if platforms:
+                entry["platforms"] = platforms
+            listed.append(entry)
+        extra = {"mirror_test_cases": ["mirror"], "mirror_test_cache_dir": str(cache_dir),
+                 "mirror_test_list": listed}
+        runs, logs, cache_names = {}, {}, []
+        for run, cache in (("cold", cache_dir), ("warm", cache_dir), ("cache_gone", root / "empty-cache")):
+            marks = registry.mark(), target.mark()
+            runs[run] = ws.run_playbook(PLAYBOOK, dict(extra, mirror_test_cache_dir=str(cache),
+                                                       mirror_test_expected=expected_summary(samples, target.host,
+                                                                                             run)), timeout=240)
+            logs[run] = {"source": registry.access_log(since=marks[0]), "target": target.access_log(since=marks[1])}
+            if run == "cold" and (cache_dir / "index.json").exists():  # what the cold run left in the cache
+                index = json.loads((cache_dir / "index.json").read_text())
+                cache_names = sorted(m["annotations"][REF_NAME] for m in index["manifests"])
+        digests = {e["target"]: raw_digest(e["target"]) for e in expected_summary(samples, target.host, "cold")}
+        yield {"runs": runs, "logs": logs, "invalid": invalid.wait(), "listed": listed, "digests": digests,
+               "cache_names": cache_names, "cache_dir": cache_dir, "empty_cache": root / "empty-cache",
+               "target": target.host}
     ws.cleanup()
 
 
 def test_first_run_mirrors_every_image(mirrored, samples):
-    first = mirrored["first"]
+    first = mirrored["runs"]["cold"]
     results = exported(first)
-    expected = mirrored["extra"]["mirror_test_expected"]
-    assert [r["digest"] for r in results] == [e["digest"] for e in expected]
-    assert [r["target"] for r in results] == [e["target"] for e in expected]
-    assert all(r["pulled"] and r["pushed"] for r in results), results
+    expected = expected_summary(samples, mirrored["target"], "cold")
+    assert results == expected
+    assert [(r["pulled"], r["pushed"]) for r in results] == [(True, True)] * 3 + [(False, True)]
     # skopeo reads each target tag back with the source digest (one target had no tag: v1)
     assert mirrored["digests"] == {e["target"]: e["digest"] for e in expected}
     assert f"{mirrored['target']}/mirror/docker-v2:v1" in mirrored["digests"]
-    pushes = [r for r in first.results if r["action"] == PUSH]
-    assert [r["status"] for r in pushes] == ["changed"]
-    assert [i["changed"] for i in pushes[0]["result"]["results"]] == [True] * 3
-    assert (recap(first)["changed"], recap(first)["failed"]) == (2, 0)  # the pull and the push task
-    # the dedicated cache holds the three images (and the default cache was not used)
-    assert (mirrored["cache_dir"] / "index.json").is_file()
+    # one image_push task with one changed loop item per image, no image_pull at all
+    (push,) = [r for r in first.results if r["action"] == PUSH]
+    assert push["status"] == "changed"
+    assert [(i["item"]["source"], i["changed"]) for i in push["result"]["results"]] \
+        == [(e["source"], True) for e in mirrored["listed"]]
+    assert not [r for r in first.results if r["action"] == PULL]
+    assert (recap(first)["changed"], recap(first)["failed"]) == (1, 0)
     assert "Traceback" not in first.stdout + first.stderr
 
 
-def test_second_run_changes_nothing(mirrored):
-    second = mirrored["second"]
+def test_first_run_fills_the_cache(mirrored, samples):
+    cache = mirrored["cache_dir"]
+    names = [e["cache_name"] for e in expected_summary(samples, mirrored["target"], "cold")]
+    assert mirrored["cache_names"] == sorted(set(names))
+    for blob in (cache / "blobs" / "sha256").iterdir():
+        assert hashlib.sha256(blob.read_bytes()).hexdigest() == blob.name, blob
+    # skopeo reads the entries with OCI media types (skopeo 1.9 cannot resolve Docker v2 ones)
+    for name in names:
+        if name.startswith(samples["docker_v2"].ref):
+            continue
+        proc = subprocess.run(["skopeo", "inspect", "--raw", f"oci:{cache}:{name}"],
+                              capture_output=True, timeout=60, check=False)
+        assert proc.returncode == 0, f"skopeo cannot read {name} from the cache:\n{proc.stderr.decode()}"
+
+
+def test_second_run_changes_nothing(mirrored, samples):
+    second = mirrored["runs"]["warm"]
     results = exported(second)
+    assert results == expected_summary(samples, mirrored["target"], "warm")
     assert [(r["pulled"], r["pushed"], r["bytes_downloaded"], r["bytes_uploaded"]) for r in results] \
-        == [(False, False, 0, 0)] * 3
-    assert [r["digest"] for r in results] == [e["digest"] for e in mirrored["extra"]["mirror_test_expected"]]
+        == [(False, False, 0, 0)] * len(ENTRIES)
     counts = recap(second)
     assert counts["changed"] == 0 and counts["failed"] == 0, second.output
     changed = [(r["task"], r["action"]) for r in second.results if r["status"] == "changed"]
     assert changed == [], f"tasks that changed on the second run: {changed}"
-    for action in (PULL, PUSH):
-        (record,) = [r for r in second.results if r["action"] == action]
-        assert [i["changed"] for i in record["result"]["results"]] == [False] * 3, record
+    (record,) = [r for r in second.results if r["action"] == PUSH]
+    assert [i["changed"] for i in record["result"]["results"]] == [False] * len(ENTRIES), record
+
+
+def test_warm_run_costs_one_manifest_head_per_image_per_registry(mirrored, samples):
+    logs = mirrored["logs"]["warm"]
+    sources = [samples[name] for name, _dest, _platforms in ENTRIES]
+    assert manifest_heads(logs["source"]) == sorted(("HEAD", f"/v2/{s.repo}/manifests/{s.tag}") for s in sources)
+    targets = [e["target"].split("/", 1)[1].rsplit(":", 1)
+               for e in expected_summary(samples, mirrored["target"], "warm")]
+    assert manifest_heads(logs["target"]) == sorted(("HEAD", f"/v2/{repo}/manifests/{tag}") for repo, tag in targets)
+    assert {e.status for e in logs["source"] + logs["target"]} == {200}
+
+
+def test_current_targets_with_an_empty_cache_change_nothing(mirrored, samples):
+    run = mirrored["runs"]["cache_gone"]
+    results = exported(run)
+    assert results == expected_summary(samples, mirrored["target"], "cache_gone")
+    assert [r["cached"] for r in results] == [False] * len(ENTRIES)
+    assert recap(run)["changed"] == 0, run.output
+    # no blob moved either way, and the cache was not filled
+    logs = mirrored["logs"]["cache_gone"]
+    assert [e for e in logs["target"] if e.method != "HEAD"] == []
+    assert manifest_heads(logs["target"]) == manifest_heads(mirrored["logs"]["warm"]["target"])
+    assert not (mirrored["empty_cache"] / "index.json").exists()
+
+
+def test_current_targets_with_an_empty_cache_cost_one_head_per_registry(mirrored, samples):
+    """Each whole image: one HEAD on each registry, as with a warm cache. The narrowed entry also
+    reads the index (its digest is the one the index gives amd64), and nothing else."""
+    logs = mirrored["logs"]["cache_gone"]
+    multi = samples["multi"]
+    index_get = ("GET", "/v2/%s/manifests/%s" % (multi.repo, multi.digest))
+    assert manifest_heads(logs["source"]) == sorted(manifest_heads(mirrored["logs"]["warm"]["source"]) + [index_get])
+    assert manifest_heads(logs["target"]) == manifest_heads(mirrored["logs"]["warm"]["target"])
 
 
 def test_entry_without_target_fails_argument_validation(mirrored):

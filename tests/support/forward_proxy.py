@@ -9,7 +9,11 @@ pull from a plain-HTTP loopback registry; the proxy sees absolute-URI requests
         ...
         proxy.requests   # [(method, absolute URL)]
 
-CONNECT (HTTPS through the proxy) is answered 405, so an https:// request fails fast.
+CONNECT (HTTPS through the proxy) is recorded and answered 405, so an https:// request fails fast.
+
+``hosts`` maps host names to the address the proxy connects to, so a test can reach a loopback
+registry under a name that is not loopback (which the modules never talk plain HTTP to unless
+told to): ``ForwardProxy(hosts={"mirror.test": "127.0.0.1"})`` and ``mirror.test:<port>/repo``.
 """
 
 from __future__ import annotations
@@ -26,8 +30,9 @@ _HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authoriz
 
 
 class ForwardProxy:
-    def __init__(self):
+    def __init__(self, hosts: dict[str, str] | None = None):
         self.requests: list[tuple[str, str]] = []
+        self.hosts = dict(hosts or {})
         self._lock = threading.Lock()
         self._httpd = None
         self._thread = None
@@ -46,6 +51,8 @@ class ForwardProxy:
                 pass
 
             def do_CONNECT(self):
+                with proxy._lock:
+                    proxy.requests.append((self.command, self.path))
                 self.send_response(405)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -88,7 +95,8 @@ class ForwardProxy:
         body = handler.rfile.read(length) if length else None
         headers = {k: v for k, v in handler.headers.items() if k.lower() not in _HOP_BY_HOP}
         path = target.path + ("?" + target.query if target.query else "")
-        upstream = http.client.HTTPConnection(target.hostname, target.port or 80, timeout=30)
+        upstream = http.client.HTTPConnection(self.hosts.get(target.hostname, target.hostname), target.port or 80,
+                                              timeout=30)
         try:
             upstream.request(handler.command, path or "/", body=body, headers=headers)
             answer = upstream.getresponse()
