@@ -63,14 +63,15 @@ class Mirror:
             self.puller.finish(job)
             self.pusher.finish(target, tree, blob_plan, manifest_plan)
         pushed = self.pusher.result(job.name, target, tree, blob_plan, manifest_plan, True, before)
-        return self._result(job, pushed, cached=True)
+        # Check mode fills no cache, but reports the bytes the real run would download.
+        return self._result(job, pushed, cached=job.done or not check_mode, moved=True)
 
     def _current(self, job, target, digest, media_type):
         """The result for a target that already has the image: from the tree when it was read or
         cached, else from what the HEADs said (the image itself was not read)."""
         if job.tree is not None:
             return self._result(job, self.pusher.result(job.name, target, job.tree, [], [], False, digest),
-                                cached=job.done)
+                                cached=job.done, moved=False)
         result = self.pusher.result(job.name, target, _Unread(digest, media_type), [], [], False, digest)
         result.update({"source": str(job.reference), "source_digest": job.source_digest, "cache_name": job.name,
                        "cached": False, "bytes_downloaded": 0})
@@ -136,7 +137,7 @@ class Mirror:
         # A failed stream is not an error yet: the blob is in the cache, the caller uploads it from there.
         return upload.exception() is None
 
-    def _result(self, job, pushed, cached):
+    def _result(self, job, pushed, cached, moved):
         pulled = self.puller.result(job)
         result = dict(pushed)
         result.update({
@@ -144,8 +145,8 @@ class Mirror:
             "source_digest": job.source_digest,
             "cache_name": job.name,
             "cached": cached,
-            "bytes_downloaded": pulled["bytes_downloaded"] if cached else 0,
-            "changed": pushed["changed"] or (cached and pulled["changed"]),
+            "bytes_downloaded": pulled["bytes_downloaded"] if moved else 0,
+            "changed": pushed["changed"] or (moved and pulled["changed"]),
         })
         return result
 

@@ -217,7 +217,7 @@ cache_name:
   returned: when O(source) is set
   type: str
 cached:
-  description: With O(source), whether the cache holds the image after the run (not filled when the target was current).
+  description: With O(source), whether the cache holds the image after the run (not filled when the target was current, nor in check mode).
   returned: when O(source) is set
   type: bool
 bytes_downloaded:
