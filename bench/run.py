@@ -211,7 +211,7 @@ def main():
             src = "%s/bench/big:v1" % reg_a.host
 
             for key in ("ours_mirror", "ours_pull_push", "skopeo_mirror", "ours_pull", "skopeo_pull", "ours_rss",
-                        "skopeo_rss"):
+                        "ours_pull_rss", "skopeo_rss"):
                 rows[key] = []
             for n in range(opts.rounds):
                 # Every push goes to a registry of its own: a target that already holds the blobs
@@ -237,6 +237,7 @@ def main():
                 t, rss, _run = timed_playbook(ws, PULL, {"src": src, "cache": str(pull_cache)})
                 rows["ours_pull"].append(t)
                 rows["ours_rss"].append(rss)
+                rows["ours_pull_rss"].append(rss)
                 shutil.rmtree(pull_cache)
                 oci_dir = Path(work) / ("skopeo-oci-%d" % n)
                 t, rss = timed_skopeo(["--src-tls-verify=false", "docker://" + src, "oci:%s:x" % oci_dir])
@@ -280,6 +281,7 @@ def main():
     opp = summary(rows["ours_pull_push"])
     op, sp = summary(rows["ours_pull"]), summary(rows["skopeo_pull"])
     big_rss = max(rows["ours_rss"])
+    big_pull_rss = max(rows["ours_pull_rss"])
     lines = [
         "# Benchmark: imagepusher.registry against skopeo",
         "",
@@ -295,8 +297,9 @@ def main():
         "| cold mirror, two tasks (`image_pull` then `image_push`) | %.2f (%.2f-%.2f) | %.2f (%.2f-%.2f) | %.2f | |"
         % (opp + sm + (opp[0] / sm[0],)),
         "| pull alone | %.2f (%.2f-%.2f) | %.2f (%.2f-%.2f) | %.2f | <= 0.8 |" % (op + sp + (op[0] / sp[0],)),
-        "| peak RSS, MB | %.1f | %.1f | | <= 64 |" % (big_rss, max(rows["skopeo_rss"])),
-        "| peak RSS, %d MB image minus 5 MB image, MB | %.1f | | | <= 8 |" % (opts.size_mb, big_rss - small_rss),
+        "| peak RSS (any of the runs above), MB | %.1f | %.1f | | <= 64 |" % (big_rss, max(rows["skopeo_rss"])),
+        "| peak RSS of a pull, %d MB image minus 5 MB image, MB | %.1f | | | <= 8 |"
+        % (opts.size_mb, big_pull_rss - small_rss),
         "",
         "Warm re-run of the mirror (target current): %.2f s; requests reaching the registries: %s;"
         " blob bytes: %d." % (t_warm, ", ".join(warm_requests) or "none", warm_blob_bytes),

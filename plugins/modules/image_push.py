@@ -174,8 +174,8 @@ media_type:
 platforms:
   description:
     - Platforms pushed, C(os/architecture[/variant]) (empty when the image has no config platform).
-    - Also empty for a one-pass mirror (O(source)) whose target was current while the cache did not hold the image:
-      the image was not read.
+    - Also empty for a one-pass mirror (O(source)) whose target was current while the cache did not hold the image,
+      since the image was not read.
   returned: always
   type: list
   elements: str

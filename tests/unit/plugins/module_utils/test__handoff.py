@@ -6,7 +6,7 @@ import pytest
 
 from ansible_collections.imagepusher.registry.plugins.module_utils._handoff import Handoff, HandoffBroken
 
-CHUNKS = [b"a" * 5, b"b" * 3, b"c" * 7]
+CHUNKS = (b"a" * 5, b"b" * 3, b"c" * 7)
 LENGTH = sum(len(c) for c in CHUNKS)
 
 
@@ -60,7 +60,7 @@ def run(consumer_first, chunks=CHUNKS, finish=True):
 @pytest.mark.parametrize("consumer_first", [True, False])
 def test_every_chunk_arrives_in_order_and_unchanged_whoever_starts_first(consumer_first):
     _handoff, out = run(consumer_first)
-    assert out == CHUNKS + [True]
+    assert out == list(CHUNKS) + [True]
 
 
 def test_a_download_that_starts_over_breaks_the_handoff():
@@ -95,7 +95,7 @@ def test_a_download_that_hands_over_too_little_never_lets_the_upload_complete():
     produce(handoff, CHUNKS)
     handoff.finish()
     consumer.join(5)
-    assert out[:3] == CHUNKS
+    assert out[:3] == list(CHUNKS)
     assert isinstance(out[3], HandoffBroken) and "handed over 15 of 16 bytes" in str(out[3])
 
 
