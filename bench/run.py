@@ -190,7 +190,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=1400)
     parser.add_argument("--layers", type=int, default=6)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--images", type=int, default=50, help="small images for the scale run")
     parser.add_argument("--smoke", action="store_true", help="tiny image, one round: checks the harness")
     parser.add_argument("--out", default=str(REPO / "bench" / "RESULTS.md"))
@@ -214,35 +214,53 @@ def main():
                         "ours_pull_rss", "skopeo_rss"):
                 rows[key] = []
             for n in range(opts.rounds):
+                cache = Path(work) / ("cache-%d" % n)
+
                 # Every push goes to a registry of its own: a target that already holds the blobs
                 # (or that skopeo's blob-info cache knows a mount source in) would measure nothing.
-                cache = Path(work) / ("cache-%d" % n)
-                with Registry() as fresh:
-                    t, rss, _run = timed_playbook(ws, MIRROR, {"src": src, "cache": str(cache),
-                                                               "dst": "%s/ours/m:v1" % fresh.host})
-                rows["ours_mirror"].append(t)
-                rows["ours_rss"].append(rss)
-                with Registry() as fresh:
-                    t, rss, _run = timed_playbook(ws, PULL_PUSH, {"src": src, "cache": str(cache) + "-pp",
-                                                                  "dst": "%s/ours/pp:v1" % fresh.host})
-                rows["ours_pull_push"].append(t)
-                rows["ours_rss"].append(rss)
-                shutil.rmtree(str(cache) + "-pp")
-                with Registry() as fresh:
-                    t, rss = timed_skopeo(["--src-tls-verify=false", "--dest-tls-verify=false", "docker://" + src,
-                                           "docker://%s/skopeo/m:v1" % fresh.host])
-                rows["skopeo_mirror"].append(t)
-                rows["skopeo_rss"].append(rss)
-                pull_cache = Path(work) / ("pull-%d" % n)
-                t, rss, _run = timed_playbook(ws, PULL, {"src": src, "cache": str(pull_cache)})
-                rows["ours_pull"].append(t)
-                rows["ours_rss"].append(rss)
-                rows["ours_pull_rss"].append(rss)
-                shutil.rmtree(pull_cache)
-                oci_dir = Path(work) / ("skopeo-oci-%d" % n)
-                t, rss = timed_skopeo(["--src-tls-verify=false", "docker://" + src, "oci:%s:x" % oci_dir])
-                rows["skopeo_pull"].append(t)
-                shutil.rmtree(oci_dir)
+                def ours_mirror(cache=cache):
+                    with Registry() as fresh:
+                        t, rss, _run = timed_playbook(ws, MIRROR, {"src": src, "cache": str(cache),
+                                                                   "dst": "%s/ours/m:v1" % fresh.host})
+                    rows["ours_mirror"].append(t)
+                    rows["ours_rss"].append(rss)
+
+                def ours_pull_push(cache=cache):
+                    with Registry() as fresh:
+                        t, rss, _run = timed_playbook(ws, PULL_PUSH, {"src": src, "cache": str(cache) + "-pp",
+                                                                      "dst": "%s/ours/pp:v1" % fresh.host})
+                    rows["ours_pull_push"].append(t)
+                    rows["ours_rss"].append(rss)
+                    shutil.rmtree(str(cache) + "-pp")
+
+                def skopeo_mirror():
+                    with Registry() as fresh:
+                        t, rss = timed_skopeo(["--src-tls-verify=false", "--dest-tls-verify=false", "docker://" + src,
+                                               "docker://%s/skopeo/m:v1" % fresh.host])
+                    rows["skopeo_mirror"].append(t)
+                    rows["skopeo_rss"].append(rss)
+
+                def ours_pull(n=n):
+                    pull_cache = Path(work) / ("pull-%d" % n)
+                    t, rss, _run = timed_playbook(ws, PULL, {"src": src, "cache": str(pull_cache)})
+                    rows["ours_pull"].append(t)
+                    rows["ours_rss"].append(rss)
+                    rows["ours_pull_rss"].append(rss)
+                    shutil.rmtree(pull_cache)
+
+                def skopeo_pull(n=n):
+                    oci_dir = Path(work) / ("skopeo-oci-%d" % n)
+                    t, _rss = timed_skopeo(["--src-tls-verify=false", "docker://" + src, "oci:%s:x" % oci_dir])
+                    rows["skopeo_pull"].append(t)
+                    shutil.rmtree(oci_dir)
+
+                # Who goes first alternates from round to round, so that what the previous step left
+                # behind (memory just freed, writeback) favours neither side.
+                steps = [ours_mirror, ours_pull_push, skopeo_mirror, ours_pull, skopeo_pull]
+                if n % 2:
+                    steps = [skopeo_mirror, ours_mirror, ours_pull_push, skopeo_pull, ours_pull]
+                for step in steps:
+                    step()
                 print("round %d: mirror ours %.2fs (pull+push %.2fs) skopeo %.2fs | pull ours %.2fs skopeo %.2fs"
                       % (n + 1, rows["ours_mirror"][-1], rows["ours_pull_push"][-1], rows["skopeo_mirror"][-1],
                          rows["ours_pull"][-1], rows["skopeo_pull"][-1]), flush=True)
