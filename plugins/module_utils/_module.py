@@ -112,8 +112,13 @@ def make_client(module, reference, transport, for_source=False):
         plain_http = params.get("source_plain_http") or False
     else:
         username, password, plain_http = params.get("username"), params.get("password"), params["plain_http"]
+    return client_for(module, reference, transport, username, password, plain_http)
+
+
+def client_for(module, reference, transport, username, password, plain_http):
+    """A RegistryClient with these credentials (else the auth files, as _credentials.resolve says)."""
     credentials = _credentials.resolve(reference.registry, reference.repository, username=username,
-                                       password=password, auth_file=params.get("auth_file"))
+                                       password=password, auth_file=module.params.get("auth_file"))
     return RegistryClient.for_reference(reference, transport, credentials, plain_http=plain_http)
 
 

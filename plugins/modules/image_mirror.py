@@ -1,0 +1,268 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: contributors to imagepusher.registry
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: image_mirror
+short_description: Mirror a list of container images from their registries to others, in one task
+version_added: 0.1.0
+description:
+  - Mirrors each image of O(images) exactly as M(imagepusher.registry.image_push) with O(imagepusher.registry.image_push#module:source)
+    does, one after the other, in one module run. Each blob the target lacks is downloaded into the cache and
+    uploaded from the same buffer while it downloads; the upload is completed only once the cache has verified
+    the digest. Manifests keep their exact bytes, so each target digest equals its source digest.
+  - Idempotent by digest. An image whose target tag already has the source's digest costs one manifest HEAD on
+    each registry (with O(images[].platforms), the source's index is read too), whether or not the cache holds it.
+  - One task for the whole list: Ansible's cost per loop item (most of a second) is paid once, so a list of
+    current images costs about two HEAD requests per image. The role C(imagepusher.registry.mirror_images) runs it.
+  - Every entry is checked before anything is transferred. The images are then mirrored in order; the first
+    failure stops the run and fails the task, naming the image, with RV(images) holding those mirrored before it.
+  - The registry options (O(username), O(password), O(plain_http)) are the defaults for every target; O(source_username),
+    O(source_password) and O(source_plain_http) for every source. An entry's own values override them. O(auth_file),
+    the auth files and credential helpers are looked up per registry. TLS options apply to every registry.
+author:
+  - imagepusher.registry contributors (@imagepusher)
+requirements:
+  - requests
+  - jsonschema
+extends_documentation_fragment:
+  - imagepusher.registry.registry
+  - imagepusher.registry.cache
+  - imagepusher.registry.attributes
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Resolves every image and plans what would move; nothing is written to the cache or a registry.
+      - Each image is planned on its own, so blobs that an earlier entry would upload or cache are counted again
+        for a later entry sharing them (the real run mounts or reuses them instead).
+  diff_mode:
+    support: full
+    details: RV(diff) maps each target to the digest it names before and after the run.
+  idempotent:
+    support: full
+options:
+  images:
+    description:
+      - The images to mirror, in order.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      source:
+        description:
+          - The image to mirror, C([registry/]repository[:tag][@digest]) (Docker Hub names as Docker reads them,
+            C(nginx) is C(docker.io/library/nginx:latest)).
+        type: str
+        required: true
+      target:
+        description:
+          - Where to put it, C(registry/repository[:tag]). Without a tag, the source's tag (else C(latest)).
+        type: str
+        required: true
+      platforms:
+        description:
+          - Mirror only these platforms of a multi-platform image, each C(os/architecture[/variant]); defaults to
+            O(platforms). One platform mirrors that platform's manifest (its digest is the source's); several make
+            a new index listing only them (a new digest).
+        type: list
+        elements: str
+      source_username:
+        description: User name for this entry's source registry (else O(source_username)).
+        type: str
+      source_password:
+        description: Password or token for this entry's O(images[].source_username).
+        type: str
+      source_plain_http:
+        description: Talk plain HTTP to this entry's source registry (else O(source_plain_http)).
+        type: bool
+      target_username:
+        description: User name for this entry's target registry (else O(username)).
+        type: str
+      target_password:
+        description: Password or token for this entry's O(images[].target_username).
+        type: str
+      target_plain_http:
+        description: Talk plain HTTP to this entry's target registry (else O(plain_http)).
+        type: bool
+  platforms:
+    description:
+      - The platforms of every entry without O(images[].platforms) of its own. By default whole images (every
+        platform of an index) are mirrored.
+    type: list
+    elements: str
+  source_username:
+    description: User name for every source registry (an entry's O(images[].source_username) overrides it).
+    type: str
+  source_password:
+    description: Password or token for O(source_username).
+    type: str
+  source_plain_http:
+    description:
+      - Talk plain HTTP to every source registry (an entry's O(images[].source_plain_http) overrides it). Loopback
+        registries need not set it.
+    type: bool
+    default: false
+notes:
+  - The options O(username), O(password) and O(plain_http) apply to the targets.
+seealso:
+  - module: imagepusher.registry.image_push
+  - module: imagepusher.registry.image_pull
+"""
+
+EXAMPLES = r"""
+- name: Mirror a list of images into a private registry in one task
+  imagepusher.registry.image_mirror:
+    images:
+      - source: docker.io/library/nginx:1.27
+        target: registry.example.com/mirror/nginx
+      - source: quay.io/prometheus/node-exporter:v1.8.2
+        target: registry.example.com/mirror/node-exporter
+        platforms: [linux/amd64]
+    username: mirror-bot
+    password: "{{ vault_mirror_password }}"
+    cache_dir: /var/cache/imagepusher
+  register: mirrored
+
+- name: Show what moved
+  ansible.builtin.debug:
+    msg: "{{ item.target }} {{ item.digest }} ({{ item.bytes_uploaded }} bytes uploaded)"
+  loop: "{{ mirrored.images }}"
+  loop_control:
+    label: "{{ item.target }}"
+"""
+
+RETURN = r"""
+images:
+  description:
+    - One result per entry of O(images), in order, each with the keys M(imagepusher.registry.image_push) returns for
+      a one-pass mirror (C(source), C(target), C(digest), C(source_digest), C(media_type), C(platforms), C(blobs),
+      C(manifests), C(bytes_downloaded), C(bytes_uploaded), C(cache_name), C(cached), C(retries)), plus C(changed).
+    - When an image fails, the entries mirrored before it.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - source: docker.io/library/nginx:1.27
+      target: registry.example.com/mirror/nginx:1.27
+      digest: sha256:0d17b565c37bcbd895e9d92315a05c1c3c9a29f762b011a10c54a66cd53c9b31
+      changed: false
+      bytes_downloaded: 0
+      bytes_uploaded: 0
+bytes_downloaded:
+  description: Blob bytes downloaded from the sources, all images together (in check mode, that would be).
+  returned: always
+  type: int
+bytes_uploaded:
+  description: Blob bytes uploaded to the targets, all images together (in check mode, that would be).
+  returned: always
+  type: int
+diff:
+  description: In diff mode, the digest each target names before and after the run (C(null) when it did not exist).
+  returned: when diff mode is on
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.imagepusher.registry.plugins.module_utils import _module
+from ansible_collections.imagepusher.registry.plugins.module_utils._errors import ImagePusherError
+from ansible_collections.imagepusher.registry.plugins.module_utils._mirror import Mirror
+from ansible_collections.imagepusher.registry.plugins.module_utils._pull import Puller
+from ansible_collections.imagepusher.registry.plugins.module_utils._push import Pusher, default_target_tag
+
+IMAGE_OPTIONS = dict(
+    source=dict(type="str", required=True),
+    target=dict(type="str", required=True),
+    platforms=dict(type="list", elements="str"),
+    source_username=dict(type="str"),
+    source_password=dict(type="str", no_log=True),
+    source_plain_http=dict(type="bool"),
+    target_username=dict(type="str"),
+    target_password=dict(type="str", no_log=True),
+    target_plain_http=dict(type="bool"),
+)
+
+
+def entries(module):
+    """Each image with its references parsed and its options settled; fails the task on the first bad one."""
+    params = module.params
+    settled = []
+    for number, image in enumerate(params["images"]):
+        where = "images[%d]" % number
+        for side, default_user, default_password in (("source", "source_username", "source_password"),
+                                                     ("target", "username", "password")):
+            user, password = image.get(side + "_username"), image.get(side + "_password")
+            if (user is None) != (password is None):
+                module.fail_json(msg="%s: %s_username and %s_password go together; one is set without the other"
+                                 % (where, side, side))
+            if user is None:
+                image[side + "_username"], image[side + "_password"] = params[default_user], params[default_password]
+        for side, default in (("source", "source_plain_http"), ("target", "plain_http")):
+            if image.get(side + "_plain_http") is None:
+                image[side + "_plain_http"] = params[default]
+        if image.get("platforms") is None:
+            image["platforms"] = params["platforms"]
+        try:
+            source = _module.parse_reference(image["source"], what=where + ".source")
+            target = _module.parse_target(image["target"], str(source), default_target_tag)
+        except ImagePusherError as exc:
+            module.fail_json(msg=exc.message.replace("target: ", where + ".target: ", 1), error=type(exc).__name__)
+        settled.append((source, target, image))
+    return settled
+
+
+def main():
+    argument_spec = dict(
+        images=dict(type="list", elements="dict", required=True, options=IMAGE_OPTIONS),
+        platforms=dict(type="list", elements="str"),
+        source_username=dict(type="str"),
+        source_password=dict(type="str", no_log=True),
+        source_plain_http=dict(type="bool", default=False),
+    )
+    argument_spec.update(_module.registry_argument_spec())
+    argument_spec.update(_module.cache_argument_spec())
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           required_together=[("source_username", "source_password")])
+    _module.check_requirements(module)
+    _module.check_ranges(module)
+    images = entries(module)
+
+    def mirror_all():
+        transport = _module.make_transport(module)
+        cache = _module.make_cache(module)
+        concurrency, retries = module.params["concurrency"], module.params["retries"]
+        results, before = [], {}
+        for number, (source, target, image) in enumerate(images):
+            puller = Puller(_module.client_for(module, source, transport, image["source_username"],
+                                               image["source_password"], image["source_plain_http"]),
+                            cache, concurrency=concurrency, retries=retries)
+            pusher = Pusher(_module.client_for(module, target, transport, image["target_username"],
+                                               image["target_password"], image["target_plain_http"]),
+                            cache, concurrency=concurrency, retries=retries)
+            try:
+                result = Mirror(puller, pusher, concurrency=concurrency).mirror(
+                    source, target, image["platforms"], check_mode=module.check_mode)
+            except ImagePusherError as exc:
+                details = dict(exc.details, images=results)
+                raise type(exc)("images[%d] (%s -> %s): %s" % (number, source, target, exc.message), **details)
+            before[result["target"]] = result.pop("diff")["before"]["digest"]
+            results.append(result)
+        return {
+            "changed": any(r["changed"] for r in results),
+            "images": results,
+            "bytes_downloaded": sum(r["bytes_downloaded"] for r in results),
+            "bytes_uploaded": sum(r["bytes_uploaded"] for r in results),
+            "diff": {"before": before, "after": dict((r["target"], r["digest"]) for r in results)},
+        }
+
+    _module.run(module, mirror_all)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""image_mirror: a list of images in one task, checked by skopeo and the registries' access logs."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from pathlib import Path
+
+from tests.support.registry import Registry
+
+TARGET = Path(__file__).parent / "targets" / "image_mirror" / "tasks" / "main.yml"
+
+
+def play(tasks_file):
+    return ("- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+            f"    - ansible.builtin.include_tasks: {tasks_file}\n")
+
+
+def raw_manifest(ref):
+    proc = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{ref}"],
+                          capture_output=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr.decode()
+    return proc.stdout
+
+
+def test_image_mirror_target(ansible, registry, samples, tmp_path):
+    multi = samples["multi"].obj
+    digests = {"multi": multi.digest, "multi_amd64": multi.image_for("amd64").digest,
+               "docker_v2": samples["docker_v2"].obj.digest}
+    with Registry() as target:
+        run = ansible.run_playbook(play(TARGET), {"source_registry": registry.host, "target_registry": target.host,
+                                                  "digests": digests, "cache_root": str(tmp_path)}, timeout=600)
+        assert run.rc == 0, run.output
+        # A third party reads back exactly the source bytes.
+        for repo, want in (("list/multi:v1", digests["multi"]), ("list/docker-v2:v1", digests["docker_v2"]),
+                           ("list/multi-amd64:v1", digests["multi_amd64"]), ("stops/oci-single:v1",
+                                                                            samples["oci_single"].digest)):
+            assert "sha256:" + hashlib.sha256(raw_manifest(f"{target.host}/{repo}")).hexdigest() == want
+        # Entries refused before the run moved nothing; the stopped list never reached its third image.
+        paths = [e.path for e in target.access_log()]
+        assert not [p for p in paths if p.startswith("/v2/refused/")]
+        assert not [p for p in paths if p.startswith("/v2/stops/docker-v2/")]
+
+
+def test_current_list_costs_one_head_per_image_on_each_registry(ansible, registry, samples, tmp_path):
+    images = [{"source": samples[name].ref, "target": f"{{host}}/warm/{name}:v1"}
+              for name in ("multi", "docker_v2", "oci_single")]
+    with Registry() as target:
+        args = {"images": [dict(i, target=i["target"].format(host=target.host)) for i in images],
+                "cache_dir": str(tmp_path / "cache")}
+        first = ansible.run_module("image_mirror", args)
+        assert first.rc == 0 and first.changed, first.msg
+        mark_source, mark_target = registry.mark(), target.mark()
+        args["cache_dir"] = str(tmp_path / "empty")  # as in a fresh AWX job: nothing cached
+        again = ansible.run_module("image_mirror", args)
+        assert again.rc == 0 and not again.changed, again.msg
+        seen = sorted((e.method, e.path) for e in registry.access_log(since=mark_source) + target.access_log(since=mark_target))
+    expected = sorted([("HEAD", f"/v2/{samples[n].repo}/manifests/v1") for n in ("multi", "docker_v2", "oci_single")]
+                      + [("HEAD", f"/v2/warm/{n}/manifests/v1") for n in ("multi", "docker_v2", "oci_single")])
+    assert seen == expected
+    assert [r["digest"] for r in again.result["images"]] == [samples[n].digest for n in ("multi", "docker_v2", "oci_single")]
