@@ -18,7 +18,7 @@ description:
     the digest. Manifests keep their exact bytes, so each target digest equals its source digest.
   - Idempotent by digest. An image whose target tag already has the source's digest costs one manifest HEAD on
     each registry (with O(images[].platforms), the source's index is read too), whether or not the cache holds it.
-  - One task for the whole list: Ansible's cost per loop item (most of a second) is paid once, so a list of
+  - One task for the whole list. Ansible's cost per loop item (most of a second) is paid once, so a list of
     current images costs about two HEAD requests per image. The role C(imagepusher.registry.mirror_images) runs it.
   - Every entry is checked before anything is transferred. The images are then mirrored in order; the first
     failure stops the run and fails the task, naming the image, with RV(images) holding those mirrored before it.

@@ -23,12 +23,12 @@ import pytest
 
 from tests.support import images
 from tests.support.ansible import AnsibleWorkspace, PlaybookRun
-from tests.support.checks import CACHE, INFO, PULL, PUSH, clean_failure, tree_snapshot
+from tests.support.checks import CACHE, INFO, MIRROR, PULL, PUSH, clean_failure, tree_snapshot
 
 pytestmark = [pytest.mark.ansible]
 
 HOSTS = 4
-MODULES = {"pull": PULL, "push": PUSH, "info": INFO, "cache": CACHE}
+MODULES = {"pull": PULL, "push": PUSH, "info": INFO, "cache": CACHE, "mirror": MIRROR}
 # Placeholders filled in by the fixture: a real registry reference, a regular file, a missing path,
 # the root of the caches the table names, a registry host that refuses connections at once.
 REF, FILE, MISSING, CACHE_DIR, NOWHERE, FILLED = "@REF@", "@FILE@", "@MISSING@", "@CACHE@", "@NOWHERE@", "@FILLED@"
@@ -162,6 +162,30 @@ def table() -> list[Case]:
         Case("cache-cache-dir-is-a-file", "cache", {"cache_dir": FILE}, re.escape(FILE) + r".*Not a directory"),
         Case("cache-unknown-option", "cache", {**cached, "stat": "present"}, r"Unsupported parameters for .*: stat"),
     ]
+    mirror = {"images": [{"source": REF, "target": NOWHERE + "/target/app:v1"}], "cache_dir": CACHE_DIR + "/mirror",
+              "retries": 0}
+    one = mirror["images"][0]
+    cases += [
+        Case("mirror-images-missing", "mirror", {"cache_dir": CACHE_DIR + "/mirror"},
+             r"missing required arguments: images"),
+        Case("mirror-entry-without-target", "mirror", {**mirror, "images": [{"source": REF}]},
+             r"missing required arguments: target found in images"),
+        Case("mirror-entry-unknown-key", "mirror", {**mirror, "images": [{**one, "tagret": "x"}]},
+             r"Unsupported parameters for .*: images.*tagret|tagret"),
+        Case("mirror-entry-source-invalid", "mirror", {**mirror, "images": [{**one, "source": "Not A/Reference!"}]},
+             r"images\[0\]\.source: "),
+        Case("mirror-second-entry-target-invalid", "mirror",
+             {**mirror, "images": [one, {**one, "target": "Not A/Target!"}]}, r"images\[1\]\.target: "),
+        Case("mirror-entry-username-without-password", "mirror",
+             {**mirror, "images": [{**one, "target_username": "bot"}]},
+             r"images\[0\]: target_username and target_password go together"),
+        Case("mirror-entry-plain-http-not-bool", "mirror",
+             {**mirror, "images": [{**one, "source_plain_http": "sometimes"}]}, r"source_plain_http.*not a valid boolean"),
+        Case("mirror-platforms-os-only", "mirror", {**mirror, "platforms": ["linux"]}, r"Invalid platform 'linux'"),
+        Case("mirror-source-username-without-password", "mirror", {**mirror, "source_username": "bot"},
+             r"parameters are required together: source_username, source_password"),
+    ]
+    cases += registry_cases("mirror", mirror) + cache_option_cases("mirror", mirror)
     return cases
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 MiB = 1024 * 1024
 PULL = "imagepusher.registry.image_pull"
 PUSH = "imagepusher.registry.image_push"
+MIRROR = "imagepusher.registry.image_mirror"
 INFO = "imagepusher.registry.image_info"
 CACHE = "imagepusher.registry.image_cache"
 REF_NAME = "org.opencontainers.image.ref.name"
