@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r"""
 module: image_mirror
 short_description: Mirror a list of container images from their registries to others, in one task
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Mirrors each image of O(images) exactly as M(imagepusher.registry.image_push) with O(imagepusher.registry.image_push#module:source)
     does, one after the other, in one module run. Each blob the target lacks is downloaded into the cache and
@@ -23,7 +23,8 @@ description:
   - Every entry is checked before anything is transferred. The images are then mirrored in order; the first
     failure stops the run and fails the task, naming the image, with RV(images) holding those mirrored before it.
   - The registry options (O(username), O(password), O(plain_http)) are the defaults for every target; O(source_username),
-    O(source_password) and O(source_plain_http) for every source. An entry's own values override them. O(auth_file),
+    O(source_password) and O(source_plain_http) for every source. An entry's own values override them, option by
+    option (an entry may give only a password, for the module-wide user name). O(auth_file),
     the auth files and credential helpers are looked up per registry. TLS options apply to every registry.
 author:
   - imagepusher.registry contributors (@imagepusher)
@@ -197,12 +198,14 @@ def entries(module):
         where = "images[%d]" % number
         for side, default_user, default_password in (("source", "source_username", "source_password"),
                                                      ("target", "username", "password")):
-            user, password = image.get(side + "_username"), image.get(side + "_password")
+            # Field by field: a password in the entry for the module-wide user is fine.
+            user = image[side + "_username"] if image.get(side + "_username") is not None else params[default_user]
+            password = image[side + "_password"] if image.get(side + "_password") is not None \
+                else params[default_password]
             if (user is None) != (password is None):
-                module.fail_json(msg="%s: %s_username and %s_password go together; one is set without the other"
-                                 % (where, side, side))
-            if user is None:
-                image[side + "_username"], image[side + "_password"] = params[default_user], params[default_password]
+                module.fail_json(msg="%s: the %s registry has a %s but no %s (neither in the entry nor module-wide)"
+                                 % (where, side, "user name" if user else "password", "password" if user else "user name"))
+            image[side + "_username"], image[side + "_password"] = user, password
         for side, default in (("source", "source_plain_http"), ("target", "plain_http")):
             if image.get(side + "_plain_http") is None:
                 image[side + "_plain_http"] = params[default]

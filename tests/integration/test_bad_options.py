@@ -178,7 +178,7 @@ def table() -> list[Case]:
              {**mirror, "images": [one, {**one, "target": "Not A/Target!"}]}, r"images\[1\]\.target: "),
         Case("mirror-entry-username-without-password", "mirror",
              {**mirror, "images": [{**one, "target_username": "bot"}]},
-             r"images\[0\]: target_username and target_password go together"),
+             r"images\[0\]: the target registry has a user name but no password"),
         Case("mirror-entry-plain-http-not-bool", "mirror",
              {**mirror, "images": [{**one, "source_plain_http": "sometimes"}]}, r"source_plain_http.*not a valid boolean"),
         Case("mirror-platforms-os-only", "mirror", {**mirror, "platforms": ["linux"]}, r"Invalid platform 'linux'"),

@@ -32,9 +32,9 @@ def test_image_mirror_target(ansible, registry, samples, tmp_path):
                                                   "digests": digests, "cache_root": str(tmp_path)}, timeout=600)
         assert run.rc == 0, run.output
         # A third party reads back exactly the source bytes.
-        for repo, want in (("list/multi:v1", digests["multi"]), ("list/docker-v2:v1", digests["docker_v2"]),
-                           ("list/multi-amd64:v1", digests["multi_amd64"]), ("stops/oci-single:v1",
-                                                                            samples["oci_single"].digest)):
+        wanted = (("list/multi:v1", digests["multi"]), ("list/docker-v2:v1", digests["docker_v2"]),
+                  ("list/multi-amd64:v1", digests["multi_amd64"]), ("stops/oci-single:v1", samples["oci_single"].digest))
+        for repo, want in wanted:
             assert "sha256:" + hashlib.sha256(raw_manifest(f"{target.host}/{repo}")).hexdigest() == want
         # Entries refused before the run moved nothing; the stopped list never reached its third image.
         paths = [e.path for e in target.access_log()]

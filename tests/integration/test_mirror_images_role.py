@@ -5,10 +5,13 @@ tasks/main.yml runs the case files named in ``mirror_test_cases``):
 
 - ``mirrored``: the role mirrors four entries of the seeded registry (the 3-platform index, the
   Docker v2 image, the OCI image with a target that has no tag, and the index narrowed to
-  linux/amd64) into an empty registry of its own, with a dedicated cache dir (cold run). The
-  same playbook runs again (warm run), then once more with an empty cache dir while the
-  targets are current. In the background meanwhile, another run applies the role to a list
-  with an entry that has no target.
+  linux/amd64) into an empty registry of its own, with a dedicated cache dir (cold run), in
+  ONE image_mirror task. The same playbook runs again (warm run), then once more with an empty
+  cache dir while the targets are current. In the background meanwhile, another run applies
+  the role to an empty list (which talks to no registry: the exact access-log checks of the
+  runs above would see it) and to a list with an entry that has no target. Once the access
+  logs of those three runs are taken, a last run applies the role to a list whose second
+  entry names a tag that does not exist.
 - Each run's summary is checked key by key in the play (``mirror_test_expected``) and again
   here; the tests also check the PLAY RECAPs, the registries' access logs, the cache and, with
   skopeo, the targets.
@@ -44,6 +47,7 @@ PLAYBOOK = f"""
 RECAP_RE = re.compile(r"^localhost\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+unreachable=(?P<unreachable>\d+)"
                       r"\s+failed=(?P<failed>\d+)\s+skipped=(?P<skipped>\d+)\s+rescued=(?P<rescued>\d+)"
                       r"\s+ignored=(?P<ignored>\d+)", re.M)
+MIRROR = "imagepusher.registry.image_mirror"
 PUSH = "imagepusher.registry.image_push"
 PULL = "imagepusher.registry.image_pull"
 REF_NAME = "org.opencontainers.image.ref.name"
@@ -61,9 +65,13 @@ def recap(run: PlaybookRun) -> dict[str, int]:
                     map(int, found[0])))
 
 
-def raw_digest(ref: str) -> str:
-    proc = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{ref}"],
+def skopeo_raw(ref: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{ref}"],
                           capture_output=True, timeout=60, check=False)
+
+
+def raw_digest(ref: str) -> str:
+    proc = skopeo_raw(ref)
     assert proc.returncode == 0, f"skopeo inspect {ref} failed:\n{proc.stderr.decode()}"
     return "sha256:" + hashlib.sha256(proc.stdout).hexdigest()
 
@@ -108,7 +116,7 @@ def mirrored(registry, samples, tmp_path_factory):
     ws = AnsibleWorkspace(root / "ansible")
     with Registry() as target:
         invalid = ws.start_playbook(PLAYBOOK, {
-            "mirror_test_cases": ["invalid"],
+            "mirror_test_cases": ["empty", "invalid"],
             "mirror_test_cache_dir": str(root / "invalid-cache"),
             "mirror_test_invalid_list": [{"source": samples["oci_single"].ref}],
         }, timeout=120)
@@ -130,10 +138,20 @@ def mirrored(registry, samples, tmp_path_factory):
             if run == "cold" and (cache_dir / "index.json").exists():  # what the cold run left in the cache
                 index = json.loads((cache_dir / "index.json").read_text())
                 cache_names = sorted(m["annotations"][REF_NAME] for m in index["manifests"])
+        # the logged runs are over: now a list that stops at its second entry
+        unknown_list = [{"source": f"{samples[name].host}/{samples[name].repo}:{tag}",
+                         "target": f"{target.host}/failing/{name}:v1"}
+                        for name, tag in (("oci_single", "v1"), ("multi", "no-such-tag"), ("docker_v2", "v1"))]
+        unknown = ws.run_playbook(PLAYBOOK, {"mirror_test_cases": ["unknown"],
+                                             "mirror_test_cache_dir": str(root / "unknown-cache"),
+                                             "mirror_test_unknown_list": unknown_list}, timeout=240)
+        unknown_paths = [e.path for e in target.access_log()]
         digests = {e["target"]: raw_digest(e["target"]) for e in expected_summary(samples, target.host, "cold")}
         yield {"runs": runs, "logs": logs, "invalid": invalid.wait(), "listed": listed, "digests": digests,
                "cache_names": cache_names, "cache_dir": cache_dir, "empty_cache": root / "empty-cache",
-               "target": target.host}
+               "target": target.host, "unknown": unknown, "unknown_list": unknown_list,
+               "unknown_paths": unknown_paths,
+               "unknown_first": skopeo_raw(unknown_list[0]["target"])}
     ws.cleanup()
 
 
@@ -146,12 +164,14 @@ def test_first_run_mirrors_every_image(mirrored, samples):
     # skopeo reads each target tag back with the source digest (one target had no tag: v1)
     assert mirrored["digests"] == {e["target"]: e["digest"] for e in expected}
     assert f"{mirrored['target']}/mirror/docker-v2:v1" in mirrored["digests"]
-    # one image_push task with one changed loop item per image, no image_pull at all
-    (push,) = [r for r in first.results if r["action"] == PUSH]
-    assert push["status"] == "changed"
-    assert [(i["item"]["source"], i["changed"]) for i in push["result"]["results"]] \
-        == [(e["source"], True) for e in mirrored["listed"]]
-    assert not [r for r in first.results if r["action"] == PULL]
+    # one image_mirror task, no loop, one changed result per image in list order; no other module
+    (mirror,) = [r for r in first.results if r["action"] == MIRROR]
+    assert mirror["status"] == "changed" and "results" not in mirror["result"]
+    assert [(i["source"], i["changed"]) for i in mirror["result"]["images"]] \
+        == [(e["source"], True) for e in expected]
+    assert (mirror["result"]["bytes_downloaded"], mirror["result"]["bytes_uploaded"]) \
+        == (sum(e["bytes_downloaded"] for e in expected), sum(e["bytes_uploaded"] for e in expected))
+    assert not [r for r in first.results if r["action"] in (PULL, PUSH)]
     assert (recap(first)["changed"], recap(first)["failed"]) == (1, 0)
     assert "Traceback" not in first.stdout + first.stderr
 
@@ -181,8 +201,9 @@ def test_second_run_changes_nothing(mirrored, samples):
     assert counts["changed"] == 0 and counts["failed"] == 0, second.output
     changed = [(r["task"], r["action"]) for r in second.results if r["status"] == "changed"]
     assert changed == [], f"tasks that changed on the second run: {changed}"
-    (record,) = [r for r in second.results if r["action"] == PUSH]
-    assert [i["changed"] for i in record["result"]["results"]] == [False] * len(ENTRIES), record
+    (record,) = [r for r in second.results if r["action"] == MIRROR]
+    assert record["status"] == "ok", record
+    assert [i["changed"] for i in record["result"]["images"]] == [False] * len(ENTRIES), record
 
 
 def test_warm_run_costs_one_manifest_head_per_image_per_registry(mirrored, samples):
@@ -218,6 +239,16 @@ def test_current_targets_with_an_empty_cache_cost_one_head_per_registry(mirrored
     assert manifest_heads(logs["target"]) == manifest_heads(mirrored["logs"]["warm"]["target"])
 
 
+def test_empty_list_mirrors_nothing(mirrored):
+    run = mirrored["invalid"]  # the empty case runs first in that playbook
+    assert run.rc == 0, f"the empty case's asserts failed\n{run.output}"
+    (mirror,) = [r for r in run.results if r["action"] == MIRROR]
+    assert mirror["status"] == "ok", mirror
+    assert (mirror["result"]["images"], mirror["result"]["bytes_downloaded"], mirror["result"]["bytes_uploaded"]) \
+        == ([], 0, 0)
+    assert run.task("empty | the summary is empty and no cache was created").status == "ok"
+
+
 def test_entry_without_target_fails_argument_validation(mirrored):
     run = mirrored["invalid"]
     assert run.rc == 0, f"the invalid case's asserts failed\n{run.output}"
@@ -226,4 +257,28 @@ def test_entry_without_target_fails_argument_validation(mirrored):
     msg = failed[0]["result"]["msg"]
     assert "missing required arguments: target" in msg and "mirror_images_list" in msg, msg
     assert recap(run)["rescued"] == 1
-    assert not [r for r in run.results if r["action"] in (PULL, PUSH)], "a module ran despite the invalid list"
+    # the one image_mirror task of this playbook is the empty case's
+    assert len([r for r in run.results if r["action"] in (PULL, PUSH, MIRROR)]) == 1, \
+        "a module ran despite the invalid list"
+
+
+def test_unknown_tag_fails_the_role_naming_the_entry(mirrored, samples):
+    run, listed = mirrored["unknown"], mirrored["unknown_list"]
+    assert run.rc == 0, f"the unknown case's asserts failed\n{run.output}"
+    (failed,) = [r for r in run.results if r["status"] == "failed"]
+    assert failed["action"] == MIRROR, failed
+    msg = failed["result"]["msg"]
+    assert msg.startswith(f"images[1] ({listed[1]['source']} -> {listed[1]['target']}): "), msg
+    assert "no-such-tag" in msg.split("): ", 1)[1], msg
+    assert [i["target"] for i in failed["result"]["images"]] == [listed[0]["target"]]
+    assert run.task("unknown | export the failure").result["msg"] == msg
+    assert (recap(run)["failed"], recap(run)["rescued"]) == (0, 1)
+    assert "Traceback" not in run.stdout + run.stderr
+    # the entry before it was mirrored (skopeo reads the source digest), the one after it never started
+    first = mirrored["unknown_first"]
+    assert first.returncode == 0, f"skopeo cannot read {listed[0]['target']}:\n{first.stderr.decode()}"
+    assert "sha256:" + hashlib.sha256(first.stdout).hexdigest() == samples["oci_single"].digest
+    later = tuple("/v2/%s/" % e["target"].split("/", 1)[1].rsplit(":", 1)[0] for e in listed[1:])
+    assert later == ("/v2/failing/multi/", "/v2/failing/docker_v2/")
+    assert not [p for p in mirrored["unknown_paths"] if p.startswith(later)], mirrored["unknown_paths"]
+    assert not [r for r in run.results if "mirror_images_results" in r["result"].get("ansible_facts", {})]

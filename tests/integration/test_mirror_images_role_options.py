@@ -1,10 +1,10 @@
-"""The role imagepusher.registry.mirror_images passes the registry options through to image_push.
+"""The role imagepusher.registry.mirror_images passes the registry options through to image_mirror.
 
 Against REAL registries: the session's seeded registry (anonymous), a source registry and a
 target registry with ``auth: htpasswd``, and a forward proxy (tests/support/forward_proxy.py)
 that reaches those loopback registries under names that are not loopback (``mirror-src.test``,
 ``mirror-tgt.test``), which the modules only talk plain HTTP to when told to (https to them is
-a CONNECT, which the proxy refuses). One playbook applies the role six times (each failing
+a CONNECT, which the proxy refuses). One playbook applies the role seven times (each failing
 case in a block that records the outcome, so one ansible-playbook run covers every case):
 
 - ``authfile``: credentials only in ``mirror_images_auth_file`` (no username/password
@@ -13,11 +13,16 @@ case in a block that records the outcome, so one ansible-playbook run covers eve
 - ``peritem``: the role-wide passwords are wrong; each entry brings its own source and target
   password, and the entry through the proxy names also its users and sets
   ``source_plain_http``/``target_plain_http``: both images arrive, nothing secret is shown.
+  The first entry sets only the passwords: the role gives it the role-wide users (image_mirror
+  takes a side's user and password both from the entry or both from its defaults).
 - ``rolewide``: role-wide users, passwords and ``mirror_images_plain_http`` only, both
   registries through the proxy: the image arrives.
+- ``entrypw``: no role-wide credentials, the auth file for the target, and one of two entries
+  with a target user and password of its own: both images arrive, and the whole task is
+  ``no_log`` because of that one entry.
 - ``plainoff``: ``source_plain_http: false`` on an entry overrides the role-wide
   ``mirror_images_plain_http: true``: the source is asked for over https (a CONNECT) and the
-  run fails, naming it.
+  run fails with the module's message naming the entry.
 - ``missing``: ``mirror_images_auth_file`` names a file that does not exist: the task fails
   with the module's own message, which proves the option reached it.
 - ``keyonly``: ``mirror_images_client_key`` without ``mirror_images_client_cert``: the module's
@@ -38,7 +43,7 @@ from tests.support.registry import Registry
 
 pytestmark = [pytest.mark.ansible]
 
-PUSH = "imagepusher.registry.image_push"
+MIRROR = "imagepusher.registry.image_mirror"
 SOURCE_ALIAS, TARGET_ALIAS = "mirror-src.test", "mirror-tgt.test"
 LOOPBACK = "127.0.0.1,localhost"
 
@@ -109,6 +114,25 @@ PLAYBOOK = """
       ansible.builtin.debug:
         var: mirror_images_results
 
+    - name: entrypw | a password in one entry only, the auth file for the other
+      ansible.builtin.include_role:
+        name: imagepusher.registry.mirror_images
+      vars:
+        mirror_images_cache_dir: "{{ opt_cache_dir }}/entrypw"
+        mirror_images_retries: 0
+        mirror_images_auth_file: "{{ opt_auth_file }}"
+        mirror_images_list:
+          - source: "{{ opt_source }}"
+            target: "{{ opt_target_registry }}/mirror/entrypw-own:v1"
+            target_username: mirror-bot
+            target_password: "{{ opt_target_password }}"
+          - source: "{{ opt_source }}"
+            target: "{{ opt_target_registry }}/mirror/entrypw-authfile:v1"
+
+    - name: entrypw | export results
+      ansible.builtin.debug:
+        var: mirror_images_results
+
     - name: plainoff | an entry's source_plain_http false wins over mirror_images_plain_http true
       block:
         - name: plainoff | apply the role
@@ -126,7 +150,7 @@ PLAYBOOK = """
       rescue:
         - name: plainoff | export the failure
           ansible.builtin.debug:
-            msg: "{{ ansible_failed_result.results | default([ansible_failed_result]) | map(attribute='msg') | list }}"
+            msg: "{{ ansible_failed_result.msg }}"
 
     - name: missing | an auth file that does not exist
       block:
@@ -142,7 +166,7 @@ PLAYBOOK = """
       rescue:
         - name: missing | export the failure
           ansible.builtin.debug:
-            msg: "{{ ansible_failed_result.results | default([ansible_failed_result]) | map(attribute='msg') | list }}"
+            msg: "{{ ansible_failed_result.msg }}"
 
     - name: keyonly | a client key without its certificate
       block:
@@ -158,7 +182,7 @@ PLAYBOOK = """
       rescue:
         - name: keyonly | export the failure
           ansible.builtin.debug:
-            msg: "{{ ansible_failed_result.results | default([ansible_failed_result]) | map(attribute='msg') | list }}"
+            msg: "{{ ansible_failed_result.msg }}"
 """
 
 
@@ -256,30 +280,43 @@ def test_role_wide_credentials_and_plain_http_reach_both_registries(options_run)
 
 def test_entry_plain_http_false_overrides_the_role_wide_true(options_run):
     run = options_run["run"]
-    msgs = run.task("plainoff | export the failure").result["msg"]
+    msg = run.task("plainoff | export the failure").result["msg"]
     source_alias = f"{SOURCE_ALIAS}:{port(options_run['sample'].host)}"
-    assert len(msgs) == 1 and SOURCE_ALIAS in msgs[0], msgs
+    target = f"{options_run['target']}/mirror/plainoff:v1"
+    assert msg.startswith(f"images[0] ({source_alias}/test/oci-single:v1 -> {target}): "), msg
     assert ("CONNECT", source_alias) in options_run["proxied"], options_run["proxied"]
     assert not [url for _method, url in options_run["proxied"] if url.startswith(f"http://{source_alias}/")]
     assert not tag_puts(options_run, "mirror/plainoff")
 
 
+def test_one_entry_with_a_password_among_others(options_run):
+    run = options_run["run"]
+    results = exported(run, "entrypw")
+    assert [(r["target"], r["digest"], r["pushed"]) for r in results] == [
+        (f"{options_run['target']}/mirror/entrypw-{name}:v1", options_run["sample"].digest, True)
+        for name in ("own", "authfile")]
+    for repository in ("mirror/entrypw-own", "mirror/entrypw-authfile"):
+        assert len(tag_puts(options_run, repository)) == 1, options_run["manifest_puts"]
+
+
 def test_tasks_with_a_password_show_nothing_secret(options_run):
     run = options_run["run"]
-    pushes = [r for r in run.results if r["action"] == PUSH and r["status"] != "failed"]
-    # authfile (no password: visible), peritem and rolewide (a password: no_log)
-    assert [all("censored" in item for item in r["result"]["results"]) for r in pushes] == [False, True, True]
+    mirrors = [r for r in run.results if r["action"] == MIRROR and r["status"] != "failed"]
+    # authfile (no password: visible); peritem, rolewide (role-wide passwords) and entrypw (a
+    # password in one entry only): the one task for the whole list is no_log
+    assert ["censored" in r["result"] for r in mirrors] == [False, True, True, True]
+    assert "images" in mirrors[0]["result"] and not [r for r in mirrors[1:] if "images" in r["result"]]
     assert not find_leaks(run, [options_run["password"], options_run["source_password"],
                                 options_run["wrong_password"]])
 
 
 def test_missing_auth_file_fails_in_the_module(options_run):
     run = options_run["run"]
-    msgs = run.task("missing | export the failure").result["msg"]
-    assert any("auth_file" in m and "no-such-auth.json" in m and "does not exist" in m for m in msgs), msgs
+    msg = run.task("missing | export the failure").result["msg"]
+    assert "auth_file" in msg and "no-such-auth.json" in msg and "does not exist" in msg, msg
 
 
 def test_client_key_without_cert_fails_in_the_module(options_run):
     run = options_run["run"]
-    msgs = run.task("keyonly | export the failure").result["msg"]
-    assert any("client_key is set but client_cert is not" in m for m in msgs), msgs
+    msg = run.task("keyonly | export the failure").result["msg"]
+    assert "client_key is set but client_cert is not" in msg, msg

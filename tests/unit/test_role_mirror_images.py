@@ -4,13 +4,14 @@
 """The role mirror_images passes every registry option through, and its three files agree.
 
 defaults/main.yml, meta/argument_specs.yml and tasks/main.yml are read as data: every role
-variable has a default and a spec (with the same default); the role mirrors with ONE
-image_push task in one-pass mode (``source:``), looped over the list, which sets every option
-of the modules' shared registry and cache argument specs, and the source side's own options,
-from a role variable, so an option added to the modules without the role following fails
-here; nothing else loops per image; the summary copies only what image_push returns with
-``source:``. The role's behaviour against real registries is tested in
-tests/integration/test_mirror_images_role*.py.
+variable has a default and a spec (with the same default); the role mirrors the whole list with
+ONE image_mirror task and no loop, which sets every module-wide option of image_mirror (its own
+and the modules' shared registry and cache argument specs) from a role variable, so an option
+added to the modules without the role following fails here; the role's entries have exactly the
+module's per-image keys; nothing loops per image; the summary copies only what image_mirror
+returns per image. The role's Jinja (the ``images`` it passes, its ``no_log``, the summary) is
+rendered here by Ansible's own Templar. The role's behaviour against real registries is tested
+in tests/integration/test_mirror_images_role*.py.
 """
 
 import ast
@@ -19,6 +20,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ansible.parsing.dataloader import DataLoader
+from ansible.template import Templar, trust_as_template
 
 from ansible_collections.imagepusher.registry.plugins.module_utils._module import (
     cache_argument_spec,
@@ -27,25 +30,34 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._module impor
 
 REPO = Path(__file__).resolve().parents[2]
 ROLE = REPO / "roles" / "mirror_images"
-PUSH = "imagepusher.registry.image_push"
-PULL = "imagepusher.registry.image_pull"
-# image_push options of the one-pass mirror that the role sets besides the shared specs
-SOURCE_OPTIONS = {"source", "target", "platforms", "source_username", "source_password", "source_plain_http"}
+MIRROR = "imagepusher.registry.image_mirror"
+MODULES = ("imagepusher.registry.image_pull", "imagepusher.registry.image_push")
 LOOP_KEYWORDS = ("loop", "with_items", "with_list", "with_dict", "with_together", "with_nested", "with_subelements")
 SUMMARY_KEYS = {"source", "target", "digest", "pulled", "pushed", "bytes_downloaded", "bytes_uploaded"}
+# module-wide option -> the role variable it comes from (the rest: mirror_images_<option>)
+RENAMED = {
+    "username": "mirror_images_target_username",
+    "password": "mirror_images_target_password",
+    "plain_http": "mirror_images_plain_http",
+    "source_plain_http": "mirror_images_plain_http",
+}
 
 
 def load(relative):
     return yaml.safe_load((ROLE / relative).read_text(encoding="utf-8"))
 
 
-def module_return(name):
-    """The RETURN documentation of a module, read without importing it."""
+def module_doc(name, variable):
+    """The DOCUMENTATION or RETURN of a module, read without importing it."""
     tree = ast.parse((REPO / "plugins" / "modules" / ("%s.py" % name)).read_text(encoding="utf-8"))
     for node in tree.body:
-        if isinstance(node, ast.Assign) and [t.id for t in node.targets if isinstance(t, ast.Name)] == ["RETURN"]:
+        if isinstance(node, ast.Assign) and [t.id for t in node.targets if isinstance(t, ast.Name)] == [variable]:
             return yaml.safe_load(node.value.value)
-    raise AssertionError("%s has no RETURN" % name)
+    raise AssertionError("%s has no %s" % (name, variable))
+
+
+def trusted(value):
+    return trust_as_template(value) if isinstance(value, str) else value
 
 
 @pytest.fixture(scope="module")
@@ -65,8 +77,8 @@ def role_tasks():
 
 @pytest.fixture(scope="module")
 def mirror_task(role_tasks):
-    found = [task for task in role_tasks if PUSH in task]
-    assert len(found) == 1, "tasks/main.yml must mirror with exactly one image_push task"
+    found = [task for task in role_tasks if MIRROR in task]
+    assert len(found) == 1, "tasks/main.yml must mirror with exactly one image_mirror task"
     return found[0]
 
 
@@ -75,6 +87,19 @@ def summary_task(role_tasks):
     found = [task for task in role_tasks if "mirror_images_results" in (task.get("ansible.builtin.set_fact") or {})]
     assert len(found) == 1, "tasks/main.yml must set mirror_images_results with one set_fact task"
     return found[0]
+
+
+@pytest.fixture
+def render(defaults, mirror_task, summary_task):
+    """render(expression, **variables): the expression as Ansible templates it in the role, with the
+    role's defaults, the task vars of both tasks and the given variables."""
+    def rendering(expression, **variables):
+        context = dict(defaults)
+        for task in (mirror_task, summary_task):
+            context.update((name, trusted(value)) for name, value in task.get("vars", {}).items())
+        context.update(variables)
+        return Templar(loader=DataLoader(), variables=context).template(trusted(expression))
+    return rendering
 
 
 def test_every_default_has_a_spec_and_the_same_default(defaults, spec):
@@ -86,69 +111,108 @@ def test_every_default_has_a_spec_and_the_same_default(defaults, spec):
             assert defaults[name] is None, "%s: the spec has no default, so defaults/main.yml must say null" % name
 
 
-def test_one_image_push_per_image_in_one_pass_mode(role_tasks, mirror_task):
-    assert not [task for task in role_tasks if PULL in task], "the role must not pull separately any more"
-    args = mirror_task[PUSH]
-    assert args["source"] == "{{ item.source }}" and args["target"] == "{{ item.target }}"
-    assert "name" not in args and "layout" not in args
-    assert mirror_task["loop"] == "{{ mirror_images_list }}"
+def test_one_image_mirror_task_for_the_whole_list(role_tasks, mirror_task):
+    assert not [task for task in role_tasks if any(module in task for module in MODULES)], \
+        "the role must mirror with image_mirror only"
+    assert not [key for key in LOOP_KEYWORDS if key in mirror_task], "the image_mirror task must not loop"
+    assert "when" not in mirror_task, "an empty list goes to the module too (it then talks to no registry)"
     assert mirror_task["register"] == "mirror_images_mirrored"
 
 
-def test_nothing_else_loops_per_image(role_tasks, mirror_task):
-    looping = [task.get("name") for task in role_tasks if task is not mirror_task
-               and any(key in task for key in LOOP_KEYWORDS)]
-    assert looping == [], "only the image_push task may loop over the images: %s" % looping
+def test_nothing_loops_per_image(role_tasks):
+    looping = [task.get("name") for task in role_tasks if any(key in task for key in LOOP_KEYWORDS)]
+    assert looping == [], "no task of the role may loop over the images: %s" % looping
 
 
-def test_the_mirror_task_sets_every_registry_cache_and_source_option(mirror_task):
-    wanted = set(registry_argument_spec()) | set(cache_argument_spec()) | SOURCE_OPTIONS
-    missing = wanted - set(mirror_task[PUSH])
-    assert not missing, "the image_push task does not pass %s" % sorted(missing)
+def test_role_entries_have_the_modules_per_image_keys(spec):
+    images = module_doc("image_mirror", "DOCUMENTATION")["options"]["images"]["suboptions"]
+    entry = spec["mirror_images_list"]["options"]
+    assert set(entry) == set(images)
+    for key, option in images.items():
+        assert (entry[key]["type"], entry[key].get("elements"), bool(entry[key].get("required"))) \
+            == (option["type"], option.get("elements"), bool(option.get("required"))), key
 
 
-def test_options_come_from_role_variables(mirror_task, spec):
-    entry_options = set(spec["mirror_images_list"]["options"])
-    for option, value in mirror_task[PUSH].items():
-        item_keys = set(re.findall(r"\bitem\.([a-z_]+)\b", str(value)))
-        assert item_keys <= entry_options, (option, item_keys - entry_options)
-        if option in ("source", "target"):
+def test_the_mirror_task_sets_every_module_wide_option(mirror_task):
+    documented = set(module_doc("image_mirror", "DOCUMENTATION")["options"])
+    wanted = set(registry_argument_spec()) | set(cache_argument_spec()) | documented
+    args = mirror_task[MIRROR]
+    assert set(args) == wanted, "the image_mirror task does not pass %s" % sorted(wanted - set(args))
+
+
+def test_module_wide_options_come_from_role_variables(mirror_task, spec):
+    for option, value in mirror_task[MIRROR].items():
+        if option == "images":
             continue
-        names = set(re.findall(r"\b(mirror_images_[a-z_]+)\b", str(value)))
-        assert names, "%s is not set from a role variable" % option
-        assert names <= set(spec), (option, names - set(spec))
+        variable = RENAMED.get(option, "mirror_images_%s" % option)
+        assert variable in spec, (option, variable)
+        assert value == "{{ %s }}" % variable, (option, value)
 
 
-@pytest.mark.parametrize("side, options", [
-    ("source", ("source_username", "source_password", "source_plain_http")),
-    ("target", ("username", "password", "plain_http")),
-])
-def test_entries_override_the_role_wide_settings_for_their_side(mirror_task, side, options):
-    args = mirror_task[PUSH]
-    for option, key in zip(options, ("username", "password", "plain_http")):
-        entry = "%s_%s" % (side, key)
-        role_wide = "mirror_images_plain_http" if key == "plain_http" else "mirror_images_%s_%s" % (side, key)
-        assert re.fullmatch(r"\{\{ item\.%s \| default\(%s\) \}\}" % (entry, role_wide), args[option]), \
-            (option, args[option])
+@pytest.mark.parametrize("entry", [
+    {"source": "src.example/app:1", "target": "dst.example/app"},
+    {"source": "src.example/app:1", "target": "dst.example/app", "platforms": ["linux/amd64"],
+     "source_plain_http": True, "target_plain_http": False},
+    {"source": "src.example/app:1", "target": "dst.example/app", "source_username": "s", "source_password": "sp",
+     "target_username": "t", "target_password": "tp"},
+    {"source": "src.example/app:1", "target": "dst.example/app", "platforms": None, "target_plain_http": None},
+], ids=["bare", "platforms-and-plain-http", "own-credentials", "explicit-nulls"])
+def test_entries_pass_through_as_they_are(render, mirror_task, entry):
+    """Keys an entry does not set (or sets to null) stay out, so the module-wide defaults apply; the
+    others are its own."""
+    images = render(mirror_task[MIRROR]["images"], mirror_images_list=[entry], mirror_images_source_username="ru",
+                    mirror_images_source_password="rp", mirror_images_target_username="tu",
+                    mirror_images_target_password="tp-role")
+    assert images == [dict((key, value) for key, value in entry.items() if value is not None)]
 
 
-def test_no_log_when_either_password_is_set(mirror_task):
-    no_log = str(mirror_task["no_log"])
-    for name in ("item.source_password", "mirror_images_source_password", "item.target_password",
-                 "mirror_images_target_password"):
-        assert name in no_log, "no_log does not look at %s: %s" % (name, no_log)
+def test_an_empty_list_passes_an_empty_list(render, mirror_task):
+    assert render(mirror_task[MIRROR]["images"], mirror_images_list=[]) == []
 
 
-def test_summary_copies_only_what_image_push_returns_with_source(summary_task):
-    returned = module_return("image_push")
+@pytest.mark.parametrize("variables, hidden", [
+    ({}, False),
+    ({"mirror_images_list": [{"source": "a", "target": "b", "source_username": "u"}]}, False),
+    ({"mirror_images_list": [{"source": "a", "target": "b", "source_password": None}]}, False),
+    ({"mirror_images_source_password": "x"}, True),
+    ({"mirror_images_target_password": "x"}, True),
+    ({"mirror_images_list": [{"source": "a", "target": "b"}, {"source": "a", "target": "b", "source_password": "x"}]},
+     True),
+    ({"mirror_images_list": [{"source": "a", "target": "b"}, {"source": "a", "target": "b", "target_password": ""}]},
+     True),
+], ids=["nothing", "user-only", "null-password", "role-source", "role-target", "entry-source", "entry-target-empty"])
+def test_no_log_when_any_password_is_set(render, mirror_task, variables, hidden):
+    variables = dict({"mirror_images_list": [{"source": "a", "target": "b"}]}, **variables)
+    assert render(mirror_task["no_log"], **variables) is hidden
+
+
+def test_summary_copies_only_what_image_mirror_returns_per_image(summary_task):
+    described = " ".join(module_doc("image_mirror", "RETURN")["images"]["description"])
     copied = summary_task["vars"]["mirror_images_copied_keys"]
     for key in copied:
-        assert key in returned, "image_push does not return %s" % key
-        assert returned[key]["returned"] in ("always", "when O(source) is set"), (key, returned[key]["returned"])
+        assert "C(%s)" % key in described, "image_mirror does not return %s per image" % key
     derived = {"pulled", "pushed"}
     assert SUMMARY_KEYS <= set(copied) | derived, SUMMARY_KEYS - set(copied) - derived
     assert "bytes_downloaded" in summary_task["vars"]["mirror_images_pulled"]
-    assert "'changed'" in summary_task["vars"]["mirror_images_pushed"]
+    assert "'changed'" in summary_task["vars"]["mirror_images_pushed"] and "C(changed)" in described
+
+
+def test_summary_from_the_registered_images(render, summary_task):
+    image = {"source": "s:1", "target": "t:1", "digest": "sha256:1", "source_digest": "sha256:1",
+             "media_type": "m", "platforms": [], "blobs": [], "manifests": [], "cache_name": "s:1", "cached": True,
+             "retries": 0}
+    registered = {"changed": True, "bytes_downloaded": 5, "bytes_uploaded": 5, "images": [
+        dict(image, changed=True, bytes_downloaded=5, bytes_uploaded=5),
+        dict(image, target="t:2", changed=True, bytes_downloaded=0, bytes_uploaded=0),
+        dict(image, target="t:3", changed=False, bytes_downloaded=0, bytes_uploaded=0, cached=False),
+    ]}
+    summary = render(summary_task["ansible.builtin.set_fact"]["mirror_images_results"],
+                     mirror_images_mirrored=registered)
+    keep = ("source", "target", "digest", "cache_name", "cached", "bytes_downloaded", "bytes_uploaded")
+    assert summary == [dict({k: i[k] for k in keep}, pulled=p, pushed=c) for i, p, c in
+                       zip(registered["images"], (True, False, False), (True, True, False))]
+    assert render(summary_task["ansible.builtin.set_fact"]["mirror_images_results"],
+                  mirror_images_mirrored={"changed": False, "images": []}) == []
 
 
 def test_summary_keys_are_documented(spec):
