@@ -57,8 +57,11 @@ def check_requirements(module):
         module.fail_json(msg=missing_required_lib("jsonschema"), exception=str(_manifest.JSONSCHEMA_IMPORT_ERROR))
 
 
-def check_ranges(module):
-    """Numeric options whose type Ansible checks but whose range it cannot."""
+def check_ranges(module, credential_pairs=True):
+    """Numeric options whose type Ansible checks but whose range it cannot, and half credentials.
+
+    credential_pairs=False: the module settles user and password per image (image_mirror).
+    """
     params = module.params
     if params.get("timeout") is not None and params["timeout"] <= 0:
         module.fail_json(msg="timeout must be a positive number of seconds, got %d" % params["timeout"])
@@ -66,6 +69,14 @@ def check_ranges(module):
         module.fail_json(msg="retries must be between 0 and 20, got %d" % params["retries"])
     if params.get("concurrency") is not None and not 1 <= params["concurrency"] <= MAX_CONCURRENCY:
         module.fail_json(msg="concurrency must be between 1 and %d, got %d" % (MAX_CONCURRENCY, params["concurrency"]))
+    if credential_pairs:
+        check_credential_pairs(module)
+    if params.get("client_key") and not params.get("client_cert"):
+        module.fail_json(msg="client_key is set but client_cert is not: mutual TLS needs the certificate too")
+
+
+def check_credential_pairs(module):
+    params = module.params
     if params.get("username") and not params.get("password"):
         module.fail_json(msg="username is set but password is not (option password or env IMAGEPUSHER_PASSWORD)")
     if params.get("password") and not params.get("username"):
@@ -74,8 +85,6 @@ def check_ranges(module):
         module.fail_json(msg="source_username is set but source_password is not")
     if params.get("source_password") and not params.get("source_username"):
         module.fail_json(msg="source_password is set but source_username is not")
-    if params.get("client_key") and not params.get("client_cert"):
-        module.fail_json(msg="client_key is set but client_cert is not: mutual TLS needs the certificate too")
 
 
 def parse_reference(text, what="name"):

@@ -230,10 +230,9 @@ def main():
     )
     argument_spec.update(_module.registry_argument_spec())
     argument_spec.update(_module.cache_argument_spec())
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           required_together=[("source_username", "source_password")])
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     _module.check_requirements(module)
-    _module.check_ranges(module)
+    _module.check_ranges(module, credential_pairs=False)  # settled per image, below
     images = entries(module)
 
     def mirror_all():
