@@ -590,8 +590,10 @@ def _import(cache, path, kind, images, blobs, archive, check_mode):
             cache.write_blob_bytes(item["digest"], manifests[item["digest"]].raw)
         for item in image_plan:
             image = item["_image"]
+            # Checked under the index lock: a prune racing this import cannot leave the name dangling.
+            reached = [m.digest for m in image.manifests] + [b.digest for m in image.manifests for b in m.blobs()]
             cache.set_ref(image.name, {"mediaType": image.top.media_type, "digest": image.top.digest,
-                                       "size": image.top.size}, image.annotations)
+                                       "size": image.top.size}, image.annotations, require=reached)
     for item in blob_plan:
         del item["_info"]
     for item in image_plan:

@@ -15,7 +15,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils import _archi
 from ansible_collections.imagepusher.registry.plugins.module_utils import _cache_admin as admin
 from ansible_collections.imagepusher.registry.plugins.module_utils import _manifest
 from ansible_collections.imagepusher.registry.plugins.module_utils._cache import REF_NAME, SOURCE_DIGEST, Cache
-from ansible_collections.imagepusher.registry.plugins.module_utils._errors import CacheError, NotCachedError
+from ansible_collections.imagepusher.registry.plugins.module_utils._errors import CacheError, MissingBlobError, NotCachedError
 from tests.support import archives, images
 
 SINGLE = "127.0.0.1:5000/test/oci-single:v1"
@@ -159,6 +159,25 @@ def test_import_round_trip_check_real_again(cache, tmp_path):
     assert not again["changed"] and again["bytes_imported"] == 0
     assert set(i["action"] for i in again["images"]) == {"unchanged"}
     assert set(b["action"] for b in again["blobs"] + again["manifests"]) == {"cached"}
+
+
+def test_import_never_names_an_image_whose_blob_vanished(cache, tmp_path, monkeypatch):
+    """A prune between the import's last blob and its set_ref (simulated: the blob is deleted just
+    before naming) fails the import; index.json never names an image with a blob missing."""
+    path = str(tmp_path / "out.tar")
+    archive.export_images(cache, [SINGLE], path)
+    target = Cache(str(tmp_path / "other"))
+    layer = images.oci_single().layers[0].digest
+    real_set_ref = Cache.set_ref
+
+    def pruned_first(self, name, descriptor, annotations=None, require=()):
+        os.unlink(self.blob_path(layer))  # what a concurrent prune of unnamed blobs would do
+        return real_set_ref(self, name, descriptor, annotations, require)
+    monkeypatch.setattr(Cache, "set_ref", pruned_first)
+    with pytest.raises(MissingBlobError) as raised:
+        archive.import_archive(target, path)
+    assert layer in raised.value.message
+    assert names_in(target) == {}
 
 
 def test_import_moves_a_name_to_a_new_digest(cache, tmp_path):
