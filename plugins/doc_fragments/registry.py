@@ -20,8 +20,10 @@ options:
         (2) the auth file O(auth_file);
         (3) the auth file named by E(REGISTRY_AUTH_FILE);
         (4) C($XDG_RUNTIME_DIR/containers/auth.json) (written by C(podman login), C(skopeo login));
-        (5) C($DOCKER_CONFIG/config.json);
-        (6) C(~/.docker/config.json) (written by C(docker login)).
+        (5) C($XDG_CONFIG_HOME/containers/auth.json), by default C(~/.config/containers/auth.json) (where podman
+        looks next);
+        (6) C($DOCKER_CONFIG/config.json);
+        (7) C(~/.docker/config.json) (written by C(docker login)).
         Files that do not exist are skipped, except O(auth_file).
       - In an auth file, a C(credHelpers) entry for the registry is used first (the program
         C(docker-credential-<name>) is run with C(get)), then an C(auths) entry (C(auth), that is base64 of

@@ -9,7 +9,8 @@ First match wins:
    applied their environment fallbacks);
 2. auth files, in this order, each only if it exists (except ``auth_file``, which must):
    the ``auth_file`` option, ``$REGISTRY_AUTH_FILE``, ``$XDG_RUNTIME_DIR/containers/auth.json``
-   (podman, skopeo, buildah), ``$DOCKER_CONFIG/config.json``, ``~/.docker/config.json``.
+   (podman, skopeo, buildah), ``$XDG_CONFIG_HOME/containers/auth.json`` (default
+   ``~/.config``; podman's fallback), ``$DOCKER_CONFIG/config.json``, ``~/.docker/config.json``.
 
 Within one file: a ``credHelpers`` entry for the registry, else an ``auths`` entry with
 credentials (``auth`` = base64 "user:password", or ``username``/``password``, or an
@@ -93,6 +94,10 @@ def candidate_files(auth_file=None, environ=None, home=None):
         paths.append((env["REGISTRY_AUTH_FILE"], False))
     if env.get("XDG_RUNTIME_DIR"):
         paths.append((os.path.join(env["XDG_RUNTIME_DIR"], "containers", "auth.json"), False))
+    # podman's fallback when the runtime dir has none (containers-auth.json(5)): the config home.
+    config_home = env.get("XDG_CONFIG_HOME") or (os.path.join(home, ".config") if home else None)
+    if config_home:
+        paths.append((os.path.join(config_home, "containers", "auth.json"), False))
     if env.get("DOCKER_CONFIG"):
         paths.append((os.path.join(env["DOCKER_CONFIG"], "config.json"), False))
     if home:

@@ -91,7 +91,7 @@ def module_credentials(env, registry, monkeypatch, home):
     """The Credentials a module would use for `registry` under the environment `env`: the
     options come from the real argument spec (env_fallback), then the credential lookup."""
     for name in ("IMAGEPUSHER_USERNAME", "IMAGEPUSHER_PASSWORD", "REGISTRY_AUTH_FILE", "DOCKER_CONFIG",
-                 "XDG_RUNTIME_DIR"):
+                 "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)

@@ -126,7 +126,7 @@ def test_an_exact_key_wins_over_an_alias(tmp_path):
 
 # -- lookup order ----------------------------------------------------------------------
 
-SOURCES = ("auth_file", "REGISTRY_AUTH_FILE", "XDG_RUNTIME_DIR", "DOCKER_CONFIG", "HOME")
+SOURCES = ("auth_file", "REGISTRY_AUTH_FILE", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "DOCKER_CONFIG", "HOME")
 
 
 @pytest.fixture
@@ -136,6 +136,7 @@ def layout(tmp_path):
         "auth_file": tmp_path / "option" / "auth.json",
         "REGISTRY_AUTH_FILE": tmp_path / "env" / "registry-auth.json",
         "XDG_RUNTIME_DIR": tmp_path / "run" / "containers" / "auth.json",
+        "XDG_CONFIG_HOME": tmp_path / "config" / "containers" / "auth.json",
         "DOCKER_CONFIG": tmp_path / "dockercfg" / "config.json",
         "HOME": tmp_path / "home" / ".docker" / "config.json",
     }
@@ -146,6 +147,7 @@ def layout(tmp_path):
         environ = {
             "REGISTRY_AUTH_FILE": str(paths["REGISTRY_AUTH_FILE"]),
             "XDG_RUNTIME_DIR": str(tmp_path / "run"),
+            "XDG_CONFIG_HOME": str(tmp_path / "config"),
             "DOCKER_CONFIG": str(tmp_path / "dockercfg"),
         }
         return dict(auth_file=str(paths["auth_file"]) if "auth_file" in present else None, environ=environ,
@@ -159,8 +161,10 @@ def layout(tmp_path):
     (SOURCES, "auth_file"),
     (SOURCES[1:], "REGISTRY_AUTH_FILE"),
     (SOURCES[2:], "XDG_RUNTIME_DIR"),
-    (SOURCES[3:], "DOCKER_CONFIG"),
-    (SOURCES[4:], "HOME"),
+    (SOURCES[3:], "XDG_CONFIG_HOME"),
+    (SOURCES[4:], "DOCKER_CONFIG"),
+    (SOURCES[5:], "HOME"),
+    (("XDG_CONFIG_HOME", "HOME"), "XDG_CONFIG_HOME"),
     (("auth_file", "HOME"), "auth_file"),
     (("XDG_RUNTIME_DIR", "HOME"), "XDG_RUNTIME_DIR"),
     (("REGISTRY_AUTH_FILE", "DOCKER_CONFIG"), "REGISTRY_AUTH_FILE"),
@@ -173,6 +177,16 @@ def test_lookup_order(layout, present, winner):
     else:
         assert (found.username, found.password) == ("user-from-" + winner, SECRET)
         assert found.source == "auth file %s" % layout.paths[winner]
+
+
+def test_podmans_config_home_defaults_to_dot_config(tmp_path):
+    """Without XDG_CONFIG_HOME, podman's fallback file is ~/.config/containers/auth.json."""
+    home = tmp_path / "home"
+    write_json(home / ".config" / "containers" / "auth.json", {"auths": {REG: auth_entry("user-from-dot-config")}})
+    write_json(home / ".docker" / "config.json", {"auths": {REG: auth_entry("user-from-docker")}})
+    found = resolve(REG, "team/app", environ={}, home=str(home))
+    assert found.username == "user-from-dot-config"
+    assert found.source == "auth file %s" % (home / ".config" / "containers" / "auth.json")
 
 
 def test_options_win_over_every_file(layout):
@@ -207,9 +221,12 @@ def test_candidate_files_order_and_duplicates(tmp_path):
     assert candidate_files("/x/auth.json", environ, "/root") == [
         ("/x/auth.json", True),
         ("/run/user/0/containers/auth.json", False),
+        ("/root/.config/containers/auth.json", False),
         ("/root/.docker/config.json", False),
     ]
-    assert candidate_files(None, {}, "/home/u") == [("/home/u/.docker/config.json", False)]
+    assert candidate_files(None, {}, "/home/u") == [("/home/u/.config/containers/auth.json", False),
+                                                    ("/home/u/.docker/config.json", False)]
+    assert candidate_files(None, {"XDG_CONFIG_HOME": "/cfg"}, "/home/u")[0] == ("/cfg/containers/auth.json", False)
 
 
 # -- entry formats ----------------------------------------------------------------------
