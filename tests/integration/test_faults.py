@@ -457,8 +457,16 @@ def sessions_dir(cache: Path) -> Path:
 
 
 def saved_sessions(cache: Path) -> list[dict]:
+    """The sessions saved now. The push clears a blob's session once it is complete, which can
+    happen between listing the folder and reading a file: such a file is simply gone."""
     folder = sessions_dir(cache)
-    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+    found = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            found.append(json.loads(path.read_text()))
+        except FileNotFoundError:
+            continue
+    return found
 
 
 def wait_for(predicate, proc, what: str, timeout: float = 60) -> None:
