@@ -23,23 +23,21 @@ import http.server
 import threading
 from urllib.parse import urlsplit
 
-from tests.support.servers import QuietHTTPServer
+from tests.support.servers import BackgroundServer
 
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
                "transfer-encoding", "upgrade", "proxy-connection"}
 
 
-class ForwardProxy:
+class ForwardProxy(BackgroundServer):
     def __init__(self, hosts: dict[str, str] | None = None):
         self.requests: list[tuple[str, str]] = []
         self.hosts = dict(hosts or {})
         self._lock = threading.Lock()
-        self._httpd = None
-        self._thread = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> "ForwardProxy":
         proxy = self
@@ -62,25 +60,7 @@ class ForwardProxy:
 
             do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
 
-        self._httpd = QuietHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._thread.join(5)
-            self._httpd = None
-
-    def __enter__(self) -> "ForwardProxy":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        return self._serve_in_background("127.0.0.1", Handler)
 
     def _forward(self, handler) -> None:
         with self._lock:

@@ -34,7 +34,7 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 
-from tests.support.servers import QuietHTTPServer
+from tests.support.servers import BackgroundServer
 
 
 def sha256(data: bytes) -> str:
@@ -88,18 +88,12 @@ class Repo:
         return digest
 
 
-class HostileRegistry:
+class HostileRegistry(BackgroundServer):
     def __init__(self, host: str = "127.0.0.1"):
         self.bind_host = host
         self.repos: dict[str, Repo] = {}
         self.requests: list[Recorded] = []
         self._lock = threading.Lock()
-        self._httpd = None
-        self._thread = None
-
-    @property
-    def port(self) -> int:
-        return self._httpd.server_address[1]
 
     @property
     def host(self) -> str:
@@ -124,24 +118,7 @@ class HostileRegistry:
         class Handler(_Handler):
             owner = registry
 
-        self._httpd = QuietHTTPServer((self.bind_host, 0), Handler)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True, name="hostile-registry")
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
-
-    def __enter__(self) -> "HostileRegistry":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        return self._serve_in_background(self.bind_host, Handler, name="hostile-registry")
 
 
 _MANIFEST_RE = re.compile(r"^/v2/(?P<repo>.+)/manifests/(?P<ref>[^/]+)$")

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from tests.support.servers import QuietHTTPServer
+from tests.support.servers import BackgroundServer
 
 
 def other_loopback_host() -> str:
@@ -46,18 +46,16 @@ class StoredRequest:
     status: int = 0
 
 
-class ObjectStore:
+class ObjectStore(BackgroundServer):
     def __init__(self, root: Path | None = None, host: str | None = None):
         self.root = root
         self.host = host or other_loopback_host()
         self.requests: list[StoredRequest] = []
         self._lock = threading.Lock()
-        self._httpd = None
-        self._thread = None
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self._httpd.server_address[1]}"
+        return f"http://{self.host}:{self.port}"
 
     def registry_config(self) -> dict:
         """Distribution config that redirects blob downloads here."""
@@ -77,25 +75,7 @@ class ObjectStore:
 
             do_HEAD = do_GET
 
-        self._httpd = QuietHTTPServer((self.host, 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._thread.join(5)
-            self._httpd = None
-
-    def __enter__(self) -> "ObjectStore":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        return self._serve_in_background(self.host, Handler)
 
     def _serve(self, handler) -> None:
         record = StoredRequest(handler.command, handler.path, dict(handler.headers.items()))

@@ -56,7 +56,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from tests.support.pki import _name, _validity
-from tests.support.servers import QuietHTTPServer
+from tests.support.servers import BackgroundServer
 
 LEEWAY = 60  # seconds Distribution adds to exp (registry/auth/token/token.go)
 
@@ -107,7 +107,7 @@ class TokenRequest:
         return frozenset(self.scopes)
 
 
-class TokenIssuer:
+class TokenIssuer(BackgroundServer):
     def __init__(self, users: dict[str, str] | None = None, acl=DEFAULT_ACL, *,
                  service: str = "imagepusher-test-registry", issuer: str = "imagepusher-test-issuer",
                  expires_in: int = 300, valid_for: int | None = None, policy=None,
@@ -138,14 +138,8 @@ class TokenIssuer:
         self._workdir = Path(tempfile.mkdtemp(prefix="imagepusher-issuer-"))
         self.rootcertbundle = self._workdir / "rootcertbundle.pem"
         self.rootcertbundle.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
-        self._httpd = None
-        self._thread = None
 
     # -- lifecycle -------------------------------------------------------------------------
-    @property
-    def port(self) -> int:
-        return self._httpd.server_address[1]
-
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
@@ -168,25 +162,7 @@ class TokenIssuer:
 
             do_POST = do_GET
 
-        self._httpd = QuietHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._thread.join(5)
-            self._httpd = None
-
-    def __enter__(self) -> "TokenIssuer":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        return self._serve_in_background("127.0.0.1", Handler)
 
     def registry_config(self) -> dict:
         """The ``auth`` part of a Distribution config that trusts this issuer."""
