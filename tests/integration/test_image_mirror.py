@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-import subprocess
 from pathlib import Path
 
+from tests.support.checks import play, skopeo
 from tests.support.registry import Registry
 
 TARGET = Path(__file__).parent / "targets" / "image_mirror" / "tasks" / "main.yml"
 
 
-def play(tasks_file):
-    return ("- hosts: localhost\n  gather_facts: false\n  tasks:\n"
-            f"    - ansible.builtin.include_tasks: {tasks_file}\n")
-
-
 def raw_manifest(ref):
-    proc = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{ref}"],
-                          capture_output=True, timeout=60, check=False)
-    assert proc.returncode == 0, proc.stderr.decode()
-    return proc.stdout
+    return skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{ref}").stdout.encode()
 
 
 def test_image_mirror_target(ansible, registry, samples, tmp_path):
@@ -28,8 +20,9 @@ def test_image_mirror_target(ansible, registry, samples, tmp_path):
     digests = {"multi": multi.digest, "multi_amd64": multi.image_for("amd64").digest,
                "docker_v2": samples["docker_v2"].obj.digest}
     with Registry() as target:
-        run = ansible.run_playbook(play(TARGET), {"source_registry": registry.host, "target_registry": target.host,
-                                                  "digests": digests, "cache_root": str(tmp_path)}, timeout=600)
+        run = ansible.run_playbook(play({"ansible.builtin.include_tasks": str(TARGET)}),
+                                   {"source_registry": registry.host, "target_registry": target.host,
+                                    "digests": digests, "cache_root": str(tmp_path)}, timeout=600)
         assert run.rc == 0, run.output
         # A third party reads back exactly the source bytes.
         wanted = (("list/multi:v1", digests["multi"]), ("list/docker-v2:v1", digests["docker_v2"]),

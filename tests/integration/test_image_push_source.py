@@ -4,24 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 from pathlib import Path
 
+from tests.support.checks import assert_blobs_verify, play, skopeo
 from tests.support.registry import Registry
 
 TARGET = Path(__file__).parent / "targets" / "image_push_source" / "tasks" / "main.yml"
 
 
-def play(tasks_file):
-    return ("- hosts: localhost\n  gather_facts: false\n  tasks:\n"
-            f"    - ansible.builtin.include_tasks: {tasks_file}\n")
-
-
 def raw_manifest(ref):
-    proc = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{ref}"],
-                          capture_output=True, timeout=60, check=False)
-    assert proc.returncode == 0, proc.stderr.decode()
-    return proc.stdout
+    return skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{ref}").stdout.encode()
 
 
 def test_mirror_from_source(ansible, registry, samples, tmp_path):
@@ -29,27 +21,23 @@ def test_mirror_from_source(ansible, registry, samples, tmp_path):
     digests = {"multi": multi.digest, "multi_amd64": multi.image_for("amd64").digest,
                "docker_v2": samples["docker_v2"].obj.digest}
     with Registry() as target:
-        run = ansible.run_playbook(play(TARGET), {"source_registry": registry.host, "target_registry": target.host,
-                                                  "digests": digests, "cache_root": str(tmp_path)}, timeout=600)
+        run = ansible.run_playbook(play({"ansible.builtin.include_tasks": str(TARGET)}),
+                                   {"source_registry": registry.host, "target_registry": target.host,
+                                    "digests": digests, "cache_root": str(tmp_path)}, timeout=600)
         assert run.rc == 0, run.output
         # A third party reads back exactly the source bytes, and copies every blob we uploaded.
         for repo, want in (("mirror/multi:v1", multi.digest), ("mirror/multi-amd64:v1", digests["multi_amd64"]),
                            ("mirror/docker-v2:v1", digests["docker_v2"])):
             assert "sha256:" + hashlib.sha256(raw_manifest(f"{target.host}/{repo}")).hexdigest() == want
-        copy = subprocess.run(["skopeo", "copy", "--all", "--src-tls-verify=false",
-                               f"docker://{target.host}/mirror/multi:v1", f"oci:{tmp_path / 'copy'}:x"],
-                              capture_output=True, timeout=120, check=False)
-        assert copy.returncode == 0, copy.stderr.decode()
+        skopeo("copy", "--all", "--src-tls-verify=false", f"docker://{target.host}/mirror/multi:v1",
+               f"oci:{tmp_path / 'copy'}:x")
         # The cache is left as image_pull leaves it: named, complete, readable by skopeo.
         cache = tmp_path / "multi"
         index = json.loads((cache / "index.json").read_text())
         names = [m["annotations"]["org.opencontainers.image.ref.name"] for m in index["manifests"]]
         assert names == [samples["multi"].ref]
-        inspect = subprocess.run(["skopeo", "inspect", f"oci:{cache}:{samples['multi'].ref}"],
-                                 capture_output=True, timeout=60, check=False)
-        assert inspect.returncode == 0, inspect.stderr.decode()
-        for blob in (cache / "blobs" / "sha256").iterdir():
-            assert hashlib.sha256(blob.read_bytes()).hexdigest() == blob.name
+        skopeo("inspect", f"oci:{cache}:{samples['multi'].ref}")
+        assert_blobs_verify(cache)
 
 
 def test_current_target_costs_one_head_per_registry(ansible, registry, samples, tmp_path):

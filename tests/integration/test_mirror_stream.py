@@ -7,9 +7,6 @@ is the oracle for what lands in the target.
 
 from __future__ import annotations
 
-import hashlib
-import subprocess
-
 import pytest
 import requests
 
@@ -22,6 +19,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._reference im
 from ansible_collections.imagepusher.registry.plugins.module_utils._registry import RegistryClient
 from ansible_collections.imagepusher.registry.plugins.module_utils._transport import Transport
 from tests.support import images, seed
+from tests.support.checks import assert_blobs_verify, skopeo
 from tests.support.fault_proxy import FaultProxy, flip, reset, stall
 from tests.support.registry import Registry
 
@@ -56,17 +54,15 @@ def mirror(source_host, target_host, cache_dir, concurrency=4, retries=3):
 
 def skopeo_copy(target, tmp_path):
     """skopeo reads the whole image back from the target, verifying every blob's digest."""
-    proc = subprocess.run(["skopeo", "copy", "--quiet", "--src-tls-verify=false",
-                           "docker://%s/copy/app:v1" % target.host, "oci:%s:x" % (tmp_path / "check")],
-                          capture_output=True, timeout=120, check=False)
-    assert proc.returncode == 0, proc.stderr.decode()
+    skopeo("copy", "--quiet", "--src-tls-verify=false", "docker://%s/copy/app:v1" % target.host,
+           "oci:%s:x" % (tmp_path / "check"))
 
 
 def assert_cache_verified(cache_dir, image):
+    """Every blob of the image is in the cache, and every cached file hashes to its name."""
+    files = assert_blobs_verify(cache_dir)
     for digest, data in image.blobs.items():
-        path = cache_dir / "blobs" / "sha256" / digest.split(":", 1)[1]
-        assert hashlib.sha256(path.read_bytes()).hexdigest() == digest.split(":", 1)[1]
-        assert path.stat().st_size == len(data)
+        assert files[digest].stat().st_size == len(data)
 
 
 def layer_gets(proxy, image):
