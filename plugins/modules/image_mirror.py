@@ -189,6 +189,11 @@ IMAGE_OPTIONS = dict(
     target_plain_http=dict(type="bool"),
 )
 
+# Entry option -> the module-wide option an entry that leaves it out (or null) takes.
+ENTRY_DEFAULTS = dict(platforms="platforms", source_username="source_username", source_password="source_password",
+                      source_plain_http="source_plain_http", target_username="username", target_password="password",
+                      target_plain_http="plain_http")
+
 
 def entries(module):
     """Each image with its references parsed and its options settled; fails the task on the first bad one."""
@@ -196,21 +201,14 @@ def entries(module):
     settled = []
     for number, image in enumerate(params["images"]):
         where = "images[%d]" % number
-        for side, default_user, default_password in (("source", "source_username", "source_password"),
-                                                     ("target", "username", "password")):
-            # Field by field: a password in the entry for the module-wide user is fine.
-            user = image[side + "_username"] if image.get(side + "_username") is not None else params[default_user]
-            password = image[side + "_password"] if image.get(side + "_password") is not None \
-                else params[default_password]
+        for key, default in ENTRY_DEFAULTS.items():
+            if image.get(key) is None:  # key by key: a password in the entry for the module-wide user is fine
+                image[key] = params[default]
+        for side in ("source", "target"):
+            user, password = image[side + "_username"], image[side + "_password"]
             if (user is None) != (password is None):
                 module.fail_json(msg="%s: the %s registry has a %s but no %s (neither in the entry nor module-wide)"
                                  % (where, side, "user name" if user else "password", "password" if user else "user name"))
-            image[side + "_username"], image[side + "_password"] = user, password
-        for side, default in (("source", "source_plain_http"), ("target", "plain_http")):
-            if image.get(side + "_plain_http") is None:
-                image[side + "_plain_http"] = params[default]
-        if image.get("platforms") is None:
-            image["platforms"] = params["platforms"]
         try:
             source = _module.parse_reference(image["source"], what=where + ".source")
             target = _module.parse_target(image["target"], str(source), default_target_tag)
