@@ -48,7 +48,27 @@ def _set_direct(fd, on):
     return True
 
 
-class BlobWriter:
+class _BlobFile:
+    """An open blob file that uses O_DIRECT until a request or the filesystem says otherwise."""
+
+    _fd = None
+    _direct = False
+
+    def _use_direct(self):
+        self._direct = DIRECT_IO and _set_direct(self._fd, True)
+
+    def _buffered(self):
+        """From here on through the page cache (an unaligned piece, or a filesystem that refused a request)."""
+        _set_direct(self._fd, False)
+        self._direct = False
+
+    def close(self):
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+class BlobWriter(_BlobFile):
     """Write a file sequentially from `offset` (what lies beyond is cut off), then fsync it.
 
     OSError escapes unchanged: the cache turns it into a message naming the file.
@@ -64,7 +84,7 @@ class BlobWriter:
             os.close(self._fd)
             raise
         self.offset = offset
-        self._direct = DIRECT_IO and _set_direct(self._fd, True)
+        self._use_direct()
 
     def write(self, view):
         """Write all of `view` (bytes-like) at the current offset."""
@@ -82,10 +102,6 @@ class BlobWriter:
             self.offset += written
             view = view[written:]
 
-    def _buffered(self):
-        _set_direct(self._fd, False)
-        self._direct = False
-
     def truncate(self, offset=0):
         os.ftruncate(self._fd, offset)
         os.lseek(self._fd, offset, os.SEEK_SET)
@@ -94,11 +110,6 @@ class BlobWriter:
     def sync(self):
         os.fsync(self._fd)
 
-    def close(self):
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
     def __enter__(self):
         return self
 
@@ -106,7 +117,7 @@ class BlobWriter:
         self.close()
 
 
-class BlobReader:
+class BlobReader(_BlobFile):
     """Read a file range into one aligned buffer, bypassing the page cache when possible.
 
     read() hands out a view of that buffer, valid until the next read(): enough for a
@@ -124,7 +135,7 @@ class BlobReader:
         self.length = total if length is None else max(0, min(length, total))
         self._buffer = aligned_buffer(buffer_size)
         self._view = memoryview(self._buffer)
-        self._direct = DIRECT_IO and _set_direct(self._fd, True)
+        self._use_direct()
         self.seek_start()
 
     def seek_start(self):
@@ -149,16 +160,10 @@ class BlobReader:
             except OSError as exc:
                 if exc.errno != errno.EINVAL or not self._direct:
                     raise
-                _set_direct(self._fd, False)  # the filesystem accepted the flag but not this request
-                self._direct = False
+                self._buffered()  # the filesystem accepted the flag but not this request
         count = min(got - head, want)
         if count <= 0:
             raise OSError(errno.EIO, "the file ended %d bytes early: it changed while being read" % self._remaining)
         self._position += count
         self._remaining -= count
         return self._view[head:head + count]
-
-    def close(self):
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
