@@ -14,8 +14,9 @@ stream. The socket buffers on both sides keep the two connections busy meanwhile
 The upload may only be completed (the PUT with the digest) after finish(): the producer
 says so once the whole blob was verified and stored. A download that starts over (an
 offset that jumps back), fails, or ends short breaks the handoff; so does an upload that
-fails. Either side then stops waiting for the other, and the mirror uploads the blob
-from the cache instead.
+fails. Either side then stops waiting for the other. The download's outcome is kept
+apart from the stream's (wait_download): a broken stream whose download still verified
+the blob is uploaded from the cache instead.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -39,7 +40,8 @@ class Handoff:
         self._taken = False  # the consumer has _view (it is being sent)
         self._produced = 0  # offset of the next byte the producer must put
         self._consumed = 0
-        self._finished = False
+        self._finished = False  # the producer verified and stored the whole blob
+        self._aborted = False  # the producer failed: there is no blob to upload
         self._broken = None
 
     # -- producer (the download) -------------------------------------------------
@@ -67,7 +69,9 @@ class Handoff:
             self._cond.notify_all()
 
     def abort(self, reason):
+        """The download failed: the upload stops, and there is no verified blob to fall back on."""
         with self._cond:
+            self._aborted = True
             self._break(reason)
 
     # -- consumer (a request body) ---------------------------------------------------
@@ -102,6 +106,13 @@ class Handoff:
             while not self._finished and self._broken is None:
                 self._cond.wait()
             return self._broken is None
+
+    def wait_download(self):
+        """Wait for the download's end, however the stream went: True when it verified the blob."""
+        with self._cond:
+            while not self._finished and not self._aborted:
+                self._cond.wait()
+            return self._finished
 
     def release(self, reason="the upload stopped"):
         """The consumer is done with the stream (sent, or failed): never keep the producer waiting."""

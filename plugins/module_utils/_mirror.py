@@ -82,38 +82,55 @@ class Mirror:
         errors = []
         lock = threading.Lock()
         # Three pools, so that no kind of work waits for a thread another kind holds: downloads,
-        # the uploads streaming beside them, and uploads from the cache.
+        # the uploads streaming beside them, and uploads from the cache. A download's thread is
+        # free once it handed over its last byte: the next download starts while the target
+        # still ingests what the sockets hold and answers the upload (on a busy target, that
+        # is most of a second per blob), hence twice as many streams as downloads.
         with ThreadPoolExecutor(max_workers=self.concurrency) as uploads, \
-                ThreadPoolExecutor(max_workers=self.concurrency) as streams, \
+                ThreadPoolExecutor(max_workers=2 * self.concurrency) as streams, \
                 ThreadPoolExecutor(max_workers=self.concurrency) as fetches:
-            pending = []
+
+            def failed(exc):
+                with lock:
+                    errors.append(exc)
 
             def upload(item):
                 try:
                     self.pusher.move(target, item)
                 except Exception as exc:  # collected: the first failure is raised below
-                    with lock:
-                        errors.append(exc)
+                    failed(exc)
+
+            def stream(item, handoff):
+                try:
+                    self.pusher.upload_stream(target, item, handoff)
+                    return
+                except Exception:  # a broken stream is not an error yet, see below
+                    pass
+                # The download reports its own failure; a blob it verified into the cache is uploaded
+                # from there, with retries and resumable sessions.
+                if handoff.wait_download() and not errors:
+                    upload(item)
 
             def fetch(item):
                 pull = pulls[item["digest"]]
                 try:
-                    if self._streamable(pull, item) and self._stream(job, target, pull, item, streams):
+                    if self._streamable(pull, item):
+                        handoff = Handoff(item["size"])
+                        streams.submit(stream, item, handoff)
+                        self._download(job, pull, handoff)
                         return
                     self.puller.fetch(job, pull)
                 except Exception as exc:
-                    with lock:
-                        errors.append(exc)
+                    failed(exc)
                     return
                 with lock:
                     if not errors:
-                        pending.append(uploads.submit(upload, item))
+                        uploads.submit(upload, item)
 
             for item in sorted(blob_plan, key=lambda b: -b["size"]):
                 fetches.submit(fetch, item)
-            fetches.shutdown(wait=True)
-            for future in list(pending):
-                future.result()
+            # Leaving the block waits for the fetches first, then the streams, then the uploads
+            # they may have queued.
         if errors:
             raise errors[0]
 
@@ -123,19 +140,14 @@ class Mirror:
                 and pull["action"] != _plan.CACHED and not pull.get("done") and item["size"] > 0
                 and self.puller.cache.partial_size(item["digest"]) == 0)
 
-    def _stream(self, job, target, pull, item, streams):
-        """Download `pull` into the cache while uploading it; True when the upload completed."""
-        handoff = Handoff(item["size"])
-        upload = streams.submit(self.pusher.upload_stream, target, item, handoff)
+    def _download(self, job, pull, handoff):
+        """Download `pull` into the cache, handing every stored chunk to the upload beside it."""
         try:
             self.puller.fetch(job, pull, tee=handoff.put)
         except BaseException:
             handoff.abort("the download failed")
-            upload.exception()  # wait for the upload thread; the download's error is the one to report
             raise
         handoff.finish()
-        # A failed stream is not an error yet: the blob is in the cache, the caller uploads it from there.
-        return upload.exception() is None
 
     def _result(self, job, pushed, cached, moved):
         pulled = self.puller.result(job)

@@ -89,6 +89,28 @@ def test_each_layer_is_read_once_and_uploaded_while_it_downloads(source, image, 
     assert_cache_verified(tmp_path / "cache", image)
 
 
+def test_the_next_download_starts_while_the_target_still_answers_the_last_upload(source, image, tmp_path):
+    with Registry() as target, FaultProxy(source.host) as src, FaultProxy(target.host) as dst:
+        # The target answers each upload a second after it read the last byte, as a busy registry
+        # still writing what its sockets held does.
+        dst.add("PATCH", r"/blobs/uploads/", stall(1.0))
+        result = mirror(src.host, dst.host, tmp_path / "cache", concurrency=1)
+        gets = sorted(layer_gets(src, image), key=lambda e: e.started)
+        # A session's PATCH and PUT share its path; the PUT names the digest.
+        patches = {e.path: e for e in dst.exchanges("PATCH", r"/blobs/uploads/")}
+        patch_of = {put.target.rsplit("digest=", 1)[1].replace("%3A", ":"): patches[put.path]
+                    for put in dst.exchanges("PUT", r"/blobs/uploads/")}
+        assert len(gets) == len(image.layers) and len(patch_of) == len(image.blobs)
+        # One download at a time, yet each after the first began before the target answered the
+        # upload of the one before it.
+        for before, after in zip(gets, gets[1:]):
+            assert before.ended <= after.started < patch_of[before.path.rsplit("/", 1)[1]].ended
+        skopeo_copy(target, tmp_path)
+    assert result["digest"] == image.digest
+    assert {b["action"] for b in result["blobs"]} == {"uploaded"}
+    assert_cache_verified(tmp_path / "cache", image)
+
+
 def test_a_source_drop_is_resumed_without_breaking_the_stream(source, image, tmp_path):
     with Registry() as target, FaultProxy(source.host) as src, FaultProxy(target.host) as dst:
         rule = src.add("GET", r"/blobs/sha256:%s" % image.layers[0].digest.split(":")[1], reset(after=MiB), times=1)

@@ -144,3 +144,26 @@ def test_a_started_stream_cannot_be_rewound():
 
 def test_len_is_the_announced_length():
     assert len(Handoff(12345)) == 12345
+
+
+def test_the_download_outcome_is_kept_apart_from_a_broken_stream():
+    # The upload failed early; the download went on into the cache and verified the blob.
+    handoff = Handoff(LENGTH)
+    handoff.release("the registry refused the upload")
+    outcome = []
+    waiter = threading.Thread(target=lambda: outcome.append(handoff.wait_download()))
+    waiter.start()
+    waiter.join(0.2)
+    assert waiter.is_alive()  # the download has not ended yet: wait for it
+    produce(handoff, CHUNKS)
+    handoff.finish()
+    waiter.join(5)
+    assert outcome == [True]  # the blob is in the cache: upload it from there
+    assert not handoff.wait_finished()  # the stream itself stays broken
+
+
+def test_a_failed_download_leaves_nothing_to_fall_back_on():
+    handoff = Handoff(LENGTH)
+    handoff.release("the registry refused the upload")
+    handoff.abort("the download failed")
+    assert handoff.wait_download() is False
