@@ -86,9 +86,10 @@ ROLE = """
 class PeakRSS:
     """Largest VmHWM of the processes whose command line contains `marker` (or of one pid).
 
-    Known pids are read every `interval`; the process list is rescanned only every
-    `rescan` seconds, since scanning all of /proc often costs as much CPU as it measures.
-    VmHWM is a high-water mark, so reading it late loses nothing while the process lives.
+    Known pids are read every `interval`. The process list is rescanned, every `rescan`
+    seconds, only while none of them lives (before a task's module starts, between tasks):
+    scanning all of /proc costs CPU that the run being measured would otherwise have. VmHWM
+    is a high-water mark, so reading it late loses nothing while the process lives.
     """
 
     def __init__(self, marker=None, pid=None, interval=0.05, rescan=0.25):
@@ -112,16 +113,18 @@ class PeakRSS:
         return found
 
     def _run(self):
-        pids, scanned = [], 0.0
+        pids, scanned, alive = [], 0.0, False
         while not self._stop.is_set():
-            if time.monotonic() - scanned >= self.rescan:
+            if not alive and time.monotonic() - scanned >= self.rescan:
                 pids, scanned = self._pids(), time.monotonic()
+            alive = False
             for pid in pids:
                 try:
                     with open("/proc/%d/status" % pid) as handle:
                         for line in handle:
                             if line.startswith("VmHWM:"):
                                 self.peak_kb = max(self.peak_kb, int(line.split()[1]))
+                    alive = True
                 except OSError:
                     pass
             time.sleep(self.interval)
