@@ -22,6 +22,9 @@ options:
   concurrency:
     description:
       - How many blobs are transferred at the same time.
+      - When mirroring (O(imagepusher.registry.image_push#module:source) or M(imagepusher.registry.image_mirror)),
+        this many blobs download at once, each streaming into its upload; an upload the target is still
+        completing after its download ended no longer holds a place.
     type: int
     default: 4
 """
