@@ -129,8 +129,8 @@ class Mirror:
 
             for item in sorted(blob_plan, key=lambda b: -b["size"]):
                 fetches.submit(fetch, item)
-            # Leaving the block waits for the fetches first, then the streams, then the uploads
-            # they may have queued.
+            # Leaving the block waits for the fetches first (they start everything else), then the
+            # streams, then the uploads from the cache.
         if errors:
             raise errors[0]
 
