@@ -39,6 +39,7 @@ from tests.support.checks import (
     ok,
     partial_files,
     play,
+    raw_manifest,
     read_index,
     sha256_file,
     skopeo,
@@ -431,7 +432,7 @@ def test_transient_faults_during_push_are_retried(push_faults, samples, tmp_path
         assert push_faults.rules[key].hits == push_faults.rules[key].last, push_faults.rules[key]
     assert result["retries"] >= 4, result["retries"]  # 2 x 503, 429, the manifest PUT reset
     ref = f"{push_faults.target.host}/faulty/multi:v1"
-    raw = skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{ref}").stdout.encode()
+    raw = raw_manifest(ref)
     assert images.sha256_digest(raw) == img.digest
     skopeo("copy", "--all", "--quiet", "--src-tls-verify=false", f"docker://{ref}", f"oci:{tmp_path / 'copy'}:x")
 

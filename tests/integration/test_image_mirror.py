@@ -5,14 +5,10 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from tests.support.checks import play, skopeo
+from tests.support.checks import play, raw_manifest
 from tests.support.registry import Registry
 
 TARGET = Path(__file__).parent / "targets" / "image_mirror" / "tasks" / "main.yml"
-
-
-def raw_manifest(ref):
-    return skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{ref}").stdout.encode()
 
 
 def test_image_mirror_target(ansible, registry, samples, tmp_path):

@@ -28,7 +28,6 @@ import hashlib
 import json
 import math
 import shutil
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +37,7 @@ import pytest
 
 from tests.support import images
 from tests.support.ansible import AnsibleWorkspace, PlaybookProcess, PlaybookRun
+from tests.support.checks import raw_manifest, skopeo
 from tests.support.registry import AccessLogEntry, Registry, free_port
 
 pytestmark = [pytest.mark.ansible]
@@ -76,21 +76,6 @@ PUSH_PLAYBOOK = f"""
 
 
 # -- helpers -----------------------------------------------------------------------------------
-def skopeo(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(["skopeo", *args], capture_output=True, text=True, timeout=120, check=False)
-    if check:
-        assert proc.returncode == 0, f"skopeo {' '.join(args)} failed:\n{proc.stderr}"
-    return proc
-
-
-def raw_manifest(ref: str) -> bytes:
-    """The target's manifest bytes as skopeo (not our client) reads them."""
-    proc = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{ref}"],
-                          capture_output=True, timeout=60, check=False)
-    assert proc.returncode == 0, f"skopeo inspect {ref} failed:\n{proc.stderr.decode()}"
-    return proc.stdout
-
-
 def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 

@@ -6,14 +6,10 @@ import hashlib
 import json
 from pathlib import Path
 
-from tests.support.checks import assert_blobs_verify, play, skopeo
+from tests.support.checks import assert_blobs_verify, play, raw_manifest, skopeo
 from tests.support.registry import Registry
 
 TARGET = Path(__file__).parent / "targets" / "image_push_source" / "tasks" / "main.yml"
-
-
-def raw_manifest(ref):
-    return skopeo("inspect", "--raw", "--tls-verify=false", f"docker://{ref}").stdout.encode()
 
 
 def test_mirror_from_source(ansible, registry, samples, tmp_path):

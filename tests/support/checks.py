@@ -106,6 +106,14 @@ def skopeo(*args: str, check: bool = True, timeout: float = 120) -> subprocess.C
     return proc
 
 
+def raw_manifest(ref: str) -> bytes:
+    """A registry's manifest bytes for ``ref`` as skopeo (not our client) reads them, byte for byte."""
+    proc = subprocess.run(["skopeo", "inspect", "--raw", "--tls-verify=false", f"docker://{ref}"],
+                          capture_output=True, timeout=60, check=False)
+    assert proc.returncode == 0, f"skopeo inspect {ref} failed:\n{proc.stderr.decode()}"
+    return proc.stdout
+
+
 # -- playbooks and their results ---------------------------------------------------------------------
 def task(name: str, module: str, args, ignore_errors: bool = False, **keywords) -> dict:
     """One task; ``keywords`` are task keywords (loop, check_mode...)."""
