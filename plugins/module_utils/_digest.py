@@ -19,6 +19,7 @@ import re
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import (
     DigestMismatchError,
     InvalidDigestError,
+    quote_value,
 )
 
 # Supported algorithms and the length of their hex encoding.
@@ -29,13 +30,6 @@ _DIGEST_RE = re.compile(r"sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128}")
 
 _EXAMPLE = "'sha256:' followed by 64 lowercase hex digits"
 
-
-def _quote(value, limit=100):
-    """repr() of a user-supplied value, truncated so huge input never floods a message."""
-    text = repr(value)
-    if len(text) > limit:
-        text = text[:limit] + "...(%d characters)" % len(text)
-    return text
 
 
 def _explain(digest):
@@ -48,7 +42,7 @@ def _explain(digest):
     if algorithm not in ALGORITHMS:
         if algorithm.lower() in ALGORITHMS:
             return "the algorithm must be lowercase (%r)" % algorithm.lower()
-        return "unsupported algorithm %s (supported: %s)" % (_quote(algorithm, 40), ", ".join(sorted(ALGORITHMS)))
+        return "unsupported algorithm %s (supported: %s)" % (quote_value(algorithm, 40), ", ".join(sorted(ALGORITHMS)))
     if re.search(r"[^0-9a-fA-F]", encoded):
         return "the part after %r must contain only lowercase hex digits 0-9 and a-f" % (algorithm + ":")
     if encoded != encoded.lower():
@@ -60,11 +54,11 @@ def validate(digest):
     """Return ``digest`` unchanged if it is a strictly valid digest, else raise InvalidDigestError."""
     if not isinstance(digest, str):
         raise InvalidDigestError(
-            "Invalid digest %s: a digest must be a string such as %s, not %s." % (_quote(digest), _EXAMPLE, type(digest).__name__),
-            digest=_quote(digest),
+            "Invalid digest %s: a digest must be a string such as %s, not %s." % (quote_value(digest), _EXAMPLE, type(digest).__name__),
+            digest=quote_value(digest),
         )
     if _DIGEST_RE.fullmatch(digest) is None:
-        raise InvalidDigestError("Invalid digest %s: %s." % (_quote(digest), _explain(digest)), digest=_quote(digest))
+        raise InvalidDigestError("Invalid digest %s: %s." % (quote_value(digest), _explain(digest)), digest=quote_value(digest))
     return digest
 
 
@@ -77,8 +71,8 @@ def split(digest):
 def _new_hash(algorithm):
     if algorithm not in ALGORITHMS:
         raise InvalidDigestError(
-            "Unsupported digest algorithm %s (supported: %s)." % (_quote(algorithm), ", ".join(sorted(ALGORITHMS))),
-            algorithm=_quote(algorithm),
+            "Unsupported digest algorithm %s (supported: %s)." % (quote_value(algorithm), ", ".join(sorted(ALGORITHMS))),
+            algorithm=quote_value(algorithm),
         )
     return hashlib.new(algorithm)
 
@@ -111,7 +105,7 @@ class DigestVerifier:
         self.algorithm, self.expected_hex = split(expected_digest)
         self.expected_digest = expected_digest
         if expected_size is not None and (isinstance(expected_size, bool) or not isinstance(expected_size, int) or expected_size < 0):
-            raise ValueError("expected_size must be a non-negative int or None, got %s" % _quote(expected_size))
+            raise ValueError("expected_size must be a non-negative int or None, got %s" % quote_value(expected_size))
         self.expected_size = expected_size
         self._hash = hashlib.new(self.algorithm)
         self.size = 0

@@ -13,6 +13,17 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+# Longest repr() of a user-supplied value that a message quotes whole.
+QUOTE_LIMIT = 100
+
+
+def quote_value(value, limit=QUOTE_LIMIT):
+    """repr() of a user-supplied or untrusted value, truncated so huge input never floods a message."""
+    text = repr(value)
+    if len(text) > limit:
+        text = text[:limit] + "...(%d characters)" % len(text)
+    return text
+
 
 class ImagePusherError(Exception):
     """Base of every error this collection raises on purpose."""

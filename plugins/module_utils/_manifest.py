@@ -30,6 +30,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._errors impor
     ManifestError,
     PlatformNotFoundError,
     UnsupportedManifestError,
+    quote_value,
 )
 from ansible_collections.imagepusher.registry.plugins.module_utils import _digest
 from ansible_collections.imagepusher.registry.plugins.module_utils import _media_types as _mt
@@ -42,13 +43,6 @@ MAX_DESCRIPTORS = 1000
 
 _UNKNOWN = "unknown"
 
-
-def _quote(value, limit=100):
-    """repr() of an untrusted value, truncated so huge input never floods a message."""
-    text = repr(value)
-    if len(text) > limit:
-        text = text[:limit] + "...(%d characters)" % len(text)
-    return text
 
 
 def _is_int(value):
@@ -70,10 +64,10 @@ class Descriptor:
 
     def __init__(self, media_type, digest, size, platform=None, annotations=None, urls=None, artifact_type=None):
         if media_type is not None and not isinstance(media_type, str):
-            raise ManifestError("Descriptor mediaType must be a string, got %s." % _quote(media_type))
+            raise ManifestError("Descriptor mediaType must be a string, got %s." % quote_value(media_type))
         _digest.validate(digest)
         if not _is_int(size) or size < 0:
-            raise ManifestError("Descriptor %s has size %s; a size must be a non-negative integer." % (digest, _quote(size)))
+            raise ManifestError("Descriptor %s has size %s; a size must be a non-negative integer." % (digest, quote_value(size)))
         self.media_type = media_type
         self.digest = digest
         self.size = size
@@ -87,14 +81,14 @@ class Descriptor:
         """Build a Descriptor from its JSON form; errors name ``where`` (e.g. 'layers[3]') and ``context``."""
         prefix = "%s%s" % (context + ": " if context else "", where)
         if not isinstance(obj, dict):
-            raise ManifestError("%s must be a JSON object (a descriptor), got %s." % (prefix, _quote(obj)))
+            raise ManifestError("%s must be a JSON object (a descriptor), got %s." % (prefix, quote_value(obj)))
         if "digest" not in obj:
             raise ManifestError("%s has no digest." % prefix, where=where)
         digest = obj.get("digest")
         try:
             _digest.validate(digest)
         except InvalidDigestError as exc:
-            raise InvalidDigestError("%s has an invalid digest: %s" % (prefix, exc.message), where=where, digest=_quote(digest))
+            raise InvalidDigestError("%s has an invalid digest: %s" % (prefix, exc.message), where=where, digest=quote_value(digest))
         checks = (
             ("mediaType", lambda v: isinstance(v, str), "a string"),
             ("size", lambda v: _is_int(v) and v >= 0, "a non-negative integer"),
@@ -108,7 +102,7 @@ class Descriptor:
             if key == "size" and key not in obj:
                 raise ManifestError("%s (%s) has no size." % (prefix, digest))
             if key in obj and not check(obj[key]):
-                raise ManifestError("%s (%s): %s must be %s, got %s." % (prefix, digest, key, expected, _quote(obj[key])))
+                raise ManifestError("%s (%s): %s must be %s, got %s." % (prefix, digest, key, expected, quote_value(obj[key])))
         return cls(obj.get("mediaType"), digest, obj["size"], platform=obj.get("platform"),
                    annotations=obj.get("annotations"), urls=obj.get("urls"), artifact_type=obj.get("artifactType"))
 
@@ -195,7 +189,7 @@ def _reject_duplicate_keys(pairs):
     for key, value in pairs:
         if key in result:
             # Two parsers may keep different values of a duplicated key: refuse the ambiguity.
-            raise ValueError("duplicate key %s" % _quote(key, 60))
+            raise ValueError("duplicate key %s" % quote_value(key, 60))
         result[key] = value
     return result
 
@@ -209,7 +203,7 @@ def _json_path(path):
         elif re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", part):
             text += "." + part
         else:
-            text += "[%s]" % _quote(part, 60)
+            text += "[%s]" % quote_value(part, 60)
     return text
 
 
@@ -241,7 +235,7 @@ _SCHEMA1_HELP = ("Docker image manifest schema 1 is deprecated and not supported
 def _determine_type(document, header_type, context):
     body_type = document.get("mediaType")
     if body_type is not None and not isinstance(body_type, str):
-        raise ManifestError("%s: mediaType must be a string, got %s." % (context, _quote(body_type)))
+        raise ManifestError("%s: mediaType must be a string, got %s." % (context, quote_value(body_type)))
     schema_version = document.get("schemaVersion")
     if (_mt.is_schema1(header_type) or _mt.is_schema1(body_type)
             or (_is_int(schema_version) and schema_version == 1)):
@@ -253,7 +247,7 @@ def _determine_type(document, header_type, context):
     if header and body and header != body:
         raise ManifestError("%s: it was announced as %s (by the Content-Type header or the descriptor pointing at it) "
                             "but its body says mediaType %s; refusing an ambiguous manifest."
-                            % (context, _quote(header_type), _quote(body_type)))
+                            % (context, quote_value(header_type), quote_value(body_type)))
     media_type = header or body
     if not media_type:
         has_manifests = "manifests" in document
@@ -270,8 +264,8 @@ def _determine_type(document, header_type, context):
                                 "or index." % context)
     if media_type not in _mt.MANIFEST_TYPES:
         raise UnsupportedManifestError(
-            "%s: media type %s is not supported (supported: %s)." % (context, _quote(media_type), ", ".join(sorted(_mt.MANIFEST_TYPES))),
-            media_type=_quote(media_type))
+            "%s: media type %s is not supported (supported: %s)." % (context, quote_value(media_type), ", ".join(sorted(_mt.MANIFEST_TYPES))),
+            media_type=quote_value(media_type))
     # Content confusion (CVE-2021-41190): a document must not be readable as both kinds.
     if media_type in _mt.INDEX_TYPES and ("config" in document or "layers" in document):
         raise ManifestError("%s: an index (%s) must not have 'config' or 'layers'." % (context, media_type))
@@ -326,7 +320,7 @@ def parse(raw, media_type=None, expected_digest=None):
     try:
         document = json.loads(raw, object_pairs_hook=_reject_duplicate_keys)
     except (ValueError, RecursionError) as exc:
-        raise ManifestError("%s is not valid JSON (%s); it starts with %s." % (context, str(exc)[:150], _quote(raw[:60])))
+        raise ManifestError("%s is not valid JSON (%s); it starts with %s." % (context, str(exc)[:150], quote_value(raw[:60])))
     if not isinstance(document, dict):
         kind = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}.get(type(document), "null")
         raise ManifestError("%s must be a JSON object, got a JSON %s." % (context, kind))
@@ -347,7 +341,7 @@ def parse(raw, media_type=None, expected_digest=None):
                 _digest.validate(value["digest"])
             except InvalidDigestError as exc:
                 raise InvalidDigestError("%s: %s has an invalid digest: %s" % (context, where, exc.message),
-                                         where=where, digest=_quote(value["digest"]))
+                                         where=where, digest=quote_value(value["digest"]))
     if HAS_JSONSCHEMA:
         problem = _schema_problem(document, media_type)
         if problem:
@@ -356,7 +350,7 @@ def parse(raw, media_type=None, expected_digest=None):
     # Structure checks that hold with or without jsonschema.
     schema_version = document.get("schemaVersion")
     if not _is_int(schema_version) or schema_version != 2:
-        raise ManifestError("%s: schemaVersion must be 2, got %s." % (context, _quote(schema_version)))
+        raise ManifestError("%s: schemaVersion must be 2, got %s." % (context, quote_value(schema_version)))
     annotations = document.get("annotations")
     if annotations is not None and not _is_str_dict(annotations):
         raise ManifestError("%s: annotations must be an object of string values." % context)
@@ -366,14 +360,14 @@ def parse(raw, media_type=None, expected_digest=None):
     config, layers, manifests = None, [], []
     if is_index:
         if not isinstance(entries, list):
-            raise ManifestError("%s: 'manifests' must be a list, got %s." % (context, _quote(entries)))
+            raise ManifestError("%s: 'manifests' must be a list, got %s." % (context, quote_value(entries)))
         manifests = [Descriptor.from_dict(item, "manifests[%d]" % i, context) for i, item in enumerate(entries)]
     else:
         if "config" not in document:
             raise ManifestError("%s has no 'config'." % context)
         config = Descriptor.from_dict(document["config"], "config", context)
         if not isinstance(entries, list):
-            raise ManifestError("%s: 'layers' must be a list, got %s." % (context, _quote(entries)))
+            raise ManifestError("%s: 'layers' must be a list, got %s." % (context, quote_value(entries)))
         layers = [Descriptor.from_dict(item, "layers[%d]" % i, context) for i, item in enumerate(entries)]
     return Manifest(raw, media_type, digest, document, config=config, layers=layers, manifests=manifests,
                     subject=subject, annotations=annotations, artifact_type=document.get("artifactType"))
@@ -404,10 +398,10 @@ def parse_platform(text):
     """'linux/arm64/v8' -> {'os': 'linux', 'architecture': 'arm64', 'variant': 'v8'}; 'linux/amd64' has no variant."""
     help_text = "write a platform as os/architecture[/variant], e.g. 'linux/amd64' or 'linux/arm64/v8'"
     if not isinstance(text, str):
-        raise ManifestError("Invalid platform %s: %s." % (_quote(text), help_text), platform=_quote(text))
+        raise ManifestError("Invalid platform %s: %s." % (quote_value(text), help_text), platform=quote_value(text))
     parts = text.lower().split("/")
     if len(parts) not in (2, 3) or not all(_PLATFORM_PART_RE.fullmatch(part) for part in parts):
-        raise ManifestError("Invalid platform %s: %s." % (_quote(text), help_text), platform=_quote(text))
+        raise ManifestError("Invalid platform %s: %s." % (quote_value(text), help_text), platform=quote_value(text))
     os_name, architecture = parts[0], parts[1]
     variant = parts[2] if len(parts) == 3 else None
     if architecture in _ARCH_ALIASES:
@@ -468,7 +462,7 @@ def select_platforms(index_manifest, wanted):
                 available.append(d.platform_string)
         raise PlatformNotFoundError(
             "Platform%s %s not found in image index %s; available: %s." % (
-                "s" if len(missing) > 1 else "", ", ".join(_quote(m) for m in missing), index_manifest.digest,
+                "s" if len(missing) > 1 else "", ", ".join(quote_value(m) for m in missing), index_manifest.digest,
                 ", ".join(available) if available else "none"),
             missing=missing, available=available)
     return [d for i, d in enumerate(candidates) if i in chosen]

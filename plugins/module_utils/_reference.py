@@ -27,6 +27,7 @@ import re
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import (
     InvalidDigestError,
     InvalidReferenceError,
+    quote_value,
 )
 from ansible_collections.imagepusher.registry.plugins.module_utils._digest import validate as _validate_digest
 
@@ -48,16 +49,9 @@ _SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _ACTIONS = ("pull", "push", "delete", "*")
 
 
-def _quote(value, limit=100):
-    """repr() of a user-supplied value, truncated so huge input never floods a message."""
-    text = repr(value)
-    if len(text) > limit:
-        text = text[:limit] + "...(%d characters)" % len(text)
-    return text
-
 
 def _fail(text, reason):
-    raise InvalidReferenceError("Invalid image reference %s: %s." % (_quote(text), reason), reference=_quote(text))
+    raise InvalidReferenceError("Invalid image reference %s: %s." % (quote_value(text), reason), reference=quote_value(text))
 
 
 def _split_host_port(registry):
@@ -75,13 +69,13 @@ def _check_registry(registry, text):
         _fail(text, "the registry host is empty")
     if _HOST_RE.fullmatch(registry) is None:
         _fail(text, "%s is not a valid registry host[:port] (a DNS name, IPv4 address or [IPv6] address, "
-                    "optionally followed by ':' and a port number)" % _quote(registry))
+                    "optionally followed by ':' and a port number)" % quote_value(registry))
     host, port = _split_host_port(registry)
     if registry.startswith("["):
         try:
             ipaddress.IPv6Address(host)
         except ValueError:
-            _fail(text, "%s is not a valid IPv6 address" % _quote(host))
+            _fail(text, "%s is not a valid IPv6 address" % quote_value(host))
     if port is not None and not 0 < int(port) < 65536:
         _fail(text, "port %s of the registry is out of range (1-65535)" % port)
     registry = registry.lower()
@@ -99,9 +93,9 @@ def _check_repository(repository, text):
             _fail(text, "the repository path contains an empty component (a leading, trailing or doubled '/')")
         if _COMPONENT_RE.fullmatch(component) is None:
             if _COMPONENT_RE.fullmatch(component.lower()) is not None:
-                _fail(text, "repository names must be lowercase (%s)" % _quote(component))
+                _fail(text, "repository names must be lowercase (%s)" % quote_value(component))
             _fail(text, "path component %s is not allowed: use lowercase letters and digits, separated by "
-                        "'.', '_', '__' or dashes, starting and ending with a letter or digit" % _quote(component))
+                        "'.', '_', '__' or dashes, starting and ending with a letter or digit" % quote_value(component))
 
 
 def _check_tag(tag, text):
@@ -109,7 +103,7 @@ def _check_tag(tag, text):
         _fail(text, "the tag after ':' is empty")
     if _TAG_RE.fullmatch(tag) is None:
         _fail(text, "tag %s is not valid: a tag has 1 to 128 letters, digits, '_', '.' or '-' and must not start "
-                    "with '.' or '-'" % _quote(tag))
+                    "with '.' or '-'" % quote_value(tag))
 
 
 def _check_digest(digest, text):
@@ -176,7 +170,7 @@ class ImageReference:
         """
         if not isinstance(text, str):
             raise InvalidReferenceError(
-                "Invalid image reference %s: it must be a string, not %s." % (_quote(text), type(text).__name__))
+                "Invalid image reference %s: it must be a string, not %s." % (quote_value(text), type(text).__name__))
         if not text:
             _fail(text, "it is empty")
         if len(text) > _TEXT_MAX_LENGTH:
@@ -209,12 +203,12 @@ class ImageReference:
             registry, repository = first, rest
             if not repository:
                 _fail(text, "%s is a registry without a repository; add the repository path, e.g. '%s/team/app:tag'"
-                            % (_quote(registry), registry))
+                            % (quote_value(registry), registry))
         else:
             if not slash and _looks_like_bare_host(name, tag):
                 host = name + (":" + tag if tag else "")
                 _fail(text, "%s looks like a registry host:port without a repository; add the repository path, "
-                            "e.g. '%s/team/app:tag'" % (_quote(host), host))
+                            "e.g. '%s/team/app:tag'" % (quote_value(host), host))
             registry, repository = DOCKER_HUB, name
         if tag is None and digest is None and default_tag is not None:
             tag = default_tag
