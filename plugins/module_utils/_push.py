@@ -28,7 +28,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._errors impor
 from ansible_collections.imagepusher.registry.plugins.module_utils._handoff import HandoffBroken
 from ansible_collections.imagepusher.registry.plugins.module_utils._parallel import parallel_map
 from ansible_collections.imagepusher.registry.plugins.module_utils._pull import cache_name, cached_tree, normalize_platforms
-from ansible_collections.imagepusher.registry.plugins.module_utils._reference import ImageReference
+from ansible_collections.imagepusher.registry.plugins.module_utils._reference import ImageReference, repository_scope
 from ansible_collections.imagepusher.registry.plugins.module_utils._sessions import NoSessions, UploadSessions
 from ansible_collections.imagepusher.registry.plugins.module_utils._transport import should_retry_status
 
@@ -142,7 +142,7 @@ class Pusher:
 
     def head_target_manifest(self, target):
         """What a HEAD of the target tag says ({'digest', 'media_type', 'size'}), or None."""
-        return self.client.head_manifest(target.repository, target.ref, scopes=[_push_scope(target.repository)])
+        return self.client.head_manifest(target.repository, target.ref, scopes=[repository_scope(target.repository, "pull", "push")])
 
     def plan(self, target, tree):
         """(blob plan, manifest plan) from HEAD requests on the target: read-only."""
@@ -194,7 +194,7 @@ class Pusher:
         repo = target.repository
 
         def plan(blob):
-            size = self.client.head_blob(repo, blob.digest, scopes=[_push_scope(repo)])
+            size = self.client.head_blob(repo, blob.digest, scopes=[repository_scope(repo, "pull", "push")])
             item = {"digest": blob.digest, "size": blob.size, "media_type": blob.media_type, "bytes": 0}
             if size is not None:
                 item["action"] = EXISTS
@@ -218,7 +218,7 @@ class Pusher:
             exists = False
             if not is_top:
                 head = self.client.head_manifest(target.repository, manifest.digest,
-                                                 scopes=[_push_scope(target.repository)])
+                                                 scopes=[repository_scope(target.repository, "pull", "push")])
                 exists = head is not None
             items.append({"digest": manifest.digest, "media_type": manifest.media_type, "size": len(manifest.raw),
                           "action": EXISTS if exists else PUSHED, "manifest": manifest})
@@ -331,7 +331,3 @@ class Pusher:
             "diff": {"before": {"target": str(target), "digest": before},
                      "after": {"target": str(target), "digest": tree.digest}},
         }
-
-
-def _push_scope(repository):
-    return "repository:%s:pull,push" % repository

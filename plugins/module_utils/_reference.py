@@ -50,6 +50,15 @@ _ACTIONS = ("pull", "push", "delete", "*")
 
 
 
+
+def repository_scope(repository, *actions):
+    """Token scope for a repository: 'repository:library/nginx:pull,push' (default actions: pull)."""
+    actions = actions or ("pull",)
+    for action in actions:
+        if action not in _ACTIONS:
+            raise ValueError("unknown registry action %r (expected one of %s)" % (action, ", ".join(_ACTIONS)))
+    return "repository:%s:%s" % (repository, ",".join(actions))
+
 def _fail(text, reason):
     raise InvalidReferenceError("Invalid image reference %s: %s." % (quote_value(text), reason), reference=quote_value(text))
 
@@ -312,11 +321,3 @@ class ImageReference:
     def with_digest(self, digest):
         """The same reference pinned to ``digest`` (the tag, if any, is kept)."""
         return ImageReference(self._registry, self._repository, self._tag, digest)
-
-    def scope(self, *actions):
-        """Token scope for this repository: 'repository:library/nginx:pull,push' (default actions: pull)."""
-        actions = actions or ("pull",)
-        for action in actions:
-            if action not in _ACTIONS:
-                raise ValueError("unknown registry action %r (expected one of %s)" % (action, ", ".join(_ACTIONS)))
-        return "repository:%s:%s" % (self._repository, ",".join(actions))

@@ -35,18 +35,11 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._errors impor
     TLSError,
     TransportError,
 )
+from ansible_collections.imagepusher.registry.plugins.module_utils._reference import repository_scope
 from ansible_collections.imagepusher.registry.plugins.module_utils._transport import iter_body, read_limited
 
 ERROR_BODY_LIMIT = 64 * 1024
 TAG_LIST_LIMIT = 16 * 1024 * 1024  # one page of a tag list
-
-
-def pull_scope(repository):
-    return "repository:%s:pull" % repository
-
-
-def push_scope(repository):
-    return "repository:%s:pull,push" % repository
 
 
 def registry_error_text(response):
@@ -182,7 +175,7 @@ class RegistryClient:
 
         digest may be None when the registry omits Docker-Content-Digest: GET then.
         """
-        scopes = scopes or [pull_scope(repository)]
+        scopes = scopes or [repository_scope(repository, "pull")]
         what = "manifest %s:%s" % (repository, ref)
         response = self._send("HEAD", self._url("/v2/%s/manifests/%s" % (repository, ref)), scopes,
                               headers={"Accept": _media_types.MANIFEST_ACCEPT})
@@ -204,7 +197,7 @@ class RegistryClient:
 
     def get_manifest(self, repository, ref, expected_digest=None, scopes=None):
         """The manifest or index as a parsed _manifest.Manifest holding the exact bytes served."""
-        scopes = scopes or [pull_scope(repository)]
+        scopes = scopes or [repository_scope(repository, "pull")]
         what = "manifest %s%s%s" % (repository, "@" if ref.startswith("sha") and ":" in ref else ":", ref)
         response = self._send("GET", self._url("/v2/%s/manifests/%s" % (repository, ref)), scopes,
                               headers={"Accept": _media_types.MANIFEST_ACCEPT}, stream=True)
@@ -227,7 +220,7 @@ class RegistryClient:
 
     def head_blob(self, repository, digest, scopes=None):
         """Size of the blob if the repository has it, else None."""
-        scopes = scopes or [pull_scope(repository)]
+        scopes = scopes or [repository_scope(repository, "pull")]
         response = self._send("HEAD", self._url("/v2/%s/blobs/%s" % (repository, digest)), scopes)
         response.close()
         if response.status_code == 404:
@@ -239,7 +232,7 @@ class RegistryClient:
 
     def open_blob(self, repository, digest, offset=0, scopes=None):
         """(streaming response, offset it starts at). The offset is 0 when the server ignored Range."""
-        scopes = scopes or [pull_scope(repository)]
+        scopes = scopes or [repository_scope(repository, "pull")]
         headers = {"Range": "bytes=%d-" % offset} if offset else None
         response = self._send("GET", self._url("/v2/%s/blobs/%s" % (repository, digest)), scopes,
                               headers=headers, stream=True)
@@ -275,7 +268,7 @@ class RegistryClient:
 
     def mount_blob(self, repository, digest, source_repository):
         """Ask the registry to link a blob from another repository. True when it did."""
-        scopes = [push_scope(repository), pull_scope(source_repository)]
+        scopes = [repository_scope(repository, "pull", "push"), repository_scope(source_repository, "pull")]
         url = self._url("/v2/%s/blobs/uploads/?%s" % (repository, urlencode([("mount", digest),
                                                                              ("from", source_repository)])))
         response = self._send("POST", url, scopes)
@@ -298,7 +291,7 @@ class RegistryClient:
 
     def start_upload(self, repository):
         """POST an upload session: (location URL, minimum chunk length or None)."""
-        scopes = [push_scope(repository)]
+        scopes = [repository_scope(repository, "pull", "push")]
         response = self._send("POST", self._url("/v2/%s/blobs/uploads/" % repository), scopes)
         response.close()
         if response.status_code != 202:
@@ -313,7 +306,7 @@ class RegistryClient:
         The registry answers with a fresh Location: Distribution signs the offset into it, so
         the next PATCH must use that one, not the one we asked with.
         """
-        scopes = [push_scope(repository)]
+        scopes = [repository_scope(repository, "pull", "push")]
         response = self._send("GET", self._same_host_url(location, "upload status"), scopes)
         response.close()
         if response.status_code == 204:
@@ -325,7 +318,7 @@ class RegistryClient:
 
     def upload_chunk(self, repository, location, body, start, what):
         """PATCH one chunk (or the whole blob) at `start`; returns (next location, status)."""
-        scopes = [push_scope(repository)]
+        scopes = [repository_scope(repository, "pull", "push")]
         headers = {"Content-Type": "application/octet-stream"}
         length = len(body)
         if length:
@@ -341,7 +334,7 @@ class RegistryClient:
         return self._same_host_url(response.headers.get("Location"), what), response.status_code
 
     def finish_upload(self, repository, location, digest, what):
-        scopes = [push_scope(repository)]
+        scopes = [repository_scope(repository, "pull", "push")]
         sep = "&" if "?" in location else "?"
         url = location + sep + urlencode([("digest", digest)])
         response = self._send("PUT", url, scopes, headers={"Content-Length": "0"}, data=b"")
@@ -351,7 +344,7 @@ class RegistryClient:
 
     def put_manifest(self, repository, ref, raw, media_type):
         """PUT the exact manifest bytes; returns the digest the registry reports (or computes)."""
-        scopes = [push_scope(repository)]
+        scopes = [repository_scope(repository, "pull", "push")]
         response = self._send("PUT", self._url("/v2/%s/manifests/%s" % (repository, ref)), scopes,
                               headers={"Content-Type": media_type}, data=raw)
         response.close()
@@ -362,7 +355,7 @@ class RegistryClient:
 
     def list_tags(self, repository, page_size=1000, limit=100000):
         """Every tag of a repository, following Link pagination."""
-        scopes = [pull_scope(repository)]
+        scopes = [repository_scope(repository, "pull")]
         url = self._url("/v2/%s/tags/list?n=%d" % (repository, page_size))
         tags = []
         seen = set()

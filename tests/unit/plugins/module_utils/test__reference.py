@@ -8,7 +8,7 @@ import pickle
 import pytest
 
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import InvalidReferenceError
-from ansible_collections.imagepusher.registry.plugins.module_utils._reference import ImageReference
+from ansible_collections.imagepusher.registry.plugins.module_utils._reference import ImageReference, repository_scope
 
 D256 = "sha256:" + "ab" * 32
 D512 = "sha512:" + "cd" * 64
@@ -160,13 +160,13 @@ def test_ref_api_host_and_loopback(text, ref, api_host, loopback):
     (("delete",), "repository:library/nginx:delete"),
 ])
 def test_scope(actions, scope):
-    assert ImageReference.parse("nginx:1").scope(*actions) == scope
+    assert repository_scope(ImageReference.parse("nginx:1").repository, *actions) == scope
 
 
 @pytest.mark.parametrize("action", ["admin", "pull,push", ""])
 def test_scope_rejects_unknown_actions(action):
     with pytest.raises(ValueError):
-        ImageReference.parse("nginx").scope(action)
+        repository_scope(ImageReference.parse("nginx").repository, action)
 
 
 def test_with_tag_and_with_digest_return_new_references():
