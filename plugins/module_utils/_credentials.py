@@ -39,9 +39,8 @@ import subprocess
 
 from ansible_collections.imagepusher.registry.plugins.module_utils._auth import Credentials
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import AuthenticationError
+from ansible_collections.imagepusher.registry.plugins.module_utils._reference import DOCKER_HUB, DOCKER_HUB_AUTH_FILE_HOSTS
 
-HUB = "docker.io"
-HUB_ALIASES = frozenset(["docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"])
 # The server name docker login uses for Docker Hub in auth files and credential helpers.
 HUB_SERVER = "https://index.docker.io/v1/"
 HELPER_PREFIX = "docker-credential-"
@@ -69,8 +68,8 @@ def _split_key(key):
         text = text.split("://", 1)[1]
     host, _sep, path = text.partition("/")
     host = host.lower()
-    if host in HUB_ALIASES:
-        host = HUB
+    if host in DOCKER_HUB_AUTH_FILE_HOSTS:
+        host = DOCKER_HUB
     path = path.strip("/")
     if had_scheme or path in ("v1", "v2"):
         path = ""  # https://host/v1/: docker's legacy spelling of the host itself
@@ -80,7 +79,7 @@ def _split_key(key):
 def helper_server(registry):
     """The server name to hand a credential helper (what docker login stored)."""
     host = normalize_registry(registry)
-    return HUB_SERVER if host == HUB else host
+    return HUB_SERVER if host == DOCKER_HUB else host
 
 
 def candidate_files(auth_file=None, environ=None, home=None):

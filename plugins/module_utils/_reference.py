@@ -33,7 +33,11 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._digest impor
 
 DOCKER_HUB = "docker.io"
 DOCKER_HUB_API_HOST = "registry-1.docker.io"
-_DOCKER_HUB_ALIASES = frozenset([DOCKER_HUB, "index.docker.io", DOCKER_HUB_API_HOST])
+# Hosts a reference may name Docker Hub by: the parser rewrites them to docker.io.
+DOCKER_HUB_ALIASES = frozenset([DOCKER_HUB, "index.docker.io", DOCKER_HUB_API_HOST])
+# Auth files (docker login, older tools) also key Hub credentials by its web host. A reference naming
+# that host is not rewritten (Docker does not rewrite it either), so only credential lookup accepts it.
+DOCKER_HUB_AUTH_FILE_HOSTS = DOCKER_HUB_ALIASES | frozenset(["registry.hub.docker.com"])
 
 NAME_MAX_LENGTH = 255
 # name + ":" + 128-character tag + "@sha512:" + 128 hex digits
@@ -88,7 +92,7 @@ def _check_registry(registry, text):
     if port is not None and not 0 < int(port) < 65536:
         _fail(text, "port %s of the registry is out of range (1-65535)" % port)
     registry = registry.lower()
-    if registry in _DOCKER_HUB_ALIASES:
+    if registry in DOCKER_HUB_ALIASES:
         return DOCKER_HUB
     return registry
 

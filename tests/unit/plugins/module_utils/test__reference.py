@@ -8,7 +8,13 @@ import pickle
 import pytest
 
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import InvalidReferenceError
-from ansible_collections.imagepusher.registry.plugins.module_utils._reference import ImageReference, repository_scope
+from ansible_collections.imagepusher.registry.plugins.module_utils._reference import (
+    DOCKER_HUB,
+    DOCKER_HUB_ALIASES,
+    DOCKER_HUB_AUTH_FILE_HOSTS,
+    ImageReference,
+    repository_scope,
+)
 
 D256 = "sha256:" + "ab" * 32
 D512 = "sha512:" + "cd" * 64
@@ -240,3 +246,13 @@ def test_tag_and_digest_both_kept():
     ref = ImageReference.parse("nginx:1.27@" + D256)
     assert (ref.tag, ref.digest, ref.ref) == ("1.27", D256, D256)
     assert str(ref) == "docker.io/library/nginx:1.27@" + D256
+
+
+def test_docker_hub_web_host_is_an_auth_file_key_not_a_reference_alias():
+    # Docker does not rewrite registry.hub.docker.com in a reference; only auth files use it for the Hub.
+    parsed = ImageReference.parse("registry.hub.docker.com/nginx:1")
+    assert (parsed.registry, parsed.repository) == ("registry.hub.docker.com", "nginx")
+    assert "registry.hub.docker.com" in DOCKER_HUB_AUTH_FILE_HOSTS
+    assert DOCKER_HUB_AUTH_FILE_HOSTS - DOCKER_HUB_ALIASES == frozenset(["registry.hub.docker.com"])
+    for alias in DOCKER_HUB_ALIASES:
+        assert ImageReference.parse(alias + "/nginx:1").registry == DOCKER_HUB
