@@ -24,7 +24,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import hashlib
 import io
 import json
 import os
@@ -95,24 +94,6 @@ class _Member:
     @property
     def key(self):
         return (self.name, self.size, tarfile.DIRTYPE if self.directory else tarfile.REGTYPE)
-
-
-class _HashingReader:
-    """A read-only file wrapper that hashes what is read through it."""
-
-    def __init__(self, handle, algorithm):
-        self._handle = handle
-        self._hash = hashlib.new(algorithm)
-        self.algorithm = algorithm
-
-    def read(self, size=-1):
-        data = self._handle.read(size)
-        self._hash.update(data)
-        return data
-
-    @property
-    def digest(self):
-        return "%s:%s" % (self.algorithm, self._hash.hexdigest())
 
 
 def select(cache, names):
@@ -267,9 +248,9 @@ def _add_blob(cache, tar, info, member):
             raise CacheError("blob %s in the cache %s is %d bytes, not %d: the cache is damaged; run image_cache "
                              "with state=verified" % (member.digest, cache.root, os.fstat(handle.fileno()).st_size,
                                                       member.size), path=cache.root)
-        reader = _HashingReader(handle, member.digest.split(":", 1)[0])
+        reader = _digest.HashingReader(handle, member.digest, member.size)
         tar.addfile(info, reader)
-        if reader.digest != member.digest:
+        if not reader.matches:
             raise CacheError("blob %s in the cache %s does not match its digest: the cache is damaged; run "
                              "image_cache with state=verified (nothing was exported)" % (member.digest, cache.root),
                              path=cache.root)

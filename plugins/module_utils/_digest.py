@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: contributors to imagepusher.registry
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Content digests: strict validation and incremental verification.
+"""Content digests: strict validation, incremental verification, and a hashing file reader.
 
 A digest is only ever accepted in the strict form ``sha256:<64 hex>`` or
 ``sha512:<128 hex>`` (lowercase hex).  validate() runs before a digest is
@@ -107,7 +107,7 @@ class DigestVerifier:
         if expected_size is not None and (isinstance(expected_size, bool) or not isinstance(expected_size, int) or expected_size < 0):
             raise ValueError("expected_size must be a non-negative int or None, got %s" % quote_value(expected_size))
         self.expected_size = expected_size
-        self._hash = hashlib.new(self.algorithm)
+        self._hash = _new_hash(self.algorithm)
         self.size = 0
 
     def update(self, chunk):
@@ -165,3 +165,26 @@ class DigestVerifier:
                 actual_size=self.size,
             )
         return self.expected_digest
+
+
+class HashingReader:
+    """A read-only file wrapper that feeds what is read through it to a DigestVerifier.
+
+    reader = HashingReader(handle, digest, size)
+    tarfile.addfile(info, reader)       # or any consumer that calls read()
+    reader.verifier.check("blob %s" % digest)
+    """
+
+    def __init__(self, handle, expected_digest, expected_size=None):
+        self._handle = handle
+        self.verifier = DigestVerifier(expected_digest, expected_size)
+
+    def read(self, size=-1):
+        data = self._handle.read(size)
+        self.verifier.update(data)
+        return data
+
+    @property
+    def matches(self):
+        """True when what was read so far has the expected digest and (if known) size."""
+        return self.verifier.matches

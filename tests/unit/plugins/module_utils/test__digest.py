@@ -3,6 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 import hashlib
+import io
 
 import pytest
 
@@ -193,3 +194,51 @@ def test_verifier_update_from_missing_file_raises_oserror(tmp_path):
     verifier = _digest.DigestVerifier(HELLO_SHA256)
     with pytest.raises(OSError):
         verifier.update_from_file(str(tmp_path / "absent"))
+
+
+# -- HashingReader ----------------------------------------------------------------------
+
+def _read_all(reader, size):
+    chunks = []
+    while True:
+        chunk = reader.read(size)
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+
+
+@pytest.mark.parametrize("digest", [HELLO_SHA256, HELLO_SHA512])
+def test_hashing_reader_passes_bytes_through_and_hashes_them(digest):
+    reader = _digest.HashingReader(io.BytesIO(HELLO), digest, len(HELLO))
+    assert _read_all(reader, 3) == HELLO
+    assert reader.matches
+    assert reader.verifier.digest == digest
+    assert reader.verifier.size == len(HELLO)
+    assert reader.verifier.check("blob") == digest
+
+
+def test_hashing_reader_read_all_at_once():
+    reader = _digest.HashingReader(io.BytesIO(HELLO), HELLO_SHA256)
+    assert reader.read() == HELLO
+    assert reader.read() == b""
+    assert reader.matches
+
+
+def test_hashing_reader_reports_other_bytes():
+    reader = _digest.HashingReader(io.BytesIO(b"hello w0rld"), HELLO_SHA256, len(HELLO))
+    _read_all(reader, 4)
+    assert not reader.matches
+    with pytest.raises(DigestMismatchError):
+        reader.verifier.check("blob")
+
+
+def test_hashing_reader_reports_a_short_read_when_the_size_is_known():
+    reader = _digest.HashingReader(io.BytesIO(HELLO), HELLO_SHA256, len(HELLO) + 1)
+    _read_all(reader, 64)
+    assert not reader.matches
+    assert reader.verifier.digest == HELLO_SHA256  # the bytes hash right: only the size is off
+
+
+def test_hashing_reader_refuses_an_invalid_digest():
+    with pytest.raises(InvalidDigestError):
+        _digest.HashingReader(io.BytesIO(HELLO), "sha256:../../etc/passwd")
