@@ -35,6 +35,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils import _cache
 from ansible_collections.imagepusher.registry.plugins.module_utils import _digest
 from ansible_collections.imagepusher.registry.plugins.module_utils import _manifest
 from ansible_collections.imagepusher.registry.plugins.module_utils import _media_types as _mt
+from ansible_collections.imagepusher.registry.plugins.module_utils import _names
 from ansible_collections.imagepusher.registry.plugins.module_utils import _tree
 from ansible_collections.imagepusher.registry.plugins.module_utils._cache import REF_NAME
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import (
@@ -65,7 +66,7 @@ def _dump_index(entries):
 
 
 def _names_of(entries):
-    return dict((_cache_admin.ref_name(e) or e.get("digest"), e.get("digest")) for e in entries)
+    return dict((_names.entry_name(e), e.get("digest")) for e in entries)
 
 
 # -- export ------------------------------------------------------------------------------
@@ -101,7 +102,7 @@ def select(cache, names):
     entries = cache.entries() if cache.exists() else []
     selected, missing = [], []
     for name in names:
-        matches = _cache_admin.resolve(entries, name)
+        matches = _names.resolve(entries, name)
         if not matches:
             missing.append(name)
         for found in matches:
@@ -149,7 +150,7 @@ def plan_export(cache, names):
     for member in members:
         if member.data is not None:
             member.size = len(member.data)
-    images = [{"name": _cache_admin.ref_name(e), "digest": e.get("digest"), "media_type": e.get("mediaType")}
+    images = [{"name": _names.ref_name(e), "digest": e.get("digest"), "media_type": e.get("mediaType")}
               for e in entries]
     return members, index, images
 
@@ -543,7 +544,7 @@ def _import(cache, path, kind, images, blobs, archive, check_mode):
                                       "action": "cached" if cache.has_blob(manifest.digest, manifest.size) else "imported"})
     entries = cache.entries() if cache.exists() else []
     before = _names_of(entries)
-    existing = dict((_cache_admin.ref_name(e), e) for e in entries if _cache_admin.ref_name(e))
+    existing = dict((_names.ref_name(e), e) for e in entries if _names.ref_name(e))
     image_plan = []
     for image in images:
         entry = {"mediaType": image.top.media_type, "digest": image.top.digest, "size": image.top.size,

@@ -54,7 +54,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._errors impor
     ImagePusherError,
     LockTimeoutError,
 )
-from ansible_collections.imagepusher.registry.plugins.module_utils._reference import ImageReference
+from ansible_collections.imagepusher.registry.plugins.module_utils._names import ref_name, resolve
 
 HASH_BUFFER = 1024 * 1024
 # Leftover temp files of an atomic write (".tmp-*") are only removed once this old: such a
@@ -75,33 +75,6 @@ def parse_age(text):
     if not match:
         raise ValueError("%r is not an age such as 45s, 30m, 12h, 7d or 2w" % (text,))
     return int(match.group(1)) * _AGE_UNITS[match.group(2).lower()]
-
-
-def ref_name(entry):
-    return (entry.get("annotations") or {}).get(REF_NAME)
-
-
-# -- resolving names -----------------------------------------------------------
-
-def resolve(entries, name):
-    """The (ref name, entry) pairs of index.json that `name` designates.
-
-    An exact ref name (e.g. one narrowed by platforms, `...:v1+linux-amd64`), a reference
-    normalized the way image_pull names images (`nginx` is `docker.io/library/nginx:latest`),
-    or a digest (every name pointing at it).  [] when nothing matches.
-    """
-    by_name = dict((ref_name(e), e) for e in entries if ref_name(e))
-    if name in by_name:
-        return [(name, by_name[name])]
-    if name.startswith(("sha256:", "sha512:")):
-        return [(ref_name(e) or e.get("digest"), e) for e in entries if e.get("digest") == name]
-    try:
-        normalized = str(ImageReference.parse(name))
-    except ImagePusherError:
-        return []
-    if normalized in by_name:
-        return [(normalized, by_name[normalized])]
-    return []
 
 
 # -- reading a tree from the cache, complete or not --------------------------------

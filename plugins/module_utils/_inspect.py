@@ -18,14 +18,13 @@ import json
 
 from ansible_collections.imagepusher.registry.plugins.module_utils import _cache_admin
 from ansible_collections.imagepusher.registry.plugins.module_utils import _media_types
+from ansible_collections.imagepusher.registry.plugins.module_utils import _names
 from ansible_collections.imagepusher.registry.plugins.module_utils import _tree
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import (
     CacheError,
     DigestMismatchError,
-    ImagePusherError,
     NotFoundError,
 )
-from ansible_collections.imagepusher.registry.plugins.module_utils._reference import ImageReference
 
 
 def _strings(value):
@@ -180,33 +179,10 @@ def inspect_registry(client, reference, list_tags=False):
 
 # -- cache ------------------------------------------------------------------------------
 
-def _repository_of(name):
-    """'registry/repository' of a cache name ('...:v1+linux-amd64' included), or None."""
-    try:
-        return ImageReference.parse(name.split("+", 1)[0]).name
-    except ImagePusherError:
-        return None
-
-
-def cache_tags(entries, repository):
-    tags = set()
-    for entry in entries:
-        name = _cache_admin.ref_name(entry)
-        if not name:
-            continue
-        try:
-            reference = ImageReference.parse(name.split("+", 1)[0], default_tag=None)
-        except ImagePusherError:
-            continue
-        if reference.name == repository and reference.tag:
-            tags.add(reference.tag)
-    return sorted(tags)
-
-
 def inspect_cache(cache, name, list_tags=False):
     """Describe the image the cache names `name`; exists=False when it holds no such name."""
     entries = cache.entries() if cache.exists() else []
-    matches = _cache_admin.resolve(entries, name)
+    matches = _names.resolve(entries, name)
     result = absent(name)
     cache_name = None
     if matches:
@@ -233,8 +209,8 @@ def inspect_cache(cache, name, list_tags=False):
         result["complete"] = scan.complete
         result["missing"] = scan.missing
     if list_tags:
-        repository = _repository_of(cache_name or name)
-        result["tags"] = cache_tags(entries, repository) if repository else []
+        repository = _names.repository_of(cache_name or name)
+        result["tags"] = _names.cache_tags(entries, repository) if repository else []
     result["source"] = "cache"
     result["cache_name"] = cache_name
     result["cache_dir"] = cache.root

@@ -25,7 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from ansible_collections.imagepusher.registry.plugins.module_utils import _plan
 from ansible_collections.imagepusher.registry.plugins.module_utils import _push
 from ansible_collections.imagepusher.registry.plugins.module_utils._handoff import Handoff
-from ansible_collections.imagepusher.registry.plugins.module_utils._pull import PullJob, cache_name, normalize_platforms
+from ansible_collections.imagepusher.registry.plugins.module_utils._names import cache_name, normalize_platforms
+from ansible_collections.imagepusher.registry.plugins.module_utils._pull import PullJob
 
 
 class Mirror:

@@ -26,37 +26,9 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._errors impor
     NotFoundError,
     PlatformNotFoundError,
 )
+from ansible_collections.imagepusher.registry.plugins.module_utils._names import cache_name, normalize_platforms
 from ansible_collections.imagepusher.registry.plugins.module_utils._parallel import parallel_map
 from ansible_collections.imagepusher.registry.plugins.module_utils._transport import BodyReader
-
-
-def normalize_platforms(platforms):
-    """Sorted unique canonical platform strings ('linux/arm64/v8'), or None for 'all'.
-
-    Canonical, so that 'linux/arm64', 'linux/aarch64' and 'Linux/ARM64/8' name one thing in the cache.
-    """
-    if not platforms:
-        return None
-    canonical = set()
-    for text in platforms:
-        platform = _manifest.parse_platform(text)  # raises a clear error for a malformed one
-        if platform["architecture"] == "arm64" and not platform.get("variant"):
-            platform["variant"] = "v8"  # arm64 without a variant is v8 (as in the OCI image index spec)
-        canonical.add("/".join(platform[k] for k in ("os", "architecture", "variant") if platform.get(k)))
-    return sorted(canonical)
-
-
-def cache_name(reference, wanted):
-    """The name an image gets in index.json: the reference, plus the platforms when narrowed.
-
-    A narrowed pull is different content from the full image, so it needs a name of its
-    own; otherwise pulling one reference with two platform choices would flip the name
-    between them on every run. `+` joins parts, as the OCI ref.name grammar allows.
-    """
-    name = str(reference)
-    if wanted:
-        name += "+" + "+".join(p.replace("/", "-") for p in wanted)
-    return name
 
 
 def cached_tree(cache, digest, media_type=None):

@@ -14,21 +14,19 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 
-from ansible_collections.imagepusher.registry.plugins.module_utils import _cache as cache_mod
-from ansible_collections.imagepusher.registry.plugins.module_utils import _digest
 from ansible_collections.imagepusher.registry.plugins.module_utils import _manifest
 from ansible_collections.imagepusher.registry.plugins.module_utils import _tree
 from ansible_collections.imagepusher.registry.plugins.module_utils._blob_io import BlobReader
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import (
-    ImagePusherError,
     NotCachedError,
     RegistryError,
     TransportError,
 )
 from ansible_collections.imagepusher.registry.plugins.module_utils._handoff import HandoffBroken
+from ansible_collections.imagepusher.registry.plugins.module_utils._names import normalize_platforms
 from ansible_collections.imagepusher.registry.plugins.module_utils._parallel import parallel_map
-from ansible_collections.imagepusher.registry.plugins.module_utils._pull import cache_name, cached_tree, normalize_platforms
-from ansible_collections.imagepusher.registry.plugins.module_utils._reference import ImageReference, repository_scope
+from ansible_collections.imagepusher.registry.plugins.module_utils._pull import cached_tree
+from ansible_collections.imagepusher.registry.plugins.module_utils._reference import repository_scope
 from ansible_collections.imagepusher.registry.plugins.module_utils._sessions import NoSessions, UploadSessions
 from ansible_collections.imagepusher.registry.plugins.module_utils._transport import should_retry_status
 
@@ -41,65 +39,6 @@ FALLBACK_CHUNK = 16 * 1024 * 1024
 # Blobs above this go up in chunks of this size when pushing from the cache, so a killed push
 # loses at most one chunk: the session (saved after each acknowledged chunk) resumes next run.
 RESUMABLE_CHUNK = 128 * 1024 * 1024
-
-
-def find_source(cache, name, layout=False, platforms=None):
-    """(ref name, index.json entry) for an image in a cache or OCI layout, or NotCachedError.
-
-    `name` is a reference as it was pulled (normalized like image_pull does), an exact
-    ref name from a foreign layout, a digest, or None for the only image of a layout.
-    With `platforms`, a pull narrowed to exactly those platforms is preferred.
-    """
-    if layout and not cache.exists():
-        raise NotCachedError("%s is not an OCI image layout (it has no index.json)" % cache.root, path=cache.root)
-    entries = cache.entries() if cache.exists() else []
-    where = ("OCI layout %s" if layout else "cache %s") % cache.root
-    if name is None:
-        if len(entries) == 1:
-            annotations = entries[0].get("annotations") or {}
-            return annotations.get(cache_mod.REF_NAME) or entries[0].get("digest"), entries[0]
-        raise NotCachedError("%s holds %d images; set name to one of: %s"
-                             % (where, len(entries), ", ".join(sorted(_names(entries))) or "(none)"))
-    candidates = [name]
-    if not layout or not any((e.get("annotations") or {}).get(cache_mod.REF_NAME) == name for e in entries):
-        try:
-            reference = ImageReference.parse(name)
-            wanted = normalize_platforms(platforms)
-            if wanted:
-                candidates.insert(0, cache_name(reference, wanted))
-            candidates.append(str(reference))
-        except Exception:
-            pass
-    by_name = dict(((e.get("annotations") or {}).get(cache_mod.REF_NAME), e) for e in entries)
-    for candidate in candidates:
-        if candidate in by_name:
-            return candidate, by_name[candidate]
-    for entry in entries:
-        if entry.get("digest") == name:
-            return (entry.get("annotations") or {}).get(cache_mod.REF_NAME) or name, entry
-    if name.startswith(("sha256:", "sha512:")) and cache.has_blob(_digest.validate(name)):
-        return name, {"digest": name, "mediaType": None}
-    hint = ("pull it first with imagepusher.registry.image_pull" if not layout
-            else "the layout names: %s" % (", ".join(sorted(_names(entries))) or "(none)"))
-    raise NotCachedError("image %s is not in the %s: %s" % (name, where, hint), name=name)
-
-
-def _names(entries):
-    return [(e.get("annotations") or {}).get(cache_mod.REF_NAME) or e.get("digest") for e in entries]
-
-
-def default_target_tag(target_text, source_name):
-    """The target reference; without a tag or digest it takes the source's tag (else latest)."""
-    target = ImageReference.parse(target_text, default_tag=None)
-    if target.tag or target.digest:
-        return target
-    tag = None
-    try:
-        # A narrowed pull's cache name is "<reference>+<platforms>": the tag is in the reference.
-        tag = ImageReference.parse(source_name.split("+", 1)[0], default_tag=None).tag
-    except ImagePusherError:
-        pass  # a foreign layout may name images freely ("my build"); such a name has no tag to keep
-    return target.with_tag(tag or "latest")
 
 
 class Pusher:

@@ -175,7 +175,8 @@ from ansible_collections.imagepusher.registry.plugins.module_utils import _modul
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import ImagePusherError
 from ansible_collections.imagepusher.registry.plugins.module_utils._mirror import Mirror
 from ansible_collections.imagepusher.registry.plugins.module_utils._pull import Puller
-from ansible_collections.imagepusher.registry.plugins.module_utils._push import Pusher, default_target_tag
+from ansible_collections.imagepusher.registry.plugins.module_utils._names import default_target_tag
+from ansible_collections.imagepusher.registry.plugins.module_utils._push import Pusher
 
 IMAGE_OPTIONS = dict(
     source=dict(type="str", required=True),

@@ -238,7 +238,8 @@ from ansible_collections.imagepusher.registry.plugins.module_utils import _cache
 from ansible_collections.imagepusher.registry.plugins.module_utils import _module
 from ansible_collections.imagepusher.registry.plugins.module_utils._mirror import Mirror
 from ansible_collections.imagepusher.registry.plugins.module_utils._pull import Puller
-from ansible_collections.imagepusher.registry.plugins.module_utils._push import Pusher, default_target_tag, find_source
+from ansible_collections.imagepusher.registry.plugins.module_utils._names import default_target_tag, find_source
+from ansible_collections.imagepusher.registry.plugins.module_utils._push import Pusher
 
 
 SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}

@@ -56,7 +56,7 @@ def age(path, seconds):
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns - int(seconds * 1e9)))
 
 
-# -- parse_age, resolve -----------------------------------------------------------------
+# -- parse_age -------------------------------------------------------------------------
 
 @pytest.mark.parametrize("text, seconds", [
     ("90", 90), ("45s", 45), ("30m", 1800), ("12h", 43200), ("7d", 604800), ("2w", 1209600),
@@ -70,18 +70,6 @@ def test_parse_age(text, seconds):
 def test_parse_age_refuses(text):
     with pytest.raises(ValueError):
         admin.parse_age(text)
-
-
-def test_resolve_exact_normalized_and_digest(cache):
-    entries = cache.entries()
-    assert [n for n, _e in admin.resolve(entries, SINGLE)] == [SINGLE]
-    assert [n for n, _e in admin.resolve(entries, "nginx")] == [HUB]
-    assert [n for n, _e in admin.resolve(entries, "docker.io/nginx:latest")] == [HUB]
-    # a digest designates every name pointing at it
-    assert sorted(n for n, _e in admin.resolve(entries, images.oci_single().digest)) == sorted([SINGLE, HUB])
-    assert admin.resolve(entries, "127.0.0.1:5000/test/oci-single:v2") == []
-    assert admin.resolve(entries, "Not A Reference!") == []
-    assert admin.resolve(entries, "sha256:" + "0" * 64) == []
 
 
 # -- scan_tree ---------------------------------------------------------------------------
