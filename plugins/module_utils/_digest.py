@@ -31,7 +31,6 @@ _DIGEST_RE = re.compile(r"sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128}")
 _EXAMPLE = "'sha256:' followed by 64 lowercase hex digits"
 
 
-
 def _explain(digest):
     """Why a string that failed the strict match is not a digest (a sentence fragment)."""
     if not digest:

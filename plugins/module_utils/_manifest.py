@@ -44,7 +44,6 @@ MAX_DESCRIPTORS = 1000
 _UNKNOWN = "unknown"
 
 
-
 def _is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
 

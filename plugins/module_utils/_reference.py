@@ -53,8 +53,6 @@ _SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _ACTIONS = ("pull", "push", "delete", "*")
 
 
-
-
 def repository_scope(repository, *actions):
     """Token scope for a repository: 'repository:library/nginx:pull,push' (default actions: pull)."""
     actions = actions or ("pull",)
@@ -62,6 +60,7 @@ def repository_scope(repository, *actions):
         if action not in _ACTIONS:
             raise ValueError("unknown registry action %r (expected one of %s)" % (action, ", ".join(_ACTIONS)))
     return "repository:%s:%s" % (repository, ",".join(actions))
+
 
 def _fail(text, reason):
     raise InvalidReferenceError("Invalid image reference %s: %s." % (quote_value(text), reason), reference=quote_value(text))
