@@ -140,7 +140,7 @@ def plan_export(cache, names):
     selected = select(cache, names)
     entries, members, seen = [], [], set()
     for name, entry in selected:
-        scan = _cache_admin.scan_entry(cache, entry)
+        scan = _tree.entry_tree(cache, entry)
         if not scan.complete:
             raise NotCachedError("image %s is incomplete in the cache %s (%s); pull it again with "
                                  "imagepusher.registry.image_pull before exporting it"
@@ -151,7 +151,7 @@ def plan_export(cache, names):
         exported["annotations"] = dict(entry.get("annotations") or {})
         exported["annotations"][REF_NAME] = name
         entries.append(exported)
-        for manifest in scan.manifests.values():
+        for manifest in scan.manifests:
             seen.add((manifest.digest, manifest.size))
         for blob in scan.blobs:
             seen.add((blob.digest, blob.size))
