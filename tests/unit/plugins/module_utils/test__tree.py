@@ -37,7 +37,6 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._tree import 
 from tests.support import images
 from tests.unit.plugins.module_utils.tree_builders import (
     AMD64,
-    ARM64,
     MemoryStore,
     Store,
     config_of,
@@ -218,8 +217,6 @@ def test_is_config(media_type, expected):
     assert is_config(descriptor) is expected
 
 
-
-
 # -- the tolerant walk -------------------------------------------------------------------------
 
 def test_tolerant_walk_records_too_deep_nesting_instead_of_raising():
@@ -256,7 +253,7 @@ def test_tolerant_walk_skips_children_the_loader_could_not_read():
 def test_strict_walk_is_an_image_tree_without_damage_records():
     store, top, _children = multiarch()
     tree = walk(top, store.load)
-    assert type(tree) is ImageTree
+    assert isinstance(tree, ImageTree) and not isinstance(tree, TreeScan)
     assert not hasattr(tree, "damaged")
     assert tree.by_digest == dict((m.digest, m) for m in tree.manifests)
     assert tree.digests == set(m.digest for m in tree.manifests) | set(b.digest for b in tree.blobs)
@@ -270,7 +267,7 @@ def test_read_tree_strict_single_image_takes_its_platform_from_the_config():
     image = store.image("arm64", [b"one"], variant="v8")
     memory = MemoryStore.of(store)
     tree = read_tree(memory, image.digest)
-    assert type(tree) is ImageTree
+    assert isinstance(tree, ImageTree) and not isinstance(tree, TreeScan)
     assert tree.top.raw == image.raw and tree.media_type == mt.OCI_MANIFEST
     assert tree.platforms == ["linux/arm64/v8"]
     assert memory.reads.count(image.config.digest) == 1  # the config is read once

@@ -5,12 +5,13 @@
 
 import pytest
 
+from ansible_collections.imagepusher.registry.plugins.module_utils import _media_types as mt
 from ansible_collections.imagepusher.registry.plugins.module_utils._cache import Cache
 from ansible_collections.imagepusher.registry.plugins.module_utils._digest import of_bytes
-from ansible_collections.imagepusher.registry.plugins.module_utils import _media_types as mt
 from ansible_collections.imagepusher.registry.plugins.module_utils._plan import plan_manifests, plan_pull
 from ansible_collections.imagepusher.registry.plugins.module_utils._tree import walk
 from tests.unit.plugins.module_utils.tree_builders import Store, multiarch
+
 
 # -- plan_pull / plan_manifests ----------------------------------------------------------------
 

@@ -107,7 +107,6 @@ def nested(levels):
     return store, chain
 
 
-
 class MemoryStore:
     """A cache's blobs/ in a dict, read the way _cache.Cache reads it (has_blob, read_small_blob)."""
 
