@@ -31,7 +31,6 @@ import posixpath
 import tarfile
 import tempfile
 
-from ansible_collections.imagepusher.registry.plugins.module_utils import _cache_admin
 from ansible_collections.imagepusher.registry.plugins.module_utils import _digest
 from ansible_collections.imagepusher.registry.plugins.module_utils import _manifest
 from ansible_collections.imagepusher.registry.plugins.module_utils import _media_types as _mt
@@ -122,7 +121,7 @@ def plan_export(cache, names):
     selected = select(cache, names)
     entries, members, seen = [], [], set()
     for name, entry in selected:
-        scan = _cache_admin.scan_entry(cache, entry)
+        scan = _tree.entry_tree(cache, entry)
         if not scan.complete:
             raise NotCachedError("image %s is incomplete in the cache %s (%s); pull it again with "
                                  "imagepusher.registry.image_pull before exporting it"
@@ -133,7 +132,7 @@ def plan_export(cache, names):
         exported["annotations"] = dict(entry.get("annotations") or {})
         exported["annotations"][REF_NAME] = name
         entries.append(exported)
-        for manifest in scan.manifests.values():
+        for manifest in scan.manifests:
             seen.add((manifest.digest, manifest.size))
         for blob in scan.blobs:
             seen.add((blob.digest, blob.size))

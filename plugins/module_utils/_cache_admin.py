@@ -46,7 +46,6 @@ import tempfile
 import time
 
 from ansible_collections.imagepusher.registry.plugins.module_utils import _digest
-from ansible_collections.imagepusher.registry.plugins.module_utils import _manifest
 from ansible_collections.imagepusher.registry.plugins.module_utils import _tree
 from ansible_collections.imagepusher.registry.plugins.module_utils._cache import REF_NAME, STATE_DIR
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import (
@@ -77,119 +76,6 @@ def parse_age(text):
     return int(match.group(1)) * _AGE_UNITS[match.group(2).lower()]
 
 
-# -- reading a tree from the cache, complete or not --------------------------------
-
-class TreeScan:
-    """What one name reaches in the cache: readable manifests, blob descriptors, and what is missing."""
-
-    def __init__(self, digest, media_type):
-        self.digest = digest
-        self.media_type = media_type
-        self.manifests = {}  # digest -> Manifest, children inserted before parents
-        self.blobs = []
-        self._blob_digests = set()
-        self.missing_manifests = []
-        self.missing_blobs = []
-        self.damaged = []  # {"digest", "reason"}
-        self.platforms = []
-
-    @property
-    def top(self):
-        return self.manifests.get(self.digest)
-
-    @property
-    def readable(self):
-        """Every manifest is present and valid (so every blob the name needs is known)."""
-        return not self.missing_manifests and not self.damaged
-
-    @property
-    def complete(self):
-        return self.readable and not self.missing_blobs
-
-    @property
-    def missing(self):
-        return self.missing_manifests + self.missing_blobs
-
-    @property
-    def digests(self):
-        return set(self.manifests) | self._blob_digests
-
-    @property
-    def size(self):
-        return sum(b.size for b in self.blobs) + sum(m.size for m in self.manifests.values())
-
-    def add_blob(self, descriptor):
-        if descriptor.digest in self._blob_digests:
-            return False
-        self._blob_digests.add(descriptor.digest)
-        self.blobs.append(descriptor)
-        return True
-
-
-def scan_tree(cache, digest, media_type=None, size=None, gone=frozenset()):
-    """Walk the tree under `digest` reading manifests from the cache; never raises for damage.
-
-    `gone`: digests to treat as absent (what a removal would delete, for check mode).
-    """
-    scan = TreeScan(digest, media_type)
-
-    def present(dgst, dsize=None):
-        return dgst not in gone and cache.has_blob(dgst, dsize)
-
-    def visit(dgst, dtype, dsize, depth, path):
-        if dgst in scan.manifests:
-            return
-        try:
-            _digest.validate(dgst)
-        except ImagePusherError as exc:
-            scan.damaged.append({"digest": str(dgst), "reason": exc.message})
-            return
-        if not present(dgst, dsize if isinstance(dsize, int) and not isinstance(dsize, bool) else None):
-            if dgst not in scan.missing_manifests:
-                scan.missing_manifests.append(dgst)
-            return
-        try:
-            raw = cache.read_small_blob(dgst, _manifest.MAX_MANIFEST_BYTES)
-            manifest = _manifest.parse(raw, dtype, expected_digest=dgst)
-        except ImagePusherError as exc:
-            scan.damaged.append({"digest": dgst, "reason": exc.message})
-            return
-        if manifest.is_index:
-            if depth >= _tree.MAX_DEPTH:
-                scan.damaged.append({"digest": dgst, "reason": "index nests deeper than %d levels" % _tree.MAX_DEPTH})
-                return
-            for child in manifest.manifests:
-                if child.digest in path:
-                    scan.damaged.append({"digest": dgst, "reason": "index refers to itself through %s" % child.digest})
-                    continue
-                if depth == 0 and child.platform_string and not child.platform_string.startswith("unknown/"):
-                    scan.platforms.append(child.platform_string)
-                visit(child.digest, child.media_type, child.size, depth + 1, path + (child.digest,))
-        else:
-            for blob in manifest.blobs():
-                if scan.add_blob(blob) and not present(blob.digest, blob.size):
-                    scan.missing_blobs.append(blob.digest)
-        scan.manifests[dgst] = manifest
-
-    visit(digest, media_type, size, 0, (digest,))
-    top = scan.top
-    if top is not None and not top.is_index and top.config is not None:
-        scan.platforms = _config_platform(cache, top.config, gone)
-    return scan
-
-
-def _config_platform(cache, config, gone):
-    if config.digest in gone or config.size > _tree.CONFIG_LIMIT or not cache.has_blob(config.digest, config.size):
-        return []
-    try:
-        platform = _tree.config_platform(cache.read_small_blob(config.digest, _tree.CONFIG_LIMIT))
-    except CacheError:
-        return []
-    return [platform] if platform else []
-
-
-def scan_entry(cache, entry, gone=frozenset()):
-    return scan_tree(cache, entry.get("digest"), entry.get("mediaType"), entry.get("size"), gone)
 
 
 # -- files under blobs/ and .imagepusher/ingest -------------------------------------
@@ -307,7 +193,7 @@ def list_images(cache, names=None):
         selected = [(ref_name(e) or e.get("digest"), e) for e in entries]
     images = []
     for name, entry in sorted(selected, key=lambda pair: str(pair[0])):
-        images.append(describe_entry(cache, name, entry, scan_entry(cache, entry)))
+        images.append(describe_entry(cache, name, entry, _tree.entry_tree(cache, entry)))
     return images, not_found
 
 
@@ -340,7 +226,7 @@ def disk_usage(cache):
     entries = cache.entries() if cache.exists() else []
     reachable = set()
     for entry in entries:
-        scan = scan_entry(cache, entry)
+        scan = _tree.entry_tree(cache, entry)
         if not scan.readable:
             return usage  # what the damaged name needs is unknown: so is what a prune frees
         reachable |= scan.digests
@@ -447,7 +333,7 @@ def prune(cache, older_than=None, check_mode=False, started_ns=None):
         reachable = set()
         unreadable = []
         for entry in cache.entries():
-            scan = scan_entry(cache, entry)
+            scan = _tree.entry_tree(cache, entry)
             if not scan.readable:
                 unreadable.append((ref_name(entry) or entry.get("digest"), scan))
             reachable |= scan.digests
@@ -572,7 +458,7 @@ def verify(cache, remove_bad=False, check_mode=False):
     incomplete, affected = [], []
     for entry in cache.entries() if cache.exists() else []:
         name = ref_name(entry) or entry.get("digest")
-        scan = scan_entry(cache, entry, gone=gone)
+        scan = _tree.entry_tree(cache, entry, gone=gone)
         if bad_digests & scan.digests:
             affected.append(name)
         if not scan.complete:

@@ -16,7 +16,6 @@ __metaclass__ = type
 
 import json
 
-from ansible_collections.imagepusher.registry.plugins.module_utils import _cache_admin
 from ansible_collections.imagepusher.registry.plugins.module_utils import _media_types
 from ansible_collections.imagepusher.registry.plugins.module_utils import _names
 from ansible_collections.imagepusher.registry.plugins.module_utils import _tree
@@ -71,12 +70,6 @@ def _layer(descriptor):
     return {"digest": descriptor.digest, "size": descriptor.size, "media_type": descriptor.media_type}
 
 
-def _config_platform(summary):
-    if not summary or not summary.get("os") or not summary.get("architecture"):
-        return None
-    return "/".join([summary["os"], summary["architecture"]] + ([summary["variant"]] if summary.get("variant") else []))
-
-
 def describe(top, manifests, read_config):
     """Description of the tree under `top`.
 
@@ -92,14 +85,13 @@ def describe(top, manifests, read_config):
         if manifest is None or manifest.is_index:
             return entry
         config = manifest.config
-        summary = None
+        raw = None
         if config is not None:
             entry["config_digest"] = config.digest
             if config.media_type in _media_types.CONFIG_TYPES and config.size <= _tree.CONFIG_LIMIT:
                 raw = read_config(config)
-                summary = summarize_config(raw) if raw is not None else None
-        entry["config"] = summary
-        entry["platform"] = platform or _config_platform(summary)
+        entry["config"] = summarize_config(raw) if raw is not None else None
+        entry["platform"] = platform or (_tree.config_platform(raw) if raw is not None else None)
         entry["layers"] = [_layer(layer) for layer in manifest.layers]
         entry["total_size"] = manifest.size + sum(b.size for b in manifest.blobs())
         return entry
@@ -166,7 +158,7 @@ def inspect_registry(client, reference, list_tags=False):
         def read_config(descriptor):
             return client.get_small_blob(repository, descriptor.digest, _tree.CONFIG_LIMIT)
 
-        result = describe(top, dict((m.digest, m) for m in tree.manifests), read_config)
+        result = describe(top, tree.by_digest, read_config)
         result["reference"] = str(reference)
     if list_tags:
         try:
@@ -187,7 +179,7 @@ def inspect_cache(cache, name, list_tags=False):
     cache_name = None
     if matches:
         cache_name, entry = matches[0]
-        scan = _cache_admin.scan_entry(cache, entry)
+        scan = _tree.entry_tree(cache, entry)
         top = scan.top
         if top is None:
             problem = ("is missing" if scan.missing_manifests else
@@ -196,15 +188,7 @@ def inspect_cache(cache, name, list_tags=False):
                              "imagepusher.registry.image_pull, or check the cache with image_cache state=verified"
                              % (cache_name, cache.root, entry.get("digest"), problem), path=cache.root)
 
-        def read_config(descriptor):
-            if not cache.has_blob(descriptor.digest, descriptor.size):
-                return None
-            try:
-                return cache.read_small_blob(descriptor.digest, _tree.CONFIG_LIMIT)
-            except CacheError:
-                return None
-
-        result = describe(top, scan.manifests, read_config)
+        result = describe(top, scan.by_digest, lambda descriptor: _tree.stored_config(cache, descriptor))
         result["reference"] = cache_name
         result["complete"] = scan.complete
         result["missing"] = scan.missing

@@ -31,31 +31,6 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._parallel imp
 from ansible_collections.imagepusher.registry.plugins.module_utils._transport import BodyReader
 
 
-def cached_tree(cache, digest, media_type=None):
-    """The ImageTree stored under `digest` if every manifest and blob is present, else None."""
-    def load(descriptor):
-        if not cache.has_blob(descriptor.digest, descriptor.size):
-            raise NotFoundError("not cached")
-        raw = cache.read_small_blob(descriptor.digest, _manifest.MAX_MANIFEST_BYTES)
-        return _manifest.parse(raw, descriptor.media_type, expected_digest=descriptor.digest)
-
-    try:
-        if not cache.has_blob(digest):
-            return None
-        raw = cache.read_small_blob(digest, _manifest.MAX_MANIFEST_BYTES)
-        tree = _tree.walk(_manifest.parse(raw, media_type, expected_digest=digest), load)
-    except (NotFoundError, CacheError, ManifestError, DigestMismatchError):
-        return None
-    if not all(cache.has_blob(b.digest, b.size) for b in tree.blobs):
-        return None
-    config = tree.top.config
-    if not tree.top.is_index and config is not None and config.size <= _tree.CONFIG_LIMIT:
-        try:
-            platform = _tree.config_platform(cache.read_small_blob(config.digest, _tree.CONFIG_LIMIT))
-        except CacheError:
-            return None
-        tree.platforms = [platform] if platform else []
-    return tree
 
 
 class Puller:
@@ -131,7 +106,7 @@ class Puller:
         entry = self.cache.get_ref(job.name) if self.cache.exists() else None
         job.previous = entry.get("digest") if entry else None
         if source_digest and entry and self._entry_matches(entry, source_digest, job.wanted):
-            tree = cached_tree(self.cache, entry["digest"], entry.get("mediaType"))
+            tree = _tree.complete_tree(self.cache, entry["digest"], entry.get("mediaType"))
             if tree is not None:
                 job.source_digest, job.tree, job.done = source_digest, tree, True
                 job.blob_plan, job.manifest_plan = _plan.plan_pull(tree, self.cache), _plan.plan_manifests(tree, self.cache)

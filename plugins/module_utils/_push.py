@@ -14,7 +14,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 
-from ansible_collections.imagepusher.registry.plugins.module_utils import _manifest
 from ansible_collections.imagepusher.registry.plugins.module_utils import _tree
 from ansible_collections.imagepusher.registry.plugins.module_utils._blob_io import BlobReader
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import (
@@ -25,7 +24,6 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._errors impor
 from ansible_collections.imagepusher.registry.plugins.module_utils._handoff import HandoffBroken
 from ansible_collections.imagepusher.registry.plugins.module_utils._names import normalize_platforms
 from ansible_collections.imagepusher.registry.plugins.module_utils._parallel import parallel_map
-from ansible_collections.imagepusher.registry.plugins.module_utils._pull import cached_tree
 from ansible_collections.imagepusher.registry.plugins.module_utils._reference import repository_scope
 from ansible_collections.imagepusher.registry.plugins.module_utils._sessions import NoSessions, UploadSessions
 from ansible_collections.imagepusher.registry.plugins.module_utils._transport import should_retry_status
@@ -66,12 +64,12 @@ class Pusher:
     def source_tree(self, source_name, entry, platforms=None):
         """The stored image to push (narrowed to `platforms`); NotCachedError when incomplete."""
         wanted = normalize_platforms(platforms)
-        tree = cached_tree(self.cache, entry["digest"], entry.get("mediaType"))
+        tree = _tree.complete_tree(self.cache, entry["digest"], entry.get("mediaType"))
         if tree is None:
             raise NotCachedError("image %s in %s is incomplete (a manifest or blob is missing); pull it again"
                                  % (source_name, self.cache.root), name=source_name)
         if wanted and tree.top.is_index:
-            tree = self._narrow(tree, wanted)
+            tree = _tree.narrow_stored(self.cache, tree, wanted)
         return tree
 
     def head_target(self, target):
@@ -114,20 +112,6 @@ class Pusher:
         sent = self._upload(target, item)
         # A resumed session sends only what the registry lacked.
         item.update(action=UPLOADED, bytes=sent, done=True)
-
-    def _narrow(self, tree, wanted):
-        descriptor, narrowed = _tree.narrow(tree.top, wanted)
-        if descriptor is not None:
-            raw = self.cache.read_small_blob(descriptor.digest, _manifest.MAX_MANIFEST_BYTES)
-            top = _manifest.parse(raw, descriptor.media_type, expected_digest=descriptor.digest)
-        else:
-            top = narrowed
-        tree = _tree.walk(top, lambda d: _manifest.parse(
-            self.cache.read_small_blob(d.digest, _manifest.MAX_MANIFEST_BYTES), d.media_type,
-            expected_digest=d.digest))
-        if descriptor is not None and descriptor.platform_string:
-            tree.platforms = [descriptor.platform_string]
-        return tree
 
     def _plan_blobs(self, target, tree):
         repo = target.repository

@@ -16,6 +16,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils import _cache
 from ansible_collections.imagepusher.registry.plugins.module_utils import _manifest
 from ansible_collections.imagepusher.registry.plugins.module_utils._cache import REF_NAME, SOURCE_DIGEST, Cache
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import CacheError, MissingBlobError, NotCachedError
+from ansible_collections.imagepusher.registry.plugins.module_utils._tree import entry_tree
 from tests.support import archives, images
 
 SINGLE = "127.0.0.1:5000/test/oci-single:v1"
@@ -151,7 +152,7 @@ def test_import_round_trip_check_real_again(cache, tmp_path):
     assert names_in(target) == {SINGLE: images.oci_single().digest, MULTI: images.multi_arch_index().digest}
     assert target.get_ref(SINGLE) == cache.get_ref(SINGLE)  # annotations travel too
     for name in (SINGLE, MULTI):
-        assert admin.scan_entry(target, target.get_ref(name)).complete
+        assert entry_tree(target, target.get_ref(name)).complete
     assert admin.verify(target)["bad"] == []
     assert real["diff"]["before"]["images"] == {} and set(real["diff"]["after"]["images"]) == {SINGLE, MULTI}
 
@@ -257,7 +258,7 @@ def test_import_legacy_docker_save(tmp_path):
         assert [layer.digest for layer in manifest.layers] == [layer.diff_id for layer in img.layers]
         assert set(layer.media_type for layer in manifest.layers) == {archive.DOCKER_LAYER_TAR}
         assert manifest.raw.startswith(b'{\n   "schemaVersion": 2')  # Docker's 3-space indent
-        assert admin.scan_entry(target, entry).complete
+        assert entry_tree(target, entry).complete
     assert admin.verify(target)["bad"] == []
     # the manifest we build is always the same: a second import changes nothing
     again = archive.import_archive(target, str(path))

@@ -13,6 +13,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils import _cache
 from ansible_collections.imagepusher.registry.plugins.module_utils._cache import REF_NAME, Cache, FileLock
 from ansible_collections.imagepusher.registry.plugins.module_utils._digest import of_bytes
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import CacheError
+from ansible_collections.imagepusher.registry.plugins.module_utils._tree import entry_tree
 from tests.support import images
 
 SINGLE = "127.0.0.1:5000/test/oci-single:v1"
@@ -72,47 +73,6 @@ def test_parse_age_refuses(text):
         admin.parse_age(text)
 
 
-# -- scan_tree ---------------------------------------------------------------------------
-
-def test_scan_complete_index(cache):
-    idx = images.multi_arch_index()
-    scan = admin.scan_tree(cache, idx.digest, idx.media_type, idx.size)
-    assert scan.complete and scan.readable
-    assert scan.platforms == ["linux/amd64", "linux/arm64/v8", "linux/s390x"]
-    assert scan.digests == expected_files(idx)
-    assert list(scan.manifests)[-1] == idx.digest  # children first
-    assert scan.size == sum(len(d) for d in idx.blobs.values()) + sum(len(m) for _t, m in idx.manifests.values())
-
-
-def test_scan_single_platform_from_config(cache):
-    img = images.docker_v2()
-    scan = admin.scan_tree(cache, img.digest)
-    assert scan.platforms == ["linux/amd64"] and scan.complete
-
-
-def test_scan_reports_missing_and_damaged(cache):
-    idx = images.multi_arch_index()
-    arm = idx.image_for("arm64")
-    os.unlink(cache.blob_path(arm.layers[1].digest))
-    scan = admin.scan_tree(cache, idx.digest)
-    assert scan.readable and not scan.complete
-    assert scan.missing_blobs == [arm.layers[1].digest]
-
-    corrupt(cache, arm.digest)  # same size, other bytes
-    scan = admin.scan_tree(cache, idx.digest)
-    assert not scan.readable
-    assert [d["digest"] for d in scan.damaged] == [arm.digest]
-
-    with open(cache.blob_path(arm.digest), "ab") as handle:
-        handle.write(b" ")  # another size than the index says: as good as missing
-    assert admin.scan_tree(cache, idx.digest).missing_manifests == [arm.digest]
-
-    os.unlink(cache.blob_path(arm.digest))
-    scan = admin.scan_tree(cache, idx.digest)
-    assert scan.missing_manifests == [arm.digest] and not scan.readable
-
-    gone = admin.scan_tree(cache, idx.digest, gone=frozenset([idx.digest]))
-    assert gone.top is None and gone.missing_manifests == [idx.digest]
 
 
 # -- present -------------------------------------------------------------------------------
@@ -197,7 +157,7 @@ def test_prune_keeps_every_blob_of_every_name_and_removes_orphans(cache):
     assert blob_digests(cache) == expected_files(images.oci_single(), images.multi_arch_index())
     assert real["diff"]["after"]["blobs"] == len(before) - len(removed)
     for name in (SINGLE, MULTI, HUB):
-        assert admin.scan_entry(cache, cache.get_ref(name)).complete
+        assert entry_tree(cache, cache.get_ref(name)).complete
 
     again = admin.prune(cache, started_ns=FAR_FUTURE)
     assert not again["changed"] and again["removed_blobs"] == []
