@@ -190,6 +190,7 @@ IMAGE_OPTIONS = dict(
     target_plain_http=dict(type="bool"),
 )
 
+
 def main():
     argument_spec = dict(
         images=dict(type="list", elements="dict", required=True, options=IMAGE_OPTIONS),

@@ -122,3 +122,10 @@ def test_export_refuses_to_ship_a_damaged_blob(cache, tmp_path):
 def test_export_path_problems(cache, tmp_path, where):
     with pytest.raises(archive.ArchiveError):
         archive.export_images(cache, [SINGLE], str(tmp_path / where))
+
+
+def test_names_of_names_each_entry_or_falls_back_to_its_digest():
+    named = {"digest": "sha256:" + "a" * 64, "annotations": {REF_NAME: SINGLE}}
+    unnamed = {"digest": "sha256:" + "b" * 64}
+    assert archive.names_of([named, unnamed]) == {SINGLE: named["digest"], unnamed["digest"]: unnamed["digest"]}
+    assert archive.names_of([]) == {}

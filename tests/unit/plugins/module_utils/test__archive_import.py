@@ -3,6 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 import gzip
+import hashlib
 import json
 import os
 import shutil
@@ -293,3 +294,49 @@ def test_import_refuses_duplicates_and_missing_files(tmp_path):
     with pytest.raises(archive.ArchiveError) as raised:
         archive_import.import_archive(Cache(str(tmp_path / "c")), str(tmp_path / "nothing.tar"))
     assert "does not exist" in raised.value.message
+
+
+# -- import: docker save tarballs that cannot be converted -------------------------------------
+
+def docker_listing_members(config, layers, listing_item=None):
+    """A one-image docker save tarball: config.json, the layer members, manifest.json."""
+    item = listing_item or {"Config": "config.json", "RepoTags": ["app:v1"], "Layers": [name for name, _d in layers]}
+    return [("config.json", config)] + list(layers) + [("manifest.json", json.dumps([item]).encode())]
+
+
+def test_import_legacy_refuses_what_it_cannot_convert(tmp_path):
+    layer = gzip.compress(b"not a tar, but gzip magic")
+    config = json.dumps({"rootfs": {"type": "layers", "diff_ids": ["sha256:" + "1" * 64]}}).encode()
+    cases = [
+        (docker_listing_members(config, [("l/layer.tar", layer)]),
+         "layer l/layer.tar is compressed, so its digest is not known from the config"),
+        (docker_listing_members(b"{}", [("l/layer.tar", b"x")]), "config config.json has no rootfs.diff_ids"),
+        (docker_listing_members(config, []), "lists 0 layers but its config has 1 diff_ids"),
+        (docker_listing_members(config, [("l/layer.tar", b"x")], {"Config": "config.json", "Layers": [7]}),
+         "a layer name is not a string"),
+        (docker_listing_members(config, [], {"Config": "config.json", "Layers": ["gone/layer.tar"]}),
+         "layer gone/layer.tar is not in the archive"),
+        (docker_listing_members(config, [], {"Config": "config.json"}), "needs 'Config' (a file name) and 'Layers'"),
+    ]
+    for number, (members_, words) in enumerate(cases):
+        path = archives.raw_tar(tmp_path / ("bad%d.tar" % number), members_)
+        target = Cache(str(tmp_path / "c"))
+        with pytest.raises(archive.ArchiveError) as raised:
+            archive_import.import_archive(target, str(path))
+        assert "manifest.json[0]" in raised.value.message and words in raised.value.message, raised.value.message
+        assert not os.path.exists(target.root)
+
+
+def test_import_legacy_layer_named_by_its_digest_keeps_its_compression(tmp_path):
+    layer = gzip.compress(b"layer bytes")
+    digest = "sha256:" + hashlib.sha256(layer).hexdigest()
+    config = json.dumps({"rootfs": {"type": "layers", "diff_ids": ["sha256:" + "1" * 64]}}).encode()
+    name = "blobs/sha256/" + digest[7:]
+    path = archives.raw_tar(tmp_path / "save.tar", docker_listing_members(config, [(name, layer)]))
+    target = Cache(str(tmp_path / "c"))
+    result = archive_import.import_archive(target, str(path))
+    assert result["format"] == "docker" and [i["name"] for i in result["images"]] == ["docker.io/library/app:v1"]
+    layers = [b for b in result["blobs"] if b["digest"] == digest]
+    assert layers == [{"digest": digest, "size": len(layer), "media_type": images.DOCKER_LAYER_GZIP,
+                       "action": "imported"}]
+    assert target.has_blob(digest, len(layer))

@@ -72,7 +72,7 @@ def test_registry_errors_can_be_rebuilt_from_their_details(cls):
     """Callers re-raise with a prefixed message as type(exc)(message, **exc.details)."""
     error = cls("denied", status=403, code="DENIED", registry="r")
     again = type(error)("images[0]: " + error.message, **error.details)
-    assert type(again) is cls and again.message == "images[0]: denied"
+    assert again.__class__ is cls and again.message == "images[0]: denied"
     assert (again.status, again.code, again.details) == (403, "DENIED", error.details)
 
 

@@ -119,7 +119,7 @@ def test_a_bad_target_names_its_entry_and_earlier_good_entries_do_not_hide_it():
 def test_the_first_bad_entry_wins():
     with pytest.raises(ImagePusherError) as raised:
         settle_entries(params(entry(target_username="bot"), entry(source="Not A/Reference!")))
-    assert type(raised.value) is InvalidOptionError
+    assert raised.type is InvalidOptionError
     assert raised.value.message.startswith("images[0]:")
 
 
