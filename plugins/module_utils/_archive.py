@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: contributors to imagepusher.registry
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Carry images across an air gap: OCI archives out of the cache, OCI archives and docker save tarballs in.
+"""Carry images across an air gap, outbound: OCI archives out of the cache (inbound: _archive_import.py).
 
 Export writes a tar of an OCI image layout (``oci-layout``, ``index.json`` naming each
 image by its cache name, ``blobs/<alg>/<hex>``) that ``skopeo copy oci-archive:<path>:<name>``
@@ -9,15 +9,7 @@ reads.  Blobs stream from the cache into the tar through a hashing reader (memor
 flat, and a blob damaged in the cache is refused instead of shipped); the archive is
 written to a temp file beside ``path`` and renamed into place.  Members have fixed
 owners, modes and mtimes and a fixed order, so the same images give the same bytes.
-
-Import reads such an archive (or any OCI layout tarred, e.g. by skopeo), or a ``docker
-save`` tarball: the newer ones (Docker 25+) carry an OCI layout, which is used; the older
-ones (``manifest.json`` + config + ``<id>/layer.tar``) get a Docker v2 schema 2 manifest
-built for them.  Nothing is ever extracted to a path: members are looked up by name,
-manifests and configs are read into memory (bounded), and blobs stream into the cache
-through Cache.ingest, which verifies digest and size before a blob enters blobs/.
-Member names that are absolute or contain ``..`` make the whole archive refused, and
-links are followed only to regular files inside the archive.
+The error, limits and index view both directions share live here too.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -27,32 +19,22 @@ __metaclass__ = type
 import io
 import json
 import os
-import posixpath
 import tarfile
 import tempfile
 
 from ansible_collections.imagepusher.registry.plugins.module_utils import _digest
-from ansible_collections.imagepusher.registry.plugins.module_utils import _manifest
 from ansible_collections.imagepusher.registry.plugins.module_utils import _media_types as _mt
 from ansible_collections.imagepusher.registry.plugins.module_utils import _names
 from ansible_collections.imagepusher.registry.plugins.module_utils import _tree
 from ansible_collections.imagepusher.registry.plugins.module_utils._cache import REF_NAME
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import (
     CacheError,
-    DigestMismatchError,
-    ImagePusherError,
     NotCachedError,
 )
-from ansible_collections.imagepusher.registry.plugins.module_utils._reference import ImageReference
 
 COPY_BUFFER = 1024 * 1024
 JSON_LIMIT = 4 * 1024 * 1024
 ARCHIVE_MTIME = 946684800  # 2000-01-01T00:00:00Z: fixed, so an export is reproducible
-MAX_LINK_DEPTH = 8
-CONTAINERD_IMAGE_NAME = "io.containerd.image.name"
-# Uncompressed layer in a Docker v2 manifest (what `docker save` holds); containerd's name for it.
-DOCKER_LAYER_TAR = "application/vnd.docker.image.rootfs.diff.tar"
-GZIP_MAGIC = b"\x1f\x8b"
 
 
 class ArchiveError(CacheError):
@@ -64,7 +46,8 @@ def _dump_index(entries):
     return (json.dumps(document, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
 
-def _names_of(entries):
+def names_of(entries):
+    """{name: digest} of index.json entries (an unnamed entry under its digest): what an archive or cache holds."""
     return dict((_names.entry_name(e), e.get("digest")) for e in entries)
 
 
@@ -108,7 +91,7 @@ def select(cache, names):
             if found[0] not in [s[0] for s in selected]:
                 selected.append(found)
     if missing:
-        held = sorted(_names_of(entries))
+        held = sorted(names_of(entries))
         raise NotCachedError("image%s %s not in the cache %s (it holds: %s); pull %s first with imagepusher.registry.image_pull"
                              % ("s" if len(missing) > 1 else "", ", ".join(missing), cache.root,
                                 ", ".join(held[:10]) + (", ..." if len(held) > 10 else "") if held else "nothing",
@@ -164,7 +147,7 @@ def _existing_archive(path, members, index):
     except (tarfile.TarError, OSError, KeyError, EOFError):
         return {}, False
     try:
-        names = _names_of(json.loads(data.decode("utf-8")).get("manifests") or [])
+        names = names_of(json.loads(data.decode("utf-8")).get("manifests") or [])
     except (ValueError, AttributeError, UnicodeDecodeError):
         names = {}
     same = data == index and [(m.name, m.size, m.type) for m in found] == [m.key for m in members]
@@ -261,336 +244,3 @@ def _unlink(path):
         os.unlink(path)
     except OSError:
         pass
-
-
-# -- import ------------------------------------------------------------------------------
-
-def _safe_name(name, archive):
-    """A member name made relative and canonical ('./a//b' -> 'a/b'); refuses absolute names and '..'."""
-    if name.startswith("/") or name.startswith("\\"):
-        raise ArchiveError("archive %s has a member with an absolute name (%r); refusing the archive"
-                           % (archive, name[:200]), path=archive)
-    parts = [p for p in name.split("/") if p not in ("", ".")]
-    if ".." in parts:
-        raise ArchiveError("archive %s has a member whose name climbs out of it (%r); refusing the archive"
-                           % (archive, name[:200]), path=archive)
-    return "/".join(parts)
-
-
-class _Archive:
-    """A tar opened for random access by member name, without extracting anything."""
-
-    def __init__(self, path):
-        self.path = path
-        try:
-            self.tar = tarfile.open(path, "r:*")
-        except (tarfile.TarError, EOFError) as exc:
-            raise ArchiveError("%s is not a tar archive (an OCI archive or a docker save tarball): %s" % (path, exc),
-                               path=path)
-        except OSError as exc:
-            raise ArchiveError("cannot read %s: %s" % (path, exc.strerror or exc), path=path)
-        try:
-            self.members = {}
-            for info in self.tar.getmembers():
-                name = _safe_name(info.name, path)
-                if not name or info.isdir():
-                    continue
-                if name in self.members:
-                    raise ArchiveError("archive %s holds %s twice; refusing an ambiguous archive" % (path, name), path=path)
-                self.members[name] = info
-        except (tarfile.TarError, EOFError) as exc:
-            self.close()
-            raise ArchiveError("archive %s is damaged or truncated: %s" % (path, exc), path=path)
-        except BaseException:
-            self.close()
-            raise
-
-    def close(self):
-        self.tar.close()
-
-    def __contains__(self, name):
-        return name in self.members
-
-    def regular(self, name, depth=0):
-        """The TarInfo of the regular file `name` designates (links followed inside the archive), or None."""
-        info = self.members.get(name)
-        if info is None or info.isreg():
-            return info
-        if depth >= MAX_LINK_DEPTH:
-            raise ArchiveError("archive %s: links from %s nest too deep" % (self.path, name), path=self.path)
-        if info.issym():
-            if info.linkname.startswith("/"):
-                raise ArchiveError("archive %s: %s links to an absolute path; refusing it" % (self.path, name),
-                                   path=self.path)
-            target = posixpath.normpath(posixpath.join(posixpath.dirname(name), info.linkname))
-        elif info.islnk():
-            target = info.linkname
-        else:
-            raise ArchiveError("archive %s: %s is not a regular file" % (self.path, name), path=self.path)
-        return self.regular(_safe_name(target, self.path), depth + 1)
-
-    def read(self, name, limit, what):
-        info = self.regular(name)
-        if info is None:
-            raise ArchiveError("archive %s has no %s (%s)" % (self.path, what, name), path=self.path)
-        if info.size > limit:
-            raise ArchiveError("archive %s: %s (%s) is %d bytes, more than the %d allowed"
-                               % (self.path, what, name, info.size, limit), path=self.path)
-        handle = self.tar.extractfile(info)
-        try:
-            return handle.read(limit + 1)
-        finally:
-            handle.close()
-
-    def read_json(self, name, what):
-        data = self.read(name, JSON_LIMIT, what)
-        try:
-            return json.loads(data.decode("utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ArchiveError("archive %s: %s (%s) is not valid JSON: %s" % (self.path, what, name, exc), path=self.path)
-
-    def head(self, info, count):
-        handle = self.tar.extractfile(info)
-        try:
-            return handle.read(count)
-        finally:
-            handle.close()
-
-    def opener(self, info):
-        """opener(offset) for Cache.ingest, streaming the member from `offset`."""
-        def opener(offset):
-            handle = self.tar.extractfile(info)
-            handle.seek(offset)
-
-            def chunks():
-                while True:
-                    chunk = handle.read(COPY_BUFFER)
-                    if not chunk:
-                        return
-                    yield chunk
-            return chunks(), offset, handle.close
-        return opener
-
-
-def _blob_member(digest):
-    return "blobs/%s" % _digest.validate(digest).replace(":", "/", 1)
-
-
-class _Image:
-    def __init__(self, name, top, manifests, annotations=None):
-        self.name = name
-        self.top = top
-        self.manifests = manifests  # children first
-        self.annotations = annotations or {}
-
-
-def _normalized_name(text):
-    try:
-        return str(ImageReference.parse(text))
-    except ImagePusherError:
-        return text
-
-
-def _read_oci(archive):
-    layout = archive.read_json("oci-layout", "oci-layout file")
-    if not isinstance(layout, dict) or not isinstance(layout.get("imageLayoutVersion"), str):
-        raise ArchiveError("archive %s: oci-layout is not an OCI image layout header" % archive.path, path=archive.path)
-    index = archive.read_json("index.json", "index.json")
-    entries = index.get("manifests") if isinstance(index, dict) else None
-    if not isinstance(entries, list):
-        raise ArchiveError("archive %s: index.json has no 'manifests' list" % archive.path, path=archive.path)
-    blobs = {}  # digest -> (descriptor, TarInfo or None)
-
-    def load(descriptor):
-        name = _blob_member(descriptor.digest)
-        raw = archive.read(name, _manifest.MAX_MANIFEST_BYTES, "manifest %s" % descriptor.digest)
-        if len(raw) != descriptor.size:
-            raise ArchiveError("archive %s: manifest %s is %d bytes but is listed with %d"
-                               % (archive.path, descriptor.digest, len(raw), descriptor.size), path=archive.path)
-        return _manifest.parse(raw, descriptor.media_type, expected_digest=descriptor.digest)
-
-    images = []
-    for position, item in enumerate(entries):
-        descriptor = _manifest.Descriptor.from_dict(item, "manifests[%d]" % position, "archive %s: index.json" % archive.path)
-        annotations = dict(descriptor.annotations)
-        name = annotations.get(CONTAINERD_IMAGE_NAME)  # docker save: ref.name is only the tag
-        name = _normalized_name(name) if name else annotations.get(REF_NAME) or descriptor.digest
-        annotations.pop(REF_NAME, None)
-        try:
-            top = load(descriptor)
-            tree = _tree.walk(top, load)
-        except ImagePusherError as exc:
-            raise type(exc)("archive %s, image %s: %s" % (archive.path, name, exc.message), **exc.details)
-        for blob in tree.blobs:
-            if blob.digest not in blobs:
-                blobs[blob.digest] = (blob, archive.regular(_blob_member(blob.digest)))
-        images.append(_Image(name, top, tree.manifests, annotations))
-    return images, blobs
-
-
-def _docker_manifest(config, layers):
-    document = {
-        "schemaVersion": 2,
-        "mediaType": _mt.DOCKER_MANIFEST,
-        "config": {"mediaType": _mt.DOCKER_CONFIG, "size": config.size, "digest": config.digest},
-        "layers": [{"mediaType": layer.media_type, "size": layer.size, "digest": layer.digest} for layer in layers],
-    }
-    # Docker writes schema 2 manifests with a 3-space indent; so do we, and always the same way.
-    raw = json.dumps(document, indent=3).encode("utf-8")
-    return _manifest.parse(raw, _mt.DOCKER_MANIFEST)
-
-
-def _read_docker(archive):
-    listing = archive.read_json("manifest.json", "manifest.json")
-    if not isinstance(listing, list) or not listing:
-        raise ArchiveError("archive %s: manifest.json is not a list of images" % archive.path, path=archive.path)
-    images, blobs = [], {}
-    for position, item in enumerate(listing):
-        where = "archive %s: manifest.json[%d]" % (archive.path, position)
-        if not isinstance(item, dict) or not isinstance(item.get("Config"), str) or not isinstance(item.get("Layers"), list):
-            raise ArchiveError("%s needs 'Config' (a file name) and 'Layers' (a list)" % where, path=archive.path)
-        config_name = _safe_name(item["Config"], archive.path)
-        config_raw = archive.read(config_name, _tree.CONFIG_LIMIT, "image config")
-        config = _manifest.Descriptor(_mt.DOCKER_CONFIG, _digest.of_bytes(config_raw), len(config_raw))
-        try:
-            diff_ids = json.loads(config_raw.decode("utf-8"))["rootfs"]["diff_ids"]
-        except (ValueError, UnicodeDecodeError, KeyError, TypeError):
-            raise ArchiveError("%s: config %s has no rootfs.diff_ids" % (where, config_name), path=archive.path)
-        if not isinstance(diff_ids, list) or len(diff_ids) != len(item["Layers"]):
-            raise ArchiveError("%s lists %d layers but its config has %d diff_ids"
-                               % (where, len(item["Layers"]), len(diff_ids) if isinstance(diff_ids, list) else 0),
-                               path=archive.path)
-        layers = []
-        for layer_name, diff_id in zip(item["Layers"], diff_ids):
-            if not isinstance(layer_name, str):
-                raise ArchiveError("%s: a layer name is not a string" % where, path=archive.path)
-            layer_name = _safe_name(layer_name, archive.path)
-            info = archive.regular(layer_name)
-            if info is None:
-                raise ArchiveError("%s: layer %s is not in the archive" % (where, layer_name), path=archive.path)
-            compressed = archive.head(info, 2) == GZIP_MAGIC
-            parts = layer_name.split("/")
-            if len(parts) == 3 and parts[0] == "blobs":
-                digest = _digest.validate("%s:%s" % (parts[1], parts[2]))  # named by its own digest
-            elif compressed:
-                raise ArchiveError("%s: layer %s is compressed, so its digest is not known from the config; docker save "
-                                   "tarballs hold uncompressed layers" % (where, layer_name), path=archive.path)
-            else:
-                digest = _digest.validate(diff_id)  # an uncompressed layer's digest is its diff_id
-            layer = _manifest.Descriptor(_mt.DOCKER_LAYER if compressed else DOCKER_LAYER_TAR, digest, info.size)
-            layers.append(layer)
-            blobs.setdefault(digest, (layer, info))
-        blobs.setdefault(config.digest, (config, archive.regular(config_name)))
-        top = _docker_manifest(config, layers)
-        tags = item.get("RepoTags") if isinstance(item.get("RepoTags"), list) else []
-        names = [_normalized_name(t) for t in tags if isinstance(t, str)] or [top.digest]
-        for name in names:
-            images.append(_Image(name, top, [top]))
-    return images, blobs
-
-
-def read_archive(path):
-    """(format, images, blobs, archive) of an OCI archive or docker save tarball; close archive after use."""
-    archive = _Archive(path)
-    try:
-        if "index.json" in archive and "oci-layout" in archive:
-            images, blobs = _read_oci(archive)
-            kind = "oci"
-        elif "manifest.json" in archive:
-            images, blobs = _read_docker(archive)
-            kind = "docker"
-        else:
-            raise ArchiveError("%s is neither an OCI archive (oci-layout + index.json) nor a docker save tarball "
-                               "(manifest.json)" % path, path=path)
-    except BaseException:
-        archive.close()
-        raise
-    return kind, images, blobs, archive
-
-
-def import_archive(cache, path, check_mode=False):
-    """Load every image of the archive at `path` into the cache, verified, and name each one."""
-    path = os.path.abspath(os.path.expanduser(path))
-    if not os.path.isfile(path):
-        raise ArchiveError("archive %s does not exist or is not a file" % path, path=path)
-    kind, images, blobs, archive = read_archive(path)
-    try:
-        return _import(cache, path, kind, images, blobs, archive, check_mode)
-    finally:
-        archive.close()
-
-
-def _import(cache, path, kind, images, blobs, archive, check_mode):
-    blob_plan = []
-    for digest in sorted(blobs):
-        descriptor, info = blobs[digest]
-        cached = cache.has_blob(digest, descriptor.size)
-        if not cached and info is None:
-            raise ArchiveError("archive %s lacks blob %s, which its images need and the cache does not hold"
-                               % (path, digest), path=path)
-        if not cached and info.size != descriptor.size:
-            raise ArchiveError("archive %s: blob %s is %d bytes but its manifest says %d"
-                               % (path, digest, info.size, descriptor.size), path=path)
-        blob_plan.append({"digest": digest, "size": descriptor.size, "media_type": descriptor.media_type,
-                          "action": "cached" if cached else "imported", "_info": info})
-    manifest_plan, manifests = [], {}
-    for image in images:
-        for manifest in image.manifests:
-            if manifest.digest not in manifests:
-                manifests[manifest.digest] = manifest
-                manifest_plan.append({"digest": manifest.digest, "media_type": manifest.media_type,
-                                      "size": manifest.size,
-                                      "action": "cached" if cache.has_blob(manifest.digest, manifest.size) else "imported"})
-    entries = cache.entries() if cache.exists() else []
-    before = _names_of(entries)
-    existing = dict((_names.ref_name(e), e) for e in entries if _names.ref_name(e))
-    image_plan = []
-    for image in images:
-        entry = {"mediaType": image.top.media_type, "digest": image.top.digest, "size": image.top.size,
-                 "annotations": dict(image.annotations)}
-        entry["annotations"][REF_NAME] = image.name
-        previous = existing.get(image.name)
-        action = "added" if previous is None else ("unchanged" if previous == entry else "updated")
-        image_plan.append({"name": image.name, "digest": image.top.digest, "media_type": image.top.media_type,
-                           "action": action, "previous_digest": previous.get("digest") if previous else None,
-                           "_image": image})
-
-    if not check_mode:
-        cache.ensure()
-        todo = [p for p in blob_plan if p["action"] != "cached"]
-        for item in sorted(todo, key=lambda p: p["_info"].offset_data):  # archive order: one pass over a gzip stream
-            try:
-                cache.ingest(item["digest"], item["size"], archive.opener(item["_info"]), retries=0)
-            except DigestMismatchError as exc:
-                raise ArchiveError("archive %s: the member %s does not match the digest it is named by: %s"
-                                   % (path, item["_info"].name, exc.message), path=path)
-            except (tarfile.TarError, EOFError) as exc:
-                raise ArchiveError("archive %s is damaged or truncated (reading %s): %s"
-                                   % (path, item["_info"].name, exc), path=path)
-        for item in manifest_plan:
-            cache.write_blob_bytes(item["digest"], manifests[item["digest"]].raw)
-        for item in image_plan:
-            image = item["_image"]
-            # Checked under the index lock: a prune racing this import cannot leave the name dangling.
-            reached = [m.digest for m in image.manifests] + [b.digest for m in image.manifests for b in m.blobs()]
-            cache.set_ref(image.name, {"mediaType": image.top.media_type, "digest": image.top.digest,
-                                       "size": image.top.size}, image.annotations, require=reached)
-    for item in blob_plan:
-        del item["_info"]
-    for item in image_plan:
-        del item["_image"]
-    after = dict(before)
-    for item in image_plan:
-        after[item["name"]] = item["digest"]
-    changed = any(p["action"] != "cached" for p in blob_plan + manifest_plan) or any(
-        p["action"] != "unchanged" for p in image_plan)
-    return {
-        "changed": changed,
-        "path": path,
-        "format": kind,
-        "images": image_plan,
-        "blobs": blob_plan,
-        "manifests": manifest_plan,
-        "bytes_imported": sum(p["size"] for p in blob_plan if p["action"] != "cached"),
-        "diff": {"before": {"images": before}, "after": {"images": after}},
-    }

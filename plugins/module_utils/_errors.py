@@ -38,6 +38,10 @@ class ImagePusherError(Exception):
         return self.message
 
 
+class InvalidOptionError(ImagePusherError):
+    """Module options that cannot be used together (found where Ansible's own option checks cannot look)."""
+
+
 class InvalidReferenceError(ImagePusherError):
     """An image reference that cannot be parsed or is not allowed."""
 

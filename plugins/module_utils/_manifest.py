@@ -298,6 +298,33 @@ def parse(raw, media_type=None, expected_digest=None):
     media_type:      the Content-Type they came with, if any (parameters ignored)
     expected_digest: the digest they were asked for by, if any (its algorithm is used)
     """
+    raw, digest = _verified_bytes(raw, expected_digest)
+    context = "Manifest %s" % digest
+    document = _json_object(raw, context)
+    media_type = _determine_type(document, media_type, context)
+    context = "%s (%s)" % (context, media_type)
+    _check_descriptor_digests(document, media_type, context)
+    if HAS_JSONSCHEMA:
+        problem = _schema_problem(document, media_type)
+        if problem:
+            raise ManifestError("%s is not valid: %s." % (context, problem))
+    # Structure checks that hold with or without jsonschema.
+    schema_version = document.get("schemaVersion")
+    if not _is_int(schema_version) or schema_version != 2:
+        raise ManifestError("%s: schemaVersion must be 2, got %s." % (context, quote_value(schema_version)))
+    annotations = document.get("annotations")
+    if annotations is not None and not _is_str_dict(annotations):
+        raise ManifestError("%s: annotations must be an object of string values." % context)
+    subject = None
+    if "subject" in document:
+        subject = Descriptor.from_dict(document["subject"], "subject", context)
+    config, layers, manifests = _children(document, media_type, context)
+    return Manifest(raw, media_type, digest, document, config=config, layers=layers, manifests=manifests,
+                    subject=subject, annotations=annotations, artifact_type=document.get("artifactType"))
+
+
+def _verified_bytes(raw, expected_digest):
+    """(raw as bytes, its digest): within the size limit and, when a digest was asked for, matching it."""
     if isinstance(raw, (bytearray, memoryview)):
         raw = bytes(raw)
     if not isinstance(raw, bytes):
@@ -308,14 +335,16 @@ def parse(raw, media_type=None, expected_digest=None):
         raise ManifestError("Manifest%s is %d bytes, more than the %d-byte (4 MiB) limit for manifests; refusing to "
                             "parse it." % (" " + expected_digest if expected_digest else "", len(raw),
                                            MAX_MANIFEST_BYTES), size=len(raw))
-    if expected_digest is not None:
-        verifier = _digest.DigestVerifier(expected_digest)
-        verifier.update(raw)
-        verifier.check("Manifest")
-        digest = expected_digest
-    else:
-        digest = _digest.of_bytes(raw)
-    context = "Manifest %s" % digest
+    if expected_digest is None:
+        return raw, _digest.of_bytes(raw)
+    verifier = _digest.DigestVerifier(expected_digest)
+    verifier.update(raw)
+    verifier.check("Manifest")
+    return raw, expected_digest
+
+
+def _json_object(raw, context):
+    """The JSON object the bytes hold (duplicate keys refused)."""
     try:
         document = json.loads(raw, object_pairs_hook=_reject_duplicate_keys)
     except (ValueError, RecursionError) as exc:
@@ -323,12 +352,12 @@ def parse(raw, media_type=None, expected_digest=None):
     if not isinstance(document, dict):
         kind = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}.get(type(document), "null")
         raise ManifestError("%s must be a JSON object, got a JSON %s." % (context, kind))
+    return document
 
-    media_type = _determine_type(document, media_type, context)
-    context = "%s (%s)" % (context, media_type)
-    is_index = media_type in _mt.INDEX_TYPES
 
-    key = "manifests" if is_index else "layers"
+def _check_descriptor_digests(document, media_type, context):
+    """Refuse too many descriptors, then any descriptor digest that is not strictly valid."""
+    key = "manifests" if media_type in _mt.INDEX_TYPES else "layers"
     entries = document.get(key)
     if isinstance(entries, list) and len(entries) > MAX_DESCRIPTORS:
         raise ManifestError("%s has %d %s; at most %d are accepted." % (context, len(entries), key, MAX_DESCRIPTORS),
@@ -341,35 +370,22 @@ def parse(raw, media_type=None, expected_digest=None):
             except InvalidDigestError as exc:
                 raise InvalidDigestError("%s: %s has an invalid digest: %s" % (context, where, exc.message),
                                          where=where, digest=quote_value(value["digest"]))
-    if HAS_JSONSCHEMA:
-        problem = _schema_problem(document, media_type)
-        if problem:
-            raise ManifestError("%s is not valid: %s." % (context, problem))
 
-    # Structure checks that hold with or without jsonschema.
-    schema_version = document.get("schemaVersion")
-    if not _is_int(schema_version) or schema_version != 2:
-        raise ManifestError("%s: schemaVersion must be 2, got %s." % (context, quote_value(schema_version)))
-    annotations = document.get("annotations")
-    if annotations is not None and not _is_str_dict(annotations):
-        raise ManifestError("%s: annotations must be an object of string values." % context)
-    subject = None
-    if "subject" in document:
-        subject = Descriptor.from_dict(document["subject"], "subject", context)
-    config, layers, manifests = None, [], []
-    if is_index:
+
+def _children(document, media_type, context):
+    """(config, layers, manifests) descriptors: an index has only manifests, an image manifest the other two."""
+    if media_type in _mt.INDEX_TYPES:
+        entries = document.get("manifests")
         if not isinstance(entries, list):
             raise ManifestError("%s: 'manifests' must be a list, got %s." % (context, quote_value(entries)))
-        manifests = [Descriptor.from_dict(item, "manifests[%d]" % i, context) for i, item in enumerate(entries)]
-    else:
-        if "config" not in document:
-            raise ManifestError("%s has no 'config'." % context)
-        config = Descriptor.from_dict(document["config"], "config", context)
-        if not isinstance(entries, list):
-            raise ManifestError("%s: 'layers' must be a list, got %s." % (context, quote_value(entries)))
-        layers = [Descriptor.from_dict(item, "layers[%d]" % i, context) for i, item in enumerate(entries)]
-    return Manifest(raw, media_type, digest, document, config=config, layers=layers, manifests=manifests,
-                    subject=subject, annotations=annotations, artifact_type=document.get("artifactType"))
+        return None, [], [Descriptor.from_dict(item, "manifests[%d]" % i, context) for i, item in enumerate(entries)]
+    if "config" not in document:
+        raise ManifestError("%s has no 'config'." % context)
+    config = Descriptor.from_dict(document["config"], "config", context)
+    entries = document.get("layers")
+    if not isinstance(entries, list):
+        raise ManifestError("%s: 'layers' must be a list, got %s." % (context, quote_value(entries)))
+    return config, [Descriptor.from_dict(item, "layers[%d]" % i, context) for i, item in enumerate(entries)], []
 
 
 # -- platforms ---------------------------------------------------------------

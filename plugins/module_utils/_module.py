@@ -19,7 +19,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils import _cache
 from ansible_collections.imagepusher.registry.plugins.module_utils import _credentials
 from ansible_collections.imagepusher.registry.plugins.module_utils import _manifest
 from ansible_collections.imagepusher.registry.plugins.module_utils import _transport
-from ansible_collections.imagepusher.registry.plugins.module_utils._errors import CacheError, ImagePusherError
+from ansible_collections.imagepusher.registry.plugins.module_utils._errors import CacheError, ImagePusherError, InvalidOptionError
 from ansible_collections.imagepusher.registry.plugins.module_utils._reference import ImageReference
 from ansible_collections.imagepusher.registry.plugins.module_utils._registry import RegistryClient
 
@@ -85,6 +85,21 @@ def check_credential_pairs(module):
         module.fail_json(msg="source_username is set but source_password is not")
     if params.get("source_password") and not params.get("source_username"):
         module.fail_json(msg="source_password is set but source_username is not")
+
+
+def settle_options(module, settle):
+    """settle(module.params), or fail the task before anything moves.
+
+    A bad combination of options fails with its message alone, as Ansible's own option checks
+    do; any other error (a bad reference) with its message and its name.
+    """
+    try:
+        return settle(module.params)
+    except InvalidOptionError as exc:
+        module.fail_json(msg=exc.message)
+    except ImagePusherError as exc:
+        module.fail_json(msg=exc.message, error=type(exc).__name__)
+    return None  # not reached: fail_json exits
 
 
 def parse_reference(text, what="name"):

@@ -324,6 +324,7 @@ bytes_imported:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.imagepusher.registry.plugins.module_utils import _archive
+from ansible_collections.imagepusher.registry.plugins.module_utils import _archive_import
 from ansible_collections.imagepusher.registry.plugins.module_utils import _cache_admin
 from ansible_collections.imagepusher.registry.plugins.module_utils import _module
 
@@ -351,7 +352,7 @@ STATES = {
                                                           check_mode=module.check_mode),
     "exported": lambda module, cache: _archive.export_images(cache, module.params["name"], module.params["path"],
                                                              check_mode=module.check_mode, force=module.params["force"]),
-    "imported": lambda module, cache: _archive.import_archive(cache, module.params["path"], check_mode=module.check_mode),
+    "imported": lambda module, cache: _archive_import.import_archive(cache, module.params["path"], check_mode=module.check_mode),
 }
 
 

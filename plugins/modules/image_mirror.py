@@ -174,8 +174,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.imagepusher.registry.plugins.module_utils import _module
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import ImagePusherError
 from ansible_collections.imagepusher.registry.plugins.module_utils._mirror import Mirror
+from ansible_collections.imagepusher.registry.plugins.module_utils._mirror_entries import settle_entries
 from ansible_collections.imagepusher.registry.plugins.module_utils._pull import Puller
-from ansible_collections.imagepusher.registry.plugins.module_utils._names import default_target_tag
 from ansible_collections.imagepusher.registry.plugins.module_utils._push import Pusher
 
 IMAGE_OPTIONS = dict(
@@ -189,34 +189,6 @@ IMAGE_OPTIONS = dict(
     target_password=dict(type="str", no_log=True),
     target_plain_http=dict(type="bool"),
 )
-
-# Entry option -> the module-wide option an entry that leaves it out (or null) takes.
-ENTRY_DEFAULTS = dict(platforms="platforms", source_username="source_username", source_password="source_password",
-                      source_plain_http="source_plain_http", target_username="username", target_password="password",
-                      target_plain_http="plain_http")
-
-
-def entries(module):
-    """Each image with its references parsed and its options settled; fails the task on the first bad one."""
-    params = module.params
-    settled = []
-    for number, image in enumerate(params["images"]):
-        where = "images[%d]" % number
-        for key, default in ENTRY_DEFAULTS.items():
-            if image.get(key) is None:  # key by key: a password in the entry for the module-wide user is fine
-                image[key] = params[default]
-        for side in ("source", "target"):
-            user, password = image[side + "_username"], image[side + "_password"]
-            if (user is None) != (password is None):
-                module.fail_json(msg="%s: the %s registry has a %s but no %s (neither in the entry nor module-wide)"
-                                 % (where, side, "user name" if user else "password", "password" if user else "user name"))
-        try:
-            source = _module.parse_reference(image["source"], what=where + ".source")
-            target = _module.parse_target(image["target"], str(source), default_target_tag)
-        except ImagePusherError as exc:
-            module.fail_json(msg=exc.message.replace("target: ", where + ".target: ", 1), error=type(exc).__name__)
-        settled.append((source, target, image))
-    return settled
 
 
 def main():
@@ -232,7 +204,7 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     _module.check_requirements(module)
     _module.check_ranges(module, credential_pairs=False)  # settled per image, below
-    images = entries(module)
+    images = _module.settle_options(module, settle_entries)
 
     def mirror_all():
         transport = _module.make_transport(module)

@@ -2,22 +2,17 @@
 # Copyright: contributors to imagepusher.registry
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-import gzip
 import hashlib
 import json
 import os
-import shutil
 import tarfile
 
 import pytest
 
 from ansible_collections.imagepusher.registry.plugins.module_utils import _archive as archive
-from ansible_collections.imagepusher.registry.plugins.module_utils import _cache_admin as admin
-from ansible_collections.imagepusher.registry.plugins.module_utils import _manifest
 from ansible_collections.imagepusher.registry.plugins.module_utils._cache import REF_NAME, SOURCE_DIGEST, Cache
-from ansible_collections.imagepusher.registry.plugins.module_utils._errors import CacheError, MissingBlobError, NotCachedError
-from ansible_collections.imagepusher.registry.plugins.module_utils._tree import entry_tree
-from tests.support import archives, images
+from ansible_collections.imagepusher.registry.plugins.module_utils._errors import CacheError, NotCachedError
+from tests.support import images
 
 SINGLE = "127.0.0.1:5000/test/oci-single:v1"
 MULTI = "127.0.0.1:5000/test/multi:v1"
@@ -47,10 +42,6 @@ def members(path):
 def tar_json(path, name):
     with tarfile.open(path) as tar:
         return json.loads(tar.extractfile(name).read())
-
-
-def names_in(cache):
-    return dict((e["annotations"][REF_NAME], e["digest"]) for e in cache.entries())
 
 
 # -- export ---------------------------------------------------------------------------------
@@ -133,253 +124,8 @@ def test_export_path_problems(cache, tmp_path, where):
         archive.export_images(cache, [SINGLE], str(tmp_path / where))
 
 
-# -- import: our own archives -----------------------------------------------------------------
-
-def test_import_round_trip_check_real_again(cache, tmp_path):
-    path = str(tmp_path / "out.tar")
-    archive.export_images(cache, [SINGLE, MULTI], path)
-    target = Cache(str(tmp_path / "other"))
-
-    check = archive.import_archive(target, path, check_mode=True)
-    assert check["changed"] and check["format"] == "oci"
-    assert [(i["name"], i["action"]) for i in check["images"]] == [(MULTI, "added"), (SINGLE, "added")]
-    assert set(b["action"] for b in check["blobs"]) == {"imported"}
-    assert not os.path.exists(str(tmp_path / "other"))
-
-    real = archive.import_archive(target, path)
-    assert real["blobs"] == check["blobs"] and real["images"] == check["images"]
-    assert real["bytes_imported"] == check["bytes_imported"] > 0
-    assert names_in(target) == {SINGLE: images.oci_single().digest, MULTI: images.multi_arch_index().digest}
-    assert target.get_ref(SINGLE) == cache.get_ref(SINGLE)  # annotations travel too
-    for name in (SINGLE, MULTI):
-        assert entry_tree(target, target.get_ref(name)).complete
-    assert admin.verify(target)["bad"] == []
-    assert real["diff"]["before"]["images"] == {} and set(real["diff"]["after"]["images"]) == {SINGLE, MULTI}
-
-    again = archive.import_archive(target, path)
-    assert not again["changed"] and again["bytes_imported"] == 0
-    assert set(i["action"] for i in again["images"]) == {"unchanged"}
-    assert set(b["action"] for b in again["blobs"] + again["manifests"]) == {"cached"}
-
-
-def test_import_never_names_an_image_whose_blob_vanished(cache, tmp_path, monkeypatch):
-    """A prune between the import's last blob and its set_ref (simulated: the blob is deleted just
-    before naming) fails the import; index.json never names an image with a blob missing."""
-    path = str(tmp_path / "out.tar")
-    archive.export_images(cache, [SINGLE], path)
-    target = Cache(str(tmp_path / "other"))
-    layer = images.oci_single().layers[0].digest
-    real_set_ref = Cache.set_ref
-
-    def pruned_first(self, name, descriptor, annotations=None, require=()):
-        os.unlink(self.blob_path(layer))  # what a concurrent prune of unnamed blobs would do
-        return real_set_ref(self, name, descriptor, annotations, require)
-    monkeypatch.setattr(Cache, "set_ref", pruned_first)
-    with pytest.raises(MissingBlobError) as raised:
-        archive.import_archive(target, path)
-    assert layer in raised.value.message
-    assert names_in(target) == {}
-
-
-def test_import_moves_a_name_to_a_new_digest(cache, tmp_path):
-    target = Cache(str(tmp_path / "other"))
-    old = str(tmp_path / "old.tar")
-    archives.raw_tar(old, archives.layout_members(images.docker_v2(), SINGLE))
-    archive.import_archive(target, old)
-    new = str(tmp_path / "new.tar")
-    archive.export_images(cache, [SINGLE], new)
-    result = archive.import_archive(target, new)
-    [image] = result["images"]
-    assert image["action"] == "updated" and image["previous_digest"] == images.docker_v2().digest
-
-
-def test_import_gzip_compressed_archive(cache, tmp_path):
-    path = str(tmp_path / "out.tar")
-    archive.export_images(cache, [MULTI], path)
-    with open(path, "rb") as src, gzip.open(path + ".gz", "wb") as dst:
-        shutil.copyfileobj(src, dst)
-    target = Cache(str(tmp_path / "other"))
-    result = archive.import_archive(target, path + ".gz")
-    assert result["changed"] and names_in(target) == {MULTI: images.multi_arch_index().digest}
-    assert admin.verify(target)["bad"] == []
-
-
-def test_import_foreign_layout_names_verbatim_and_unnamed_by_digest(tmp_path):
-    members = archives.layout_members(images.oci_single(), "v1")
-    index = json.loads(members[1][1])
-    index["manifests"].append(dict(images.docker_v2().descriptor()))
-    members[1] = ("index.json", json.dumps(index).encode())
-    content = dict(images.docker_v2().blobs)
-    content[images.docker_v2().digest] = images.docker_v2().manifest
-    members += [("blobs/sha256/" + d[7:], data) for d, data in content.items()]
-    path = archives.raw_tar(tmp_path / "skopeo.tar", members)
-    target = Cache(str(tmp_path / "c"))
-    archive.import_archive(target, str(path))
-    assert names_in(target) == {"v1": images.oci_single().digest,
-                                images.docker_v2().digest: images.docker_v2().digest}
-
-
-def test_import_keeps_a_blob_the_cache_has_when_the_archive_lacks_it(cache, tmp_path):
-    img = images.oci_single()
-    members = [m for m in archives.layout_members(img, "x:v1") if m[0] != "blobs/sha256/" + img.layers[0].digest[7:]]
-    path = archives.raw_tar(tmp_path / "thin.tar", members)
-    result = archive.import_archive(cache, str(path))
-    assert [b["action"] for b in result["blobs"] if b["digest"] == img.layers[0].digest] == ["cached"]
-    with pytest.raises(archive.ArchiveError) as raised:
-        archive.import_archive(Cache(str(tmp_path / "empty")), str(path))
-    assert "lacks blob %s" % img.layers[0].digest in raised.value.message
-
-
-# -- import: docker save ------------------------------------------------------------------------
-
-def docker_image():
-    """Two images sharing a base layer, as `docker save a b` would carry them."""
-    base = images.tar_layer({"etc/os-release": b"ID=test\n"})
-    app = images.tar_layer({"app/run": b"#!/bin/sh\necho hi\n"})
-    first = images.build_image([base, app], fmt="docker", cmd=["/app/run"])
-    second = images.build_image([app, base], fmt="docker", cmd=["/bin/sh"])  # same layers, other chain
-    return first, second
-
-
-def test_import_legacy_docker_save(tmp_path):
-    first, second = docker_image()
-    path = archives.docker_save_legacy(tmp_path / "save.tar", {"app:v1": first, "registry.example.com/team/app:v2": second})
-    assert any(m.issym() for m in members(path).values())  # the shared layer of the 2nd is a symlink
-    target = Cache(str(tmp_path / "c"))
-    result = archive.import_archive(target, str(path))
-    assert result["format"] == "docker"
-    names = names_in(target)
-    assert set(names) == {"docker.io/library/app:v1", "registry.example.com/team/app:v2"}
-    for name, img in (("docker.io/library/app:v1", first), ("registry.example.com/team/app:v2", second)):
-        entry = target.get_ref(name)
-        assert entry["mediaType"] == images.DOCKER_MANIFEST
-        manifest = _manifest.parse(target.read_small_blob(entry["digest"], 1 << 20), entry["mediaType"])
-        assert manifest.config.digest == img.config.digest and manifest.config.media_type == images.DOCKER_CONFIG
-        assert [layer.digest for layer in manifest.layers] == [layer.diff_id for layer in img.layers]
-        assert set(layer.media_type for layer in manifest.layers) == {archive.DOCKER_LAYER_TAR}
-        assert manifest.raw.startswith(b'{\n   "schemaVersion": 2')  # Docker's 3-space indent
-        assert entry_tree(target, entry).complete
-    assert admin.verify(target)["bad"] == []
-    # the manifest we build is always the same: a second import changes nothing
-    again = archive.import_archive(target, str(path))
-    assert not again["changed"] and names_in(target) == names
-
-
-def test_import_legacy_untagged_is_named_by_digest(tmp_path):
-    first, _second = docker_image()
-    path = archives.docker_save_legacy(tmp_path / "save.tar", {None: first})
-    target = Cache(str(tmp_path / "c"))
-    [image] = archive.import_archive(target, str(path))["images"]
-    assert image["name"] == image["digest"]
-
-
-def test_import_docker_25_prefers_the_oci_layout(tmp_path):
-    img = images.build_image([images.tar_layer({"a": b"a\n"}, compressed=False)])
-    path = archives.docker_save_oci(tmp_path / "save.tar", {"busybox:latest": img})
-    target = Cache(str(tmp_path / "c"))
-    result = archive.import_archive(target, str(path))
-    assert result["format"] == "oci"
-    assert names_in(target) == {"docker.io/library/busybox:latest": img.digest}  # the digest is preserved
-
-
-def test_import_legacy_layer_that_lies_about_its_digest(tmp_path):
-    first, _second = docker_image()
-    path = archives.docker_save_legacy(tmp_path / "save.tar", {"app:v1": first})
-    config = json.loads(first.config.data)
-    config["rootfs"]["diff_ids"][0] = "sha256:" + "3" * 64
-    raw = images.dump_json(config)
-    rebuilt = []
-    with tarfile.open(path) as tar:
-        for member in tar.getmembers():
-            data = tar.extractfile(member).read() if member.isfile() else None
-            if member.name == "manifest.json":
-                listing = json.loads(data)
-                listing[0]["Config"] = "patched.json"
-                data = json.dumps(listing).encode()
-            rebuilt.append((member.name, data if data is not None else {"symlink": member.linkname}))
-    rebuilt = [m for m in rebuilt if not isinstance(m[1], dict) or m[1]["symlink"]]
-    rebuilt.append(("patched.json", raw))
-    bad = archives.raw_tar(tmp_path / "bad.tar", [m for m in rebuilt if isinstance(m[1], bytes)])
-    target = Cache(str(tmp_path / "c"))
-    with pytest.raises(archive.ArchiveError) as raised:
-        archive.import_archive(target, str(bad))
-    assert "does not match" in raised.value.message
-    assert not target.has_blob("sha256:" + "3" * 64) and target.entries() == []
-
-
-# -- import: hostile and broken archives ----------------------------------------------------------
-
-def layout(img=None, name="x:v1"):
-    return archives.layout_members(img or images.oci_single(), name)
-
-
-@pytest.mark.parametrize("bad_member, words", [
-    (("../evil", b"x"), "climbs out"),
-    (("blobs/../../evil", b"x"), "climbs out"),
-    (("/etc/evil", b"x"), "absolute"),
-])
-def test_import_refuses_unsafe_member_names(tmp_path, bad_member, words):
-    path = archives.raw_tar(tmp_path / "bad.tar", layout() + [bad_member])
-    target = Cache(str(tmp_path / "c"))
-    with pytest.raises(archive.ArchiveError) as raised:
-        archive.import_archive(target, str(path))
-    assert words in raised.value.message
-    assert not os.path.exists(str(tmp_path / "c"))
-    assert not os.path.exists("/etc/evil") and not (tmp_path.parent / "evil").exists()
-
-
-def test_import_refuses_a_link_out_of_the_archive(tmp_path):
-    img = images.oci_single()
-    name = "blobs/sha256/" + img.layers[0].digest[7:]
-    members = [m for m in layout(img) if m[0] != name] + [(name, {"symlink": "../../../../etc/passwd"})]
-    path = archives.raw_tar(tmp_path / "bad.tar", members)
-    with pytest.raises(archive.ArchiveError) as raised:
-        archive.import_archive(Cache(str(tmp_path / "c")), str(path))
-    assert "climbs out" in raised.value.message
-
-
-def test_import_refuses_a_tampered_blob(tmp_path):
-    img = images.oci_single()
-    name = "blobs/sha256/" + img.layers[1].digest[7:]
-    members = [(n, (d[:-1] + bytes([d[-1] ^ 1])) if n == name else d) for n, d in layout(img)]
-    path = archives.raw_tar(tmp_path / "bad.tar", members)
-    target = Cache(str(tmp_path / "c"))
-    with pytest.raises(archive.ArchiveError) as raised:
-        archive.import_archive(target, str(path))
-    assert img.layers[1].digest in raised.value.message
-    assert not target.has_blob(img.layers[1].digest) and target.entries() == []
-    assert os.listdir(os.path.join(target.root, ".imagepusher", "ingest")) == []
-
-
-def test_import_refuses_a_tampered_manifest(tmp_path):
-    img = images.oci_single()
-    name = "blobs/sha256/" + img.digest[7:]
-    members = [(n, d.replace(b'"schemaVersion": 2', b'"schemaVersion":  2') if n == name else d) for n, d in layout(img)]
-    path = archives.raw_tar(tmp_path / "bad.tar", members)
-    with pytest.raises(CacheError):
-        archive.import_archive(Cache(str(tmp_path / "c")), str(path))
-
-
-@pytest.mark.parametrize("content, words", [
-    (b"this is not a tar file at all" * 100, "not a tar archive"),
-    (None, "neither an OCI archive"),
-])
-def test_import_refuses_what_is_not_an_image_archive(tmp_path, content, words):
-    path = tmp_path / "x.tar"
-    if content is None:
-        archives.raw_tar(path, [("hello.txt", b"hi")])
-    else:
-        path.write_bytes(content)
-    with pytest.raises(archive.ArchiveError) as raised:
-        archive.import_archive(Cache(str(tmp_path / "c")), str(path))
-    assert words in raised.value.message
-
-
-def test_import_refuses_duplicates_and_missing_files(tmp_path):
-    path = archives.raw_tar(tmp_path / "dup.tar", layout() + [("index.json", b"{}")])
-    with pytest.raises(archive.ArchiveError) as raised:
-        archive.import_archive(Cache(str(tmp_path / "c")), str(path))
-    assert "twice" in raised.value.message
-    with pytest.raises(archive.ArchiveError) as raised:
-        archive.import_archive(Cache(str(tmp_path / "c")), str(tmp_path / "nothing.tar"))
-    assert "does not exist" in raised.value.message
+def test_names_of_names_each_entry_or_falls_back_to_its_digest():
+    named = {"digest": "sha256:" + "a" * 64, "annotations": {REF_NAME: SINGLE}}
+    unnamed = {"digest": "sha256:" + "b" * 64}
+    assert archive.names_of([named, unnamed]) == {SINGLE: named["digest"], unnamed["digest"]: unnamed["digest"]}
+    assert archive.names_of([]) == {}

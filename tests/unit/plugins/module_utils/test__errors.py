@@ -2,14 +2,115 @@
 # Copyright: contributors to imagepusher.registry
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
+import inspect
+
 import pytest
 
+from ansible_collections.imagepusher.registry.plugins.module_utils import _errors
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import (
-    QUOTE_LIMIT,
+    AuthenticationError,
+    AuthorizationError,
+    CacheError,
+    DigestMismatchError,
+    ImagePusherError,
+    InvalidDigestError,
+    InvalidOptionError,
     InvalidReferenceError,
+    QUOTE_LIMIT,
+    LockTimeoutError,
+    ManifestError,
+    MissingBlobError,
+    NotCachedError,
+    NotFoundError,
+    PlatformNotFoundError,
+    RegistryError,
+    TLSError,
+    TransportError,
+    UnsupportedManifestError,
     quote_value,
 )
 from ansible_collections.imagepusher.registry.plugins.module_utils._reference import ImageReference
+
+ALL = [cls for _name, cls in inspect.getmembers(_errors, inspect.isclass) if issubclass(cls, ImagePusherError)]
+REGISTRY = [RegistryError, NotFoundError, AuthenticationError, AuthorizationError]
+
+
+def test_every_class_of_the_module_is_in_the_tree():
+    assert len(ALL) == 18
+    defined_here = [cls for _name, cls in inspect.getmembers(_errors, inspect.isclass) if cls.__module__ == _errors.__name__]
+    assert set(ALL) == set(defined_here)
+
+
+@pytest.mark.parametrize("cls", ALL, ids=lambda cls: cls.__name__)
+def test_every_error_carries_its_message_and_details(cls):
+    error = cls("registry.example.com refused it", registry="registry.example.com", digest="sha256:ab")
+    assert isinstance(error, Exception) and isinstance(error, ImagePusherError)
+    assert error.message == "registry.example.com refused it"
+    assert str(error) == "registry.example.com refused it"
+    assert error.args == ("registry.example.com refused it",)
+    assert error.details["registry"] == "registry.example.com" and error.details["digest"] == "sha256:ab"
+    with pytest.raises(ImagePusherError) as raised:  # what _module.run catches
+        raise error
+    assert raised.value is error
+
+
+@pytest.mark.parametrize("cls", [c for c in ALL if c not in REGISTRY], ids=lambda cls: cls.__name__)
+def test_details_are_only_what_was_given(cls):
+    assert cls("m").details == {}
+    assert cls("m", path="/c").details == {"path": "/c"}
+
+
+@pytest.mark.parametrize("cls", REGISTRY, ids=lambda cls: cls.__name__)
+def test_registry_errors_carry_status_and_code(cls):
+    error = cls("denied", status=401, code="UNAUTHORIZED", registry="r")
+    assert (error.status, error.code) == (401, "UNAUTHORIZED")
+    assert error.details == {"status": 401, "code": "UNAUTHORIZED", "registry": "r"}
+    bare = cls("no answer")
+    assert (bare.status, bare.code) == (None, None)
+    assert bare.details == {"status": None, "code": None}  # _module.run leaves the None ones out
+
+
+@pytest.mark.parametrize("cls", REGISTRY, ids=lambda cls: cls.__name__)
+def test_registry_errors_can_be_rebuilt_from_their_details(cls):
+    """Callers re-raise with a prefixed message as type(exc)(message, **exc.details)."""
+    error = cls("denied", status=403, code="DENIED", registry="r")
+    again = type(error)("images[0]: " + error.message, **error.details)
+    assert again.__class__ is cls and again.message == "images[0]: denied"
+    assert (again.status, again.code, again.details) == (403, "DENIED", error.details)
+
+
+@pytest.mark.parametrize("cls, parent", [
+    (InvalidOptionError, ImagePusherError),
+    (InvalidReferenceError, ImagePusherError),
+    (InvalidDigestError, ImagePusherError),
+    (DigestMismatchError, ImagePusherError),
+    (ManifestError, ImagePusherError),
+    (UnsupportedManifestError, ManifestError),
+    (PlatformNotFoundError, ManifestError),
+    (TransportError, ImagePusherError),
+    (TLSError, TransportError),
+    (RegistryError, ImagePusherError),
+    (NotFoundError, RegistryError),
+    (AuthenticationError, RegistryError),
+    (AuthorizationError, RegistryError),
+    (CacheError, ImagePusherError),
+    (NotCachedError, CacheError),
+    (MissingBlobError, CacheError),
+    (LockTimeoutError, CacheError),
+])
+def test_hierarchy(cls, parent):
+    assert cls.__bases__ == (parent,)
+
+
+def test_families_callers_tell_apart_do_not_overlap():
+    # A retry decision catches TransportError; a 404 handler NotFoundError; a cache problem CacheError.
+    families = [TransportError, RegistryError, CacheError, ManifestError, InvalidReferenceError, InvalidDigestError,
+                DigestMismatchError, InvalidOptionError]
+    for cls in ALL:
+        assert len([f for f in families if issubclass(cls, f)]) <= 1, cls
+    assert not issubclass(NotFoundError, TransportError)
+    assert not issubclass(DigestMismatchError, CacheError)
+    assert not issubclass(InvalidDigestError, InvalidReferenceError)
 
 
 @pytest.mark.parametrize("value, quoted", [

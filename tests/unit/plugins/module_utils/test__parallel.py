@@ -1,0 +1,92 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to imagepusher.registry
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+import threading
+import time
+
+import pytest
+
+from ansible_collections.imagepusher.registry.plugins.module_utils._parallel import parallel_map
+
+
+@pytest.mark.parametrize("concurrency", [1, 2, 4, 16])
+def test_results_keep_item_order(concurrency):
+    def slow_first(n):
+        time.sleep(0.02 if n == 0 else 0)  # the first item finishes last
+        return n * n
+    assert parallel_map(slow_first, range(6), concurrency) == [0, 1, 4, 9, 16, 25]
+
+
+def test_no_items_no_calls():
+    assert parallel_map(lambda n: 1 / 0, [], 4) == []
+
+
+def test_items_may_be_any_iterable():
+    assert parallel_map(str, (n for n in range(3)), 2) == ["0", "1", "2"]
+
+
+def test_concurrency_one_runs_inline_in_order():
+    caller, seen = threading.current_thread(), []
+
+    def record(n):
+        seen.append((n, threading.current_thread()))
+        return n
+    assert parallel_map(record, [3, 1, 2], 1) == [3, 1, 2]
+    assert seen == [(3, caller), (1, caller), (2, caller)]
+
+
+@pytest.mark.parametrize("concurrency", [0, -2])
+def test_concurrency_below_one_is_one(concurrency):
+    caller = threading.current_thread()
+    assert parallel_map(lambda n: threading.current_thread() is caller, [1, 2], concurrency) == [True, True]
+
+
+def test_a_single_item_runs_inline_whatever_the_concurrency():
+    caller = threading.current_thread()
+    assert parallel_map(lambda n: threading.current_thread() is caller, [1], 8) == [True]
+
+
+def test_runs_at_most_concurrency_at_once_and_uses_the_threads():
+    lock, state = threading.Lock(), {"now": 0, "most": 0}
+
+    def work(n):
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+        time.sleep(0.05)  # long enough for the pool to fill on a busy machine
+        with lock:
+            state["now"] -= 1
+        return n
+    assert parallel_map(work, range(12), 3) == list(range(12))
+    assert state["most"] == 3
+
+
+def test_every_item_runs_then_the_first_failure_in_item_order_is_raised():
+    done, lock = [], threading.Lock()
+
+    def work(n):
+        if n == 1:
+            time.sleep(0.05)  # fails last in time, first in item order
+            raise ValueError("item 1")
+        if n == 3:
+            raise KeyError("item 3")
+        time.sleep(0.01)
+        with lock:
+            done.append(n)
+        return n
+    with pytest.raises(ValueError, match="item 1"):
+        parallel_map(work, range(6), 3)
+    assert sorted(done) == [0, 2, 4, 5]  # no transfer abandoned half-way
+
+
+def test_inline_failure_stops_at_the_failing_item():
+    done = []
+
+    def work(n):
+        if n == 1:
+            raise ValueError("item 1")
+        done.append(n)
+    with pytest.raises(ValueError):
+        parallel_map(work, range(4), 1)
+    assert done == [0]
