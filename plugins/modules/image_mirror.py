@@ -171,12 +171,9 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.imagepusher.registry.plugins.module_utils import _copy
 from ansible_collections.imagepusher.registry.plugins.module_utils import _module
-from ansible_collections.imagepusher.registry.plugins.module_utils._errors import ImagePusherError
-from ansible_collections.imagepusher.registry.plugins.module_utils._mirror import Mirror
 from ansible_collections.imagepusher.registry.plugins.module_utils._mirror_entries import settle_entries
-from ansible_collections.imagepusher.registry.plugins.module_utils._pull import Puller
-from ansible_collections.imagepusher.registry.plugins.module_utils._push import Pusher
 
 IMAGE_OPTIONS = dict(
     source=dict(type="str", required=True),
@@ -208,31 +205,12 @@ def main():
 
     def mirror_all():
         transport = _module.make_transport(module)
-        cache = _module.make_cache(module)
-        concurrency, retries = module.params["concurrency"], module.params["retries"]
-        results, before = [], {}
-        for number, (source, target, image) in enumerate(images):
-            puller = Puller(_module.client_for(module, source, transport, image["source_username"],
-                                               image["source_password"], image["source_plain_http"]),
-                            cache, concurrency=concurrency, retries=retries)
-            pusher = Pusher(_module.client_for(module, target, transport, image["target_username"],
-                                               image["target_password"], image["target_plain_http"]),
-                            cache, concurrency=concurrency, retries=retries)
-            try:
-                result = Mirror(puller, pusher, concurrency=concurrency).mirror(
-                    source, target, image["platforms"], check_mode=module.check_mode)
-            except ImagePusherError as exc:
-                details = dict(exc.details, images=results)
-                raise type(exc)("images[%d] (%s -> %s): %s" % (number, source, target, exc.message), **details)
-            before[result["target"]] = result.pop("diff")["before"]["digest"]
-            results.append(result)
-        return {
-            "changed": any(r["changed"] for r in results),
-            "images": results,
-            "bytes_downloaded": sum(r["bytes_downloaded"] for r in results),
-            "bytes_uploaded": sum(r["bytes_uploaded"] for r in results),
-            "diff": {"before": before, "after": dict((r["target"], r["digest"]) for r in results)},
-        }
+
+        def client(reference, username, password, plain_http):
+            return _module.client_for(module, reference, transport, username, password, plain_http)
+
+        return _copy.mirror_images(images, client, _module.make_cache(module), module.params["concurrency"],
+                                   check_mode=module.check_mode)
 
     _module.run(module, mirror_all)
 

@@ -179,8 +179,8 @@ retries:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.imagepusher.registry.plugins.module_utils import _copy
 from ansible_collections.imagepusher.registry.plugins.module_utils import _module
-from ansible_collections.imagepusher.registry.plugins.module_utils._pull import Puller
 
 
 def main():
@@ -194,15 +194,14 @@ def main():
     _module.check_requirements(module)
     _module.check_ranges(module)
 
-    def pull():
+    def pull_image():
         reference = _module.parse_reference(module.params["name"])
         transport = _module.make_transport(module)
         client = _module.make_client(module, reference, transport)
-        puller = Puller(client, _module.make_cache(module), concurrency=module.params["concurrency"],
-                        retries=module.params["retries"])
-        return puller.pull(reference, module.params["platforms"], check_mode=module.check_mode)
+        pull = _copy.pull(client, reference, _module.make_cache(module), module.params["concurrency"])
+        return pull.run(reference, module.params["platforms"], check_mode=module.check_mode)
 
-    _module.run(module, pull)
+    _module.run(module, pull_image)
 
 
 if __name__ == "__main__":

@@ -235,11 +235,9 @@ import re
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.imagepusher.registry.plugins.module_utils import _cache
+from ansible_collections.imagepusher.registry.plugins.module_utils import _copy
 from ansible_collections.imagepusher.registry.plugins.module_utils import _module
-from ansible_collections.imagepusher.registry.plugins.module_utils._mirror import Mirror
-from ansible_collections.imagepusher.registry.plugins.module_utils._pull import Puller
 from ansible_collections.imagepusher.registry.plugins.module_utils._names import default_target_tag, find_source
-from ansible_collections.imagepusher.registry.plugins.module_utils._push import Pusher
 
 
 SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}
@@ -286,13 +284,10 @@ def main():
         target = _module.parse_target(module.params["target"], str(source), default_target_tag)
         transport = _module.make_transport(module)
         cache = _module.make_cache(module)
-        source_client = _module.make_client(module, source, transport, for_source=True)
-        concurrency, retries = module.params["concurrency"], module.params["retries"]
-        return Mirror(Puller(source_client, cache, concurrency=concurrency, retries=retries),
-                      Pusher(_module.make_client(module, target, transport), cache, concurrency=concurrency,
-                             retries=retries, chunk_size=chunk_size),
-                      concurrency=concurrency).mirror(source, target, module.params["platforms"],
-                                                      check_mode=module.check_mode)
+        copy = _copy.mirror(_module.make_client(module, source, transport, for_source=True), source,
+                            _module.make_client(module, target, transport), target, cache,
+                            module.params["concurrency"], chunk_size=chunk_size)
+        return copy.run(source, module.params["platforms"], check_mode=module.check_mode)
 
     def push():
         layout = module.params["layout"]
@@ -302,9 +297,9 @@ def main():
         target = _module.parse_target(module.params["target"], source_name, default_target_tag)
         transport = _module.make_transport(module)
         client = _module.make_client(module, target, transport)
-        pusher = Pusher(client, store, concurrency=module.params["concurrency"], retries=module.params["retries"],
-                        chunk_size=chunk_size, record_sources=not layout)
-        return pusher.push(source_name, entry, target, module.params["platforms"], check_mode=module.check_mode)
+        copy = _copy.push(client, target, store, layout=bool(layout), concurrency=module.params["concurrency"],
+                          chunk_size=chunk_size)
+        return copy.run(source_name, entry, module.params["platforms"], check_mode=module.check_mode)
 
     _module.run(module, mirror if module.params["source"] else push)
 

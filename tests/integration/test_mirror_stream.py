@@ -1,6 +1,6 @@
 """The one-pass mirror streams each blob to the target while it downloads, and falls back safely.
 
-Driven through the client (Mirror, Puller, Pusher) against real registries, with fault
+Driven through the client (_copy.mirror: the copy engine between two registry endpoints) against real registries, with fault
 proxies in front of them to see the overlap, cut connections and corrupt bytes. skopeo
 is the oracle for what lands in the target.
 """
@@ -10,11 +10,9 @@ from __future__ import annotations
 import pytest
 import requests
 
+from ansible_collections.imagepusher.registry.plugins.module_utils import _copy
 from ansible_collections.imagepusher.registry.plugins.module_utils._cache import Cache
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import DigestMismatchError
-from ansible_collections.imagepusher.registry.plugins.module_utils._mirror import Mirror
-from ansible_collections.imagepusher.registry.plugins.module_utils._pull import Puller
-from ansible_collections.imagepusher.registry.plugins.module_utils._push import Pusher
 from ansible_collections.imagepusher.registry.plugins.module_utils._reference import ImageReference
 from ansible_collections.imagepusher.registry.plugins.module_utils._registry import RegistryClient
 from ansible_collections.imagepusher.registry.plugins.module_utils._transport import Transport
@@ -45,9 +43,9 @@ def mirror(source_host, target_host, cache_dir, concurrency=4, retries=3):
     dst = ImageReference.parse("%s/copy/app:v1" % target_host)
     cache = Cache(str(cache_dir))
     try:
-        return Mirror(Puller(RegistryClient.for_reference(src, transport), cache, concurrency, retries),
-                      Pusher(RegistryClient.for_reference(dst, transport), cache, concurrency, retries),
-                      concurrency).mirror(src, dst)
+        # The transport's `retries` is the budget of each blob transfer.
+        return _copy.mirror(RegistryClient.for_reference(src, transport), src,
+                            RegistryClient.for_reference(dst, transport), dst, cache, concurrency).run(src)
     finally:
         transport.close()
 
