@@ -15,7 +15,7 @@ save`` tarball: the newer ones (Docker 25+) carry an OCI layout, which is used; 
 ones (``manifest.json`` + config + ``<id>/layer.tar``) get a Docker v2 schema 2 manifest
 built for them.  Nothing is ever extracted to a path: members are looked up by name,
 manifests and configs are read into memory (bounded), and blobs stream into the cache
-through Cache.ingest, which verifies digest and size before a blob enters blobs/.
+through _download.download_blob, which verifies digest and size before a blob enters blobs/.
 Member names that are absolute or contain ``..`` make the whole archive refused, and
 links are followed only to regular files inside the archive.
 """
@@ -38,6 +38,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils import _manif
 from ansible_collections.imagepusher.registry.plugins.module_utils import _media_types as _mt
 from ansible_collections.imagepusher.registry.plugins.module_utils import _tree
 from ansible_collections.imagepusher.registry.plugins.module_utils._cache import REF_NAME
+from ansible_collections.imagepusher.registry.plugins.module_utils._download import download_blob
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import (
     CacheError,
     DigestMismatchError,
@@ -45,6 +46,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._errors impor
     NotCachedError,
 )
 from ansible_collections.imagepusher.registry.plugins.module_utils._reference import ImageReference
+from ansible_collections.imagepusher.registry.plugins.module_utils._retry import RetryBudget
 
 COPY_BUFFER = 1024 * 1024
 JSON_LIMIT = 4 * 1024 * 1024
@@ -376,7 +378,7 @@ class _Archive:
             handle.close()
 
     def opener(self, info):
-        """opener(offset) for Cache.ingest, streaming the member from `offset`."""
+        """opener(offset) for download_blob, streaming the member from `offset`."""
         def opener(offset):
             handle = self.tar.extractfile(info)
             handle.seek(offset)
@@ -579,7 +581,7 @@ def _import(cache, path, kind, images, blobs, archive, check_mode):
         todo = [p for p in blob_plan if p["action"] != "cached"]
         for item in sorted(todo, key=lambda p: p["_info"].offset_data):  # archive order: one pass over a gzip stream
             try:
-                cache.ingest(item["digest"], item["size"], archive.opener(item["_info"]), retries=0)
+                download_blob(cache, item["digest"], item["size"], archive.opener(item["_info"]), RetryBudget(0))
             except DigestMismatchError as exc:
                 raise ArchiveError("archive %s: the member %s does not match the digest it is named by: %s"
                                    % (path, item["_info"].name, exc.message), path=path)

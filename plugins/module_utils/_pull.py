@@ -18,6 +18,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils import _cache
 from ansible_collections.imagepusher.registry.plugins.module_utils import _manifest
 from ansible_collections.imagepusher.registry.plugins.module_utils import _plan
 from ansible_collections.imagepusher.registry.plugins.module_utils import _tree
+from ansible_collections.imagepusher.registry.plugins.module_utils._download import download_blob
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import (
     CacheError,
     DigestMismatchError,
@@ -179,21 +180,18 @@ class Puller:
     def fetch(self, job, item, tee=None):
         """Download one planned blob into the cache (thread-safe); no-op when done or cached.
 
-        `tee(offset, view)` sees each chunk as it is stored (see Cache.ingest).
+        `tee(offset, view)` sees each chunk as it is stored (see _download.download_blob).
         """
         if item["action"] == _plan.CACHED or item.get("done"):
             return
         reference = job.reference
-        opened = []
+        budget = self.client.transport.new_budget()  # one for the blob: its requests and its resumes
 
         def opener(offset):
-            if opened:  # every re-open after a drop is a retry the result should count
-                self.client.transport.count_retry()
-            opened.append(offset)
-            response, start = self.client.open_blob(reference.repository, item["digest"], offset)
+            response, start = self.client.open_blob(reference.repository, item["digest"], offset, budget=budget)
             return BodyReader(response, reference.registry), start, response.close
 
-        action, transferred = self.cache.ingest(item["digest"], item["size"], opener, retries=self.retries, tee=tee)
+        action, transferred = download_blob(self.cache, item["digest"], item["size"], opener, budget, tee=tee)
         with self._lock:
             item["action"] = action
             item["bytes"] = transferred

@@ -10,9 +10,11 @@ import pytest
 from ansible_collections.imagepusher.registry.plugins.module_utils import _media_types as mt
 from ansible_collections.imagepusher.registry.plugins.module_utils._cache import Cache
 from ansible_collections.imagepusher.registry.plugins.module_utils._digest import of_bytes
+from ansible_collections.imagepusher.registry.plugins.module_utils._download import download_blob
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import ManifestError, PlatformNotFoundError
 from ansible_collections.imagepusher.registry.plugins.module_utils._manifest import parse
 from ansible_collections.imagepusher.registry.plugins.module_utils._plan import plan_manifests, plan_pull
+from ansible_collections.imagepusher.registry.plugins.module_utils._retry import RetryBudget
 from ansible_collections.imagepusher.registry.plugins.module_utils._tree import (
     MAX_DEPTH,
     config_platform,
@@ -312,7 +314,7 @@ def big_image():
 
 def prepare(cache, store, layers):
     cached, partial, _absent, overlong = layers
-    cache.ingest(of_bytes(cached), len(cached), serve(cached))
+    download_blob(cache, of_bytes(cached), len(cached), serve(cached), RetryBudget(3))
     seed_partial(cache, of_bytes(partial), partial[:300])
     seed_partial(cache, of_bytes(overlong), overlong + b"junk")
 
@@ -346,7 +348,7 @@ def test_plan_pull_says_what_ingest_then_does(cache):
     done = [dict(entry, action=None, bytes=None) for entry in plan]
     for entry, result in zip(plan, done):
         content = store.blobs[entry["digest"]]
-        result["action"], result["bytes"] = cache.ingest(entry["digest"], entry["size"], serve(content))
+        result["action"], result["bytes"] = download_blob(cache, entry["digest"], entry["size"], serve(content), RetryBudget(3))
     assert done == plan
     assert [e["action"] for e in plan_pull(tree, cache)] == ["cached"] * len(plan)
 
@@ -355,11 +357,11 @@ def test_plan_pull_of_a_complete_partial_agrees_with_ingest(cache):
     store = Store()
     layer = b"complete but not renamed " * 10
     image = store.image("amd64", [layer])
-    cache.ingest(image.config.digest, image.config.size, serve(store.blobs[image.config.digest]))
+    download_blob(cache, image.config.digest, image.config.size, serve(store.blobs[image.config.digest]), RetryBudget(3))
     seed_partial(cache, of_bytes(layer), layer)
     tree = walk(image, store.load)
     planned = [(e["action"], e["bytes"]) for e in plan_pull(tree, cache)]
-    assert planned[1] == cache.ingest(of_bytes(layer), len(layer), serve(layer))
+    assert planned[1] == download_blob(cache, of_bytes(layer), len(layer), serve(layer), RetryBudget(3))
 
 
 def test_plan_manifests(cache):
