@@ -18,29 +18,21 @@ from ansible_collections.imagepusher.registry.plugins.module_utils import _cache
 from ansible_collections.imagepusher.registry.plugins.module_utils import _digest
 from ansible_collections.imagepusher.registry.plugins.module_utils import _manifest
 from ansible_collections.imagepusher.registry.plugins.module_utils import _tree
-from ansible_collections.imagepusher.registry.plugins.module_utils._blob_io import BlobReader
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import (
     ImagePusherError,
     NotCachedError,
     RegistryError,
-    TransportError,
 )
-from ansible_collections.imagepusher.registry.plugins.module_utils._handoff import HandoffBroken
 from ansible_collections.imagepusher.registry.plugins.module_utils._parallel import parallel_map
 from ansible_collections.imagepusher.registry.plugins.module_utils._pull import cache_name, cached_tree, normalize_platforms
 from ansible_collections.imagepusher.registry.plugins.module_utils._reference import ImageReference
 from ansible_collections.imagepusher.registry.plugins.module_utils._sessions import NoSessions, UploadSessions
-from ansible_collections.imagepusher.registry.plugins.module_utils._transport import should_retry_status
+from ansible_collections.imagepusher.registry.plugins.module_utils._upload import upload_blob, upload_stream
 
 UPLOADED = "uploaded"
 MOUNTED = "mounted"
 EXISTS = "exists"
 PUSHED = "pushed"
-# Chunk size used after a registry refused a whole blob in one request (HTTP 413).
-FALLBACK_CHUNK = 16 * 1024 * 1024
-# Blobs above this go up in chunks of this size when pushing from the cache, so a killed push
-# loses at most one chunk: the session (saved after each acknowledged chunk) resumes next run.
-RESUMABLE_CHUNK = 128 * 1024 * 1024
 
 
 def find_source(cache, name, layout=False, platforms=None):
@@ -168,11 +160,13 @@ class Pusher:
         """Mount or upload one planned blob (thread-safe); no-op when it exists or was moved."""
         if item["action"] == EXISTS or item.get("done"):
             return
+        budget = self.client.transport.new_budget()  # one for the blob: its mounts, requests and restarts
         for source_repo in item.get("mount_from") or []:
-            if self.client.mount_blob(target.repository, item["digest"], source_repo):
+            if self.client.mount_blob(target.repository, item["digest"], source_repo, budget=budget):
                 item.update(action=MOUNTED, bytes=0, done=True)
                 return
-        sent = self._upload(target, item)
+        sent = upload_blob(self.client, target, item["digest"], item["size"], self.cache.blob_path(item["digest"]),
+                           self.sessions, budget, chunk_size=self.chunk_size, resumable=self.resumable)
         # A resumed session sends only what the registry lacked.
         item.update(action=UPLOADED, bytes=sent, done=True)
 
@@ -225,93 +219,10 @@ class Pusher:
         return items
 
     def upload_stream(self, target, item, handoff):
-        """Upload one blob from a Handoff while it downloads: one PATCH, then the PUT once verified.
-
-        Raises (HandoffBroken, or the registry's error) when the stream or the upload fails;
-        the caller then uploads from the cache, with retries and resumable sessions. The
-        session of a failed stream is abandoned: the registry never saw a digest for it.
-        """
-        repo, digest, size = target.repository, item["digest"], item["size"]
-        what = "upload of blob %s to %s" % (digest, repo)
-        try:
-            location, _min_chunk = self.client.start_upload(repo)
-            location, _status = self.client.upload_chunk(repo, location, handoff, 0, what)
-            if not handoff.wait_finished():
-                raise HandoffBroken("the download did not verify")
-            self.client.finish_upload(repo, location, digest, what)
-        finally:
-            handoff.release()
-        item.update(action=UPLOADED, bytes=size, done=True)
-        return size
-
-    def _upload(self, target, item):
-        """Stream one blob from disk, resuming a session a killed run left, or after a drop."""
-        repo, digest, size = target.repository, item["digest"], item["size"]
-        path = self.cache.blob_path(digest)
-        what = "upload of blob %s to %s" % (digest, repo)
-        chunk = self.chunk_size or (RESUMABLE_CHUNK if self.resumable and size > RESUMABLE_CHUNK else None)
-        state = {"location": None, "offset": 0}
-
-        def remember(location, offset):
-            state["location"], state["offset"] = location, offset
-            self.sessions.save(target.registry, repo, digest, location, offset)
-
-        def reopen():
-            """Continue the saved session when the registry still has it, else start a new one."""
-            saved = state["location"] or self.sessions.load(target.registry, repo, digest)
-            status = self.client.upload_status(repo, saved) if saved else None
-            if status is not None and 1 < status[0] <= size:
-                remember(status[1], status[0])
-                return None
-            location, min_chunk = self.client.start_upload(repo)
-            remember(location, 0)
-            return min_chunk
-
-        try:
-            min_chunk = reopen()
-        except (TransportError, RegistryError):
-            # A saved session from a registry that no longer knows it, or refuses a GET on it.
-            location, min_chunk = self.client.start_upload(repo)
-            remember(location, 0)
-        if min_chunk:
-            chunk = max(chunk or 0, min_chunk)
-        failures, sent = 0, 0
-        while True:
-            try:
-                sent += self._send_from(repo, path, size, chunk, what, state, remember)
-                self.client.finish_upload(repo, state["location"], digest, what)
-                self.sessions.clear(target.registry, repo, digest)
-                return sent
-            except (TransportError, RegistryError) as exc:
-                status = getattr(exc, "status", None)
-                if isinstance(exc, RegistryError) and status == 413 and not chunk:
-                    chunk = FALLBACK_CHUNK
-                    location, _min = self.client.start_upload(repo)
-                    remember(location, 0)
-                    continue
-                # A dropped connection, or a status the transport would retry (the PATCH body is a
-                # stream it cannot replay): back off, ask where the session stands, go on from there.
-                if isinstance(exc, RegistryError) and not should_retry_status(status):
-                    raise
-                failures += 1
-                if failures > self.retries:
-                    raise
-                self.client.transport.count_retry()
-                self.client.transport.backoff(failures - 1)
-                reopen()
-
-    def _send_from(self, repo, path, size, chunk, what, state, remember):
-        """PATCH from state["offset"] to the end: in one request, or chunk by chunk. Bytes sent."""
-        sent = 0
-        while state["offset"] < size:
-            body = BlobReader(path, state["offset"], chunk)  # a request body: length, blocks, rewind
-            try:
-                location, _status = self.client.upload_chunk(repo, state["location"], body, state["offset"], what)
-            finally:
-                body.close()
-            remember(location, state["offset"] + len(body))
-            sent += len(body)
-        return sent
+        """Upload one blob from a Handoff while it downloads (see _upload.upload_stream)."""
+        item.update(action=UPLOADED, bytes=upload_stream(self.client, target, item["digest"], item["size"], handoff),
+                    done=True)
+        return item["size"]
 
     def result(self, source_name, target, tree, blob_plan, manifest_plan, changed, before):
         blobs = [{"digest": b["digest"], "size": b["size"], "media_type": b["media_type"], "action": b["action"]}
