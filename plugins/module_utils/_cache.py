@@ -394,4 +394,3 @@ def _unlink(path):
         os.unlink(path)
     except OSError:
         pass
-

@@ -103,7 +103,7 @@ def budget(retries, **kwargs):
 @pytest.mark.parametrize("retries", [0, 1, 3])
 def test_budget_allows_exactly_its_retries_then_refuses(retries):
     made, sleeps, counted = budget(retries)
-    assert [made.retry() for _ in range(retries + 2)] == [True] * retries + [False, False]
+    assert [made.retry() for _attempt in range(retries + 2)] == [True] * retries + [False, False]
     assert made.spent == retries and made.remaining == 0
     assert len(sleeps) == retries and len(counted) == retries
 

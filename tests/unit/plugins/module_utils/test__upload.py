@@ -180,7 +180,10 @@ def test_a_saved_session_the_registry_refuses_to_describe_starts_afresh(blob, tm
     sessions = UploadSessions(str(tmp_path / "cache"))
     sessions.save(TARGET.registry, TARGET.repository, DIGEST, "/up/old", 6)
     client = FakeClient()
-    client.upload_status = lambda *args, **kwargs: (_ for _ in ()).throw(RegistryError("gone", status=500))
+
+    def refused(*args, **kwargs):
+        raise RegistryError("gone", status=500)
+    client.upload_status = refused
     assert upload_blob(client, TARGET, DIGEST, SIZE, blob, sessions, quiet_budget()) == SIZE
     assert patches(client) == [(0, DATA)]
 
