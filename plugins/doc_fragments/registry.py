@@ -90,7 +90,9 @@ options:
       - Waits double from 0.5 seconds, with jitter, capped at 30 seconds each; a V(Retry-After) header is honoured
         within that cap. So a request gives up after at most O(retries) times 30 seconds of waiting
         plus O(retries) + 1 times O(timeout).
-      - A download that drops part way resumes from the bytes already received, up to O(retries) times per blob.
+      - A download that drops part way resumes from the bytes already received, and an upload that fails part way
+        goes on from what the registry holds. Each blob has one budget of O(retries) shared by its requests and
+        these resumes, so a blob waits at most O(retries) times 30 seconds in all.
     type: int
     default: 5
 notes:

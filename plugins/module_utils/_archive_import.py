@@ -8,7 +8,7 @@ or a ``docker save`` tarball: the newer ones (Docker 25+) carry an OCI layout, w
 the older ones (``manifest.json`` + config + ``<id>/layer.tar``) get a Docker v2 schema 2
 manifest built for them.  Nothing is ever extracted to a path: members are looked up by name,
 manifests and configs are read into memory (bounded), and blobs stream into the cache
-through Cache.ingest, which verifies digest and size before a blob enters blobs/.
+through _download.download_blob, which verifies digest and size before a blob enters blobs/.
 Member names that are absolute or contain ``..`` make the whole archive refused, and
 links are followed only to regular files inside the archive.
 """
@@ -29,8 +29,10 @@ from ansible_collections.imagepusher.registry.plugins.module_utils import _media
 from ansible_collections.imagepusher.registry.plugins.module_utils import _tree
 from ansible_collections.imagepusher.registry.plugins.module_utils._archive import COPY_BUFFER, JSON_LIMIT, ArchiveError, names_of
 from ansible_collections.imagepusher.registry.plugins.module_utils._cache import REF_NAME
+from ansible_collections.imagepusher.registry.plugins.module_utils._download import download_blob
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import DigestMismatchError, ImagePusherError
 from ansible_collections.imagepusher.registry.plugins.module_utils._reference import ImageReference
+from ansible_collections.imagepusher.registry.plugins.module_utils._retry import RetryBudget
 
 MAX_LINK_DEPTH = 8
 CONTAINERD_IMAGE_NAME = "io.containerd.image.name"
@@ -131,7 +133,7 @@ class _Archive:
             handle.close()
 
     def opener(self, info):
-        """opener(offset) for Cache.ingest, streaming the member from `offset`."""
+        """opener(offset) for download_blob, streaming the member from `offset`."""
         def opener(offset):
             handle = self.tar.extractfile(info)
             handle.seek(offset)
@@ -388,7 +390,7 @@ def _ingest_blobs(cache, path, archive, todo):
     """Stream each member into the cache, which verifies digest and size before the blob is kept."""
     for item in sorted(todo, key=lambda p: p["_info"].offset_data):  # archive order: one pass over a gzip stream
         try:
-            cache.ingest(item["digest"], item["size"], archive.opener(item["_info"]), retries=0)
+            download_blob(cache, item["digest"], item["size"], archive.opener(item["_info"]), RetryBudget(0))
         except DigestMismatchError as exc:
             raise ArchiveError("archive %s: the member %s does not match the digest it is named by: %s"
                                % (path, item["_info"].name, exc.message), path=path)

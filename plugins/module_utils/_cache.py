@@ -9,10 +9,10 @@
     <root>/.imagepusher/sources.json                                repositories each blob was seen in
 
 Invariants: a file under blobs/ is always complete and matches its name (bytes are
-hashed while written to a partial file outside blobs/ and renamed in only after the
-digest and size match); index.json is replaced atomically under a lock and only ever
-names trees whose every blob is present; a partial file survives a killed process
-and the next ingest resumes from its length.
+hashed while written to a partial file outside blobs/ and renamed in by commit_partial
+only after the digest and size match); index.json is replaced atomically under a lock
+and only ever names trees whose every blob is present; a partial file survives a killed
+process and the next download (_download.py) resumes from its length.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -31,12 +31,9 @@ from ansible_collections.imagepusher.registry.plugins.module_utils import _diges
 from ansible_collections.imagepusher.registry.plugins.module_utils import _media_types
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import (
     CacheError,
-    DigestMismatchError,
     LockTimeoutError,
     MissingBlobError,
-    TransportError,
 )
-from ansible_collections.imagepusher.registry.plugins.module_utils._transport import ChunkReader
 
 REF_NAME = "org.opencontainers.image.ref.name"
 SOURCE_DIGEST = "io.imagepusher.source.digest"
@@ -123,6 +120,36 @@ def atomic_write(path, data):
             pass
         raise
     _fsync_dir(directory)
+
+
+class PartialWriter:
+    """A BlobWriter on one partial download whose OSErrors become CacheErrors naming the file."""
+
+    def __init__(self, digest, path, offset):
+        self.path = path
+        self._what = "writing blob %s" % digest
+        self._writer = self._call(_blob_io.BlobWriter, path, offset)
+
+    def _call(self, operation, *args):
+        try:
+            return operation(*args)
+        except OSError as exc:
+            raise _os_error(exc, self._what, self.path)
+
+    def write(self, view):
+        self._call(self._writer.write, view)
+
+    def truncate(self):
+        self._call(self._writer.truncate, 0)
+
+    def sync(self):
+        self._call(self._writer.sync)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self._writer.close()
 
 
 class Cache:
@@ -225,133 +252,36 @@ class Cache:
             raise _os_error(exc, "storing %s" % digest, path)
         return True
 
-    def ingest(self, digest, size, opener, retries=3, on_bytes=None, tee=None):
-        """Fetch a blob into the cache unless present; returns (action, bytes transferred).
+    # -- partial downloads (written by _download.py) ---------------------
 
-        `opener(offset)` returns (body, start offset actually served, close callable); a
-        body has readinto(view) (or is an iterable of byte chunks) and raises TransportError
-        when the connection drops; we then resume from the bytes already written. action is
-        "cached", "downloaded" or "resumed". Bytes are hashed as they are written, so the
-        blob is read once; only a resumed partial file is read back, to hash what it holds.
-        On a digest mismatch the partial file is discarded and the blob fetched once more
-        from zero before DigestMismatchError is raised. `tee(offset, view)`, when given, sees
-        every chunk as it is stored (the one-pass mirror uploads it); the view is only valid
-        during the call, and an offset that jumps back means the download started over.
+    def open_partial(self, digest, offset):
+        """The partial file of `digest`, cut to `offset` bytes and open to append (a context manager)."""
+        return PartialWriter(digest, self.partial_path(digest), offset)
+
+    def hash_partial(self, digest, verifier):
+        """Feed what the partial file holds to `verifier` (resuming must hash the bytes kept)."""
+        partial = self.partial_path(digest)
+        try:
+            verifier.update_from_file(partial)
+        except OSError as exc:
+            raise _os_error(exc, "reading blob %s" % digest, partial)
+
+    def discard_partial(self, digest):
+        _unlink(self.partial_path(digest))
+
+    def commit_partial(self, digest, verifier):
+        """Rename the partial file into blobs/ once `verifier` (fed with all its bytes) matches the digest.
+
+        DigestMismatchError otherwise, with the partial left for the caller to discard.
         """
+        verifier.check("blob %s" % digest)
         final = self.blob_path(digest)
-        if self.has_blob(digest, size):
-            return "cached", 0
-        with self.lock(_digest.split(digest)[1]):
-            # Another run may have finished this blob while we waited for the lock.
-            if self.has_blob(digest, size):
-                return "cached", 0
-            partial = self.partial_path(digest)
-            transferred = 0
-            resumed = False
-            buffer = _blob_io.aligned_buffer()
-            for fresh_attempt in (0, 1):
-                try:
-                    action, count, verifier = self._fill_partial(digest, size, partial, opener, retries, on_bytes,
-                                                                 tee, buffer)
-                    transferred += count
-                    resumed = resumed or action == "resumed"
-                    verifier.check("blob %s" % digest)
-                    break
-                except DigestMismatchError:
-                    _unlink(partial)
-                    if fresh_attempt:
-                        raise
-            try:
-                os.makedirs(os.path.dirname(final), exist_ok=True)
-                os.rename(partial, final)
-                _fsync_dir(os.path.dirname(final))
-            except OSError as exc:
-                raise _os_error(exc, "storing blob %s" % digest, final)
-        return ("resumed" if resumed else "downloaded"), transferred
-
-    def _fill_partial(self, digest, size, partial, opener, retries, on_bytes, tee, buffer):
-        """Append to the partial file until it holds `size` bytes; resume after drops.
-
-        Returns (action, bytes transferred, DigestVerifier fed with every byte of the file).
-        """
-        known = size is not None and size >= 0
-        offset = self.partial_size(digest)
-        if known and offset > size:
-            _unlink(partial)
-            offset = 0
-        verifier = _digest.DigestVerifier(digest, size if known else None)
-        if offset:
-            try:
-                verifier.update_from_file(partial)
-            except OSError as exc:
-                raise _os_error(exc, "reading blob %s" % digest, partial)
-        resumed = offset > 0
-        transferred = 0
-        drops = 0
-        view = memoryview(buffer)
         try:
-            writer = _blob_io.BlobWriter(partial, offset)
+            os.makedirs(os.path.dirname(final), exist_ok=True)
+            os.rename(self.partial_path(digest), final)
+            _fsync_dir(os.path.dirname(final))
         except OSError as exc:
-            raise _os_error(exc, "writing blob %s" % digest, partial)
-        with writer:
-            while True:
-                if known and offset == size:
-                    break
-                body, start, close = opener(offset)
-                try:
-                    if start != offset:  # the server ignored our Range: start over (not a resume, then)
-                        offset = 0
-                        resumed = False
-                        verifier = _digest.DigestVerifier(digest, size if known else None)
-                        self._write(writer.truncate, digest, partial, 0)
-                    reader = body if hasattr(body, "readinto") else ChunkReader(body)
-                    dropped = None
-                    while True:
-                        # Read one byte past the declared size: a registry sending more is caught here.
-                        want = min(len(view), size - offset + 1) if known else len(view)
-                        count, dropped = _fill(reader, view[:want])
-                        if known and offset + count > size:
-                            raise DigestMismatchError("blob %s: registry sent more than the %d bytes the manifest "
-                                                      "declares" % (digest, size))
-                        if count:
-                            chunk = view[:count]
-                            verifier.update(chunk)
-                            self._write(writer.write, digest, partial, chunk)
-                            if tee is not None:
-                                tee(offset, chunk)
-                            offset += count
-                            transferred += count
-                            if on_bytes:
-                                on_bytes(count)
-                        if dropped is not None or count < want:
-                            break
-                finally:
-                    close()
-                if dropped is not None:
-                    drops += 1
-                    if drops > retries:
-                        raise dropped
-                    resumed = True
-                    continue
-                if not known or offset >= size:
-                    break
-                # The body ended early without an error (truncated): resume like after a drop.
-                drops += 1
-                if drops > retries:
-                    # A transport failure, not corruption: the partial is kept and the next run resumes it.
-                    raise TransportError("blob %s: the registry kept ending the body early (%d of %d bytes); "
-                                         "the bytes received are kept and a rerun resumes from them"
-                                         % (digest, offset, size))
-                resumed = True
-            self._write(writer.sync, digest, partial)
-        return ("resumed" if resumed else "downloaded"), transferred, verifier
-
-    @staticmethod
-    def _write(operation, digest, partial, *args):
-        try:
-            operation(*args)
-        except OSError as exc:
-            raise _os_error(exc, "writing blob %s" % digest, partial)
+            raise _os_error(exc, "storing blob %s" % digest, final)
 
     # -- references (index.json) -----------------------------------------
 
@@ -464,17 +394,3 @@ def _unlink(path):
         os.unlink(path)
     except OSError:
         pass
-
-
-def _fill(reader, view):
-    """Read until `view` is full or the body ends: (count, TransportError when it dropped, else None)."""
-    count = 0
-    while count < len(view):
-        try:
-            got = reader.readinto(view[count:])
-        except TransportError as exc:
-            return count, exc
-        if not got:
-            break
-        count += got
-    return count, None

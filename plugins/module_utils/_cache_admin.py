@@ -9,7 +9,7 @@ Ansible-free.  Every operation takes ``check_mode`` and then only reads.
 
 Prune and concurrent runs (pulls, imports) on the same cache
 -------------------------------------------------------------
-A pull writes blobs first (Cache.ingest, under a per-blob lock), then manifests, then
+A pull writes blobs first (_download.download_blob, under a per-blob lock), then manifests, then
 its name in index.json (Cache.set_ref, under the "index" lock).  So, between its first
 blob and its set_ref, what it wrote is reachable from no name, and holding the "index"
 lock alone cannot protect it: ingest does not take that lock.  prune therefore

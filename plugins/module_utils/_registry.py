@@ -114,8 +114,11 @@ class RegistryClient:
         return self.base_url + path
 
     def _send(self, method, url, scopes, headers=None, data=None, stream=False, retry=True,
-              allow_redirects=True):
-        """One request with auth: on a 401 answer the challenge once and resend."""
+              allow_redirects=True, budget=None):
+        """One request with auth: on a 401 answer the challenge once and resend.
+
+        `budget`: the retries of the transfer this request belongs to (see _retry.RetryBudget).
+        """
         for attempt in (0, 1):
             sent_headers = dict(headers or {})
             authorization = self.auth.header_for(scopes)
@@ -124,7 +127,8 @@ class RegistryClient:
             if hasattr(data, "seek_start"):
                 data.seek_start()
             response = self.transport.request(method, url, self.registry, headers=sent_headers, data=data,
-                                              stream=stream, retry=retry, allow_redirects=allow_redirects)
+                                              stream=stream, retry=retry, allow_redirects=allow_redirects,
+                                              budget=budget)
             if response.status_code == 401 and attempt == 0 and self.auth.answer(response, scopes):
                 response.close()
                 continue
@@ -218,10 +222,10 @@ class RegistryClient:
             # Name the image and the registry: "Manifest: expected ..." alone says neither.
             raise type(exc)("%s from %s: %s" % (what, self.registry, exc.message), **exc.details)
 
-    def head_blob(self, repository, digest, scopes=None):
+    def head_blob(self, repository, digest, scopes=None, budget=None):
         """Size of the blob if the repository has it, else None."""
         scopes = scopes or [repository_scope(repository, "pull")]
-        response = self._send("HEAD", self._url("/v2/%s/blobs/%s" % (repository, digest)), scopes)
+        response = self._send("HEAD", self._url("/v2/%s/blobs/%s" % (repository, digest)), scopes, budget=budget)
         response.close()
         if response.status_code == 404:
             return None
@@ -230,12 +234,12 @@ class RegistryClient:
         size = response.headers.get("Content-Length")
         return int(size) if size and size.isdigit() else -1
 
-    def open_blob(self, repository, digest, offset=0, scopes=None):
+    def open_blob(self, repository, digest, offset=0, scopes=None, budget=None):
         """(streaming response, offset it starts at). The offset is 0 when the server ignored Range."""
         scopes = scopes or [repository_scope(repository, "pull")]
         headers = {"Range": "bytes=%d-" % offset} if offset else None
         response = self._send("GET", self._url("/v2/%s/blobs/%s" % (repository, digest)), scopes,
-                              headers=headers, stream=True)
+                              headers=headers, stream=True, budget=budget)
         if response.status_code == 206 and offset:
             start = _content_range_start(response.headers.get("Content-Range"))
             if start != offset:
@@ -246,7 +250,7 @@ class RegistryClient:
         if response.status_code == 416 and offset:
             # The partial file claims more than the server has: start over.
             response.close()
-            return self.open_blob(repository, digest, 0, scopes)
+            return self.open_blob(repository, digest, 0, scopes, budget)
         if response.status_code != 200:
             self._fail(response, "blob %s in %s" % (digest, repository), scopes)
         return response, 0
@@ -266,12 +270,12 @@ class RegistryClient:
         verifier.check("blob %s" % digest)
         return data
 
-    def mount_blob(self, repository, digest, source_repository):
+    def mount_blob(self, repository, digest, source_repository, budget=None):
         """Ask the registry to link a blob from another repository. True when it did."""
         scopes = [repository_scope(repository, "pull", "push"), repository_scope(source_repository, "pull")]
         url = self._url("/v2/%s/blobs/uploads/?%s" % (repository, urlencode([("mount", digest),
                                                                              ("from", source_repository)])))
-        response = self._send("POST", url, scopes)
+        response = self._send("POST", url, scopes, budget=budget)
         response.close()
         if response.status_code == 201:
             return True
@@ -281,7 +285,7 @@ class RegistryClient:
             location = response.headers.get("Location")
             if location:
                 try:
-                    self._send("DELETE", self._same_host_url(location, "cancel upload"), scopes).close()
+                    self._send("DELETE", self._same_host_url(location, "cancel upload"), scopes, budget=budget).close()
                 except Exception:
                     pass
             return False
@@ -289,10 +293,10 @@ class RegistryClient:
             return False
         self._fail(response, "mount of blob %s into %s" % (digest, repository), scopes)
 
-    def start_upload(self, repository):
+    def start_upload(self, repository, budget=None):
         """POST an upload session: (location URL, minimum chunk length or None)."""
         scopes = [repository_scope(repository, "pull", "push")]
-        response = self._send("POST", self._url("/v2/%s/blobs/uploads/" % repository), scopes)
+        response = self._send("POST", self._url("/v2/%s/blobs/uploads/" % repository), scopes, budget=budget)
         response.close()
         if response.status_code != 202:
             self._fail(response, "start of a blob upload to %s" % repository, scopes)
@@ -300,14 +304,14 @@ class RegistryClient:
         return (self._same_host_url(response.headers.get("Location"), "blob upload to %s" % repository),
                 int(min_chunk) if min_chunk and min_chunk.isdigit() else None)
 
-    def upload_status(self, repository, location):
+    def upload_status(self, repository, location, budget=None):
         """(bytes the registry holds, Location to continue at) for an upload session; None when gone.
 
         The registry answers with a fresh Location: Distribution signs the offset into it, so
         the next PATCH must use that one, not the one we asked with.
         """
         scopes = [repository_scope(repository, "pull", "push")]
-        response = self._send("GET", self._same_host_url(location, "upload status"), scopes)
+        response = self._send("GET", self._same_host_url(location, "upload status"), scopes, budget=budget)
         response.close()
         if response.status_code == 204:
             end = _range_end(response.headers.get("Range"))
@@ -316,15 +320,19 @@ class RegistryClient:
                     self._same_host_url(next_location, "upload status") if next_location else location)
         return None
 
-    def upload_chunk(self, repository, location, body, start, what):
-        """PATCH one chunk (or the whole blob) at `start`; returns (next location, status)."""
+    def upload_chunk(self, repository, location, body, start, what, budget=None):
+        """PATCH one chunk (or the whole blob) at `start`; returns (next location, status).
+
+        The transport never retries the PATCH (its body is a stream it cannot replay), so it
+        spends nothing of `budget`: the caller restarts the upload and draws from it then.
+        """
         scopes = [repository_scope(repository, "pull", "push")]
         headers = {"Content-Type": "application/octet-stream"}
         length = len(body)
         if length:
             headers["Content-Range"] = "%d-%d" % (start, start + length - 1)
         # A streamed body cannot be replayed by the transport: the caller resumes instead.
-        response = self._send("PATCH", location, scopes, headers=headers, data=body, retry=False)
+        response = self._send("PATCH", location, scopes, headers=headers, data=body, retry=False, budget=budget)
         response.close()
         if response.status_code != 202:
             if response.status_code == 413:
@@ -333,11 +341,11 @@ class RegistryClient:
             self._fail(response, what, scopes)
         return self._same_host_url(response.headers.get("Location"), what), response.status_code
 
-    def finish_upload(self, repository, location, digest, what):
+    def finish_upload(self, repository, location, digest, what, budget=None):
         scopes = [repository_scope(repository, "pull", "push")]
         sep = "&" if "?" in location else "?"
         url = location + sep + urlencode([("digest", digest)])
-        response = self._send("PUT", url, scopes, headers={"Content-Length": "0"}, data=b"")
+        response = self._send("PUT", url, scopes, headers={"Content-Length": "0"}, data=b"", budget=budget)
         response.close()
         if response.status_code != 201:
             self._fail(response, what, scopes)

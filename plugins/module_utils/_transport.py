@@ -3,10 +3,11 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """HTTP transport: one pooled requests.Session, TLS settings, timeouts and retries.
 
-Retries are decided by a status table, not by catching everything: 408, 429 and 5xx
-and connection-level failures are retried with capped exponential backoff, honouring
-Retry-After; any other 4xx is returned to the caller at once.  The worst-case time
-spent sleeping is bounded by `retries * backoff_max` (documented in the modules).
+Retries follow the policy in _retry.py: 408, 429 and 5xx and connection-level failures
+are retried with capped exponential backoff, honouring Retry-After; any other 4xx is
+returned to the caller at once.  A request draws its retries from the budget of the
+transfer it belongs to, so the worst-case time spent sleeping is bounded by
+`retries * backoff_max` per transfer (documented in the modules).
 
 TLS: `ca_path` (a PEM file, or a directory of PEM files that need not be c_rehash'd) is
 trusted in addition to the default bundle; both go into one temporary bundle file that
@@ -24,10 +25,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import atexit
-import email.utils
 import http.client as http_client
 import os
-import random
 import re
 import tempfile
 import threading
@@ -46,40 +45,15 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._errors impor
     TLSError,
     TransportError,
 )
+from ansible_collections.imagepusher.registry.plugins.module_utils._retry import (
+    RetryBudget,
+    parse_retry_after,
+    should_retry_status,
+)
 
-RETRY_STATUSES = frozenset([408, 429, 500, 502, 503, 504])
 USER_AGENT = "imagepusher.registry/0.1"
 # Network reads are done in large chunks: 1-4 MiB measured 2.5x faster than 64 KiB here.
 CHUNK_SIZE = 1024 * 1024
-
-
-def parse_retry_after(value, now=None):
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), or None."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    now = time.time() if now is None else now
-    return max(0.0, when.timestamp() - now)
-
-
-def backoff_delay(attempt, base, cap, retry_after=None):
-    """Delay before retry number `attempt` (0-based): Retry-After if given, else jittered 2^n; never above cap."""
-    if retry_after is not None:
-        return min(max(retry_after, 0.0), cap)
-    delay = base * (2 ** attempt)
-    return min(cap, delay * (0.5 + random.random() / 2))
-
-
-def should_retry_status(status):
-    return status in RETRY_STATUSES
 
 
 def describe_connection_error(exc):
@@ -296,26 +270,29 @@ class Transport:
         with self._lock:
             self.retry_count += 1
 
-    def count_retry(self):
-        """Count a retry that a caller made itself (a resumed download or upload): results report it."""
-        self._count_retry()
-
-    def backoff(self, attempt):
-        """Sleep as the transport does before retry number `attempt` (0-based)."""
-        self._sleep(backoff_delay(attempt, self.backoff_base, self.backoff_max))
+    def new_budget(self):
+        """The retries one transfer may make (`retries` of them), counted into retry_count for the result."""
+        return RetryBudget(self.retries, self.backoff_base, self.backoff_max, sleep=self._sleep,
+                           on_retry=self._count_retry)
 
     def request(self, method, url, host, headers=None, data=None, stream=False,
-                allow_redirects=True, retry=True, timeout=None):
+                allow_redirects=True, retry=True, timeout=None, budget=None):
         """Send one request, retrying per the status table.
 
-        `host` names the registry in messages.  `data` must be re-sendable (bytes or
-        None) when retry is on; a streamed body is retried by its caller, which knows
-        how to rewind it.  Returns the final response whatever its status; raises
-        TransportError/TLSError when no response could be had.
+        `host` names the registry in messages.  Retries are drawn from `budget` (the
+        transfer's, shared with its resumes) or, without one, from a fresh budget of
+        `retries`.  `data` must be re-sendable (bytes or None) when retry is on; a streamed
+        body is retried by its caller, which knows how to rewind it.  Returns the final
+        response whatever its status; raises TransportError/TLSError when no response
+        could be had.
         """
-        attempts = (self.retries if retry else 0) + 1
-        last_exc = None
-        for attempt in range(attempts):
+        if not retry:
+            budget = RetryBudget(0)
+        elif budget is None:
+            budget = self.new_budget()
+        attempts = 0
+        while True:
+            attempts += 1
             try:
                 response = self.session.request(
                     method, url, headers=headers, data=data, stream=stream,
@@ -325,27 +302,20 @@ class Transport:
                 raise tls_error(host, exc, self.client_cert)
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
                     requests.exceptions.ChunkedEncodingError) as exc:
-                last_exc = exc
-                if attempt + 1 < attempts:
-                    self._count_retry()
-                    self._sleep(backoff_delay(attempt, self.backoff_base, self.backoff_max))
+                if budget.retry():
                     continue
-                break
+                raise TransportError("cannot reach registry %s after %d attempt(s): %s"
+                                     % (host, attempts, describe_connection_error(exc)), registry=host)
             except requests.exceptions.RequestException as exc:
                 raise TransportError("request to registry %s failed: %s" % (host, describe_connection_error(exc)),
                                      registry=host)
 
-            if should_retry_status(response.status_code) and attempt + 1 < attempts:
-                delay = backoff_delay(attempt, self.backoff_base, self.backoff_max,
-                                      parse_retry_after(response.headers.get("Retry-After")))
+            if should_retry_status(response.status_code) and budget.remaining:
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 response.close()
-                self._count_retry()
-                self._sleep(delay)
+                budget.retry(retry_after)
                 continue
             return response
-        raise TransportError(
-            "cannot reach registry %s after %d attempt(s): %s" % (host, attempts, describe_connection_error(last_exc)),
-            registry=host)
 
     def close(self):
         self.session.close()

@@ -12,7 +12,9 @@ import pytest
 from ansible_collections.imagepusher.registry.plugins.module_utils import _cache_admin as admin
 from ansible_collections.imagepusher.registry.plugins.module_utils._cache import REF_NAME, Cache, FileLock
 from ansible_collections.imagepusher.registry.plugins.module_utils._digest import of_bytes
+from ansible_collections.imagepusher.registry.plugins.module_utils._download import download_blob
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import CacheError
+from ansible_collections.imagepusher.registry.plugins.module_utils._retry import RetryBudget
 from ansible_collections.imagepusher.registry.plugins.module_utils._tree import entry_tree
 from tests.support import images
 
@@ -322,7 +324,7 @@ def test_prune_next_to_a_pull_that_is_downloading(cache):
             yield data[len(data) // 2:]
         return body(), offset, lambda: None
 
-    puller = threading.Thread(target=cache.ingest, args=(digest, len(data), opener))
+    puller = threading.Thread(target=download_blob, args=(cache, digest, len(data), opener, RetryBudget(3)))
     puller.start()
     assert half_written.wait(10)
     time.sleep(0.05)

@@ -2,7 +2,6 @@
 # Copyright: contributors to imagepusher.registry
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-import email.utils
 import gzip
 import http.server
 import os
@@ -19,92 +18,13 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._transport im
     BodyReader,
     ChunkReader,
     Transport,
-    backoff_delay,
     describe_connection_error,
     iter_body,
-    parse_retry_after,
-    should_retry_status,
 )
 from tests.support.pki import CertificateAuthority
 from tests.unit.plugins.module_utils.fake_http import FakeServer, Reply, closed_port, scripted, write_raw
 
 SECRET = "S3CRET-token-value"
-NOW = 1700000000.0
-
-
-# -- parse_retry_after -------------------------------------------------------
-
-@pytest.mark.parametrize("value, expected", [
-    ("0", 0.0),
-    ("1", 1.0),
-    ("120", 120.0),
-    ("  7  ", 7.0),
-    (email.utils.formatdate(NOW + 30, usegmt=True), 30.0),
-    (email.utils.formatdate(NOW + 3600, usegmt=True), 3600.0),
-    (email.utils.formatdate(NOW - 60, usegmt=True), 0.0),  # a date in the past: no wait
-    ("soon", None),
-    ("1.5", None),  # delta-seconds is an integer
-    ("-5", None),
-    ("Wed, 99 Foo 2015 07:28:00 GMT", None),
-    ("", None),
-    (None, None),
-])
-def test_parse_retry_after(value, expected):
-    assert parse_retry_after(value, now=NOW) == expected
-
-
-def test_parse_retry_after_http_date_uses_the_clock_when_now_is_not_given():
-    import time
-    delay = parse_retry_after(email.utils.formatdate(time.time() + 100, usegmt=True))
-    assert 95 <= delay <= 100
-
-
-# -- backoff_delay -----------------------------------------------------------
-
-@pytest.mark.parametrize("attempt, expected", [(0, 0.5), (1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (5, 16.0),
-                                               (6, 30.0), (20, 30.0)])
-def test_backoff_delay_grows_exponentially_up_to_the_cap(monkeypatch, attempt, expected):
-    monkeypatch.setattr(_transport.random, "random", lambda: 1.0)  # jitter at its top: exactly base * 2^n
-    assert backoff_delay(attempt, 0.5, 30.0) == expected
-
-
-@pytest.mark.parametrize("attempt", range(8))
-def test_backoff_delay_jitter_stays_between_half_and_full_delay(attempt):
-    full = min(30.0, 0.5 * 2 ** attempt)
-    for _sample in range(50):
-        delay = backoff_delay(attempt, 0.5, 30.0)
-        assert full / 2 <= delay <= full
-
-
-def test_backoff_delay_jitter_bottom(monkeypatch):
-    monkeypatch.setattr(_transport.random, "random", lambda: 0.0)
-    assert backoff_delay(3, 0.5, 30.0) == 2.0
-
-
-@pytest.mark.parametrize("retry_after, cap, expected", [
-    (1.0, 30.0, 1.0),
-    (0.0, 30.0, 0.0),
-    (29.5, 30.0, 29.5),
-    (3600.0, 30.0, 30.0),  # clamped: a hostile Retry-After cannot park us for an hour
-    (-5.0, 30.0, 0.0),
-    (10.0, 2.0, 2.0),
-])
-def test_backoff_delay_honours_retry_after_clamped_to_cap(retry_after, cap, expected):
-    # whatever the attempt number: Retry-After replaces the exponential delay
-    assert backoff_delay(7, 0.5, cap, retry_after=retry_after) == expected
-    assert backoff_delay(0, 0.5, cap, retry_after=retry_after) == expected
-
-
-# -- should_retry_status -----------------------------------------------------
-
-@pytest.mark.parametrize("status, retry", [
-    (408, True), (429, True), (500, True), (502, True), (503, True), (504, True),
-    (200, False), (201, False), (202, False), (204, False), (206, False), (301, False), (307, False),
-    (400, False), (401, False), (403, False), (404, False), (405, False), (409, False), (413, False),
-    (416, False), (501, False),
-])
-def test_should_retry_status(status, retry):
-    assert should_retry_status(status) is retry
 
 
 # -- describe_connection_error -----------------------------------------------
@@ -232,6 +152,31 @@ def test_request_without_retry_sends_once(sleeps):
         transport.close()
     assert len(server.requests) == 1
     assert sleeps == []
+
+
+def test_requests_sharing_a_budget_draw_from_it_together(sleeps):
+    with FakeServer(scripted(Reply(503), Reply(200), Reply(503), Reply(503), Reply(200))) as server:
+        transport = make_transport(sleeps, retries=2)
+        budget = transport.new_budget()
+        assert transport.request("GET", server.url + "/v2/", "reg.test", budget=budget).status_code == 200
+        # one retry left for the second request of the transfer: its second 503 is the answer
+        assert transport.request("GET", server.url + "/v2/", "reg.test", budget=budget).status_code == 503
+        # a lone request gets a fresh budget of `retries`
+        assert transport.request("GET", server.url + "/v2/", "reg.test").status_code == 200
+        transport.close()
+    assert len(server.requests) == 5
+    assert budget.remaining == 0
+    assert transport.retry_count == 2 and len(sleeps) == 2
+
+
+def test_request_without_retry_leaves_the_budget_alone(sleeps):
+    with FakeServer(scripted(Reply(503), Reply(200))) as server:
+        transport = make_transport(sleeps)
+        budget = transport.new_budget()
+        response = transport.request("PATCH", server.url + "/v2/", "reg.test", retry=False, budget=budget)
+        assert response.status_code == 503
+        transport.close()
+    assert budget.spent == 0 and sleeps == [] and transport.retry_count == 0
 
 
 def test_request_resends_a_bytes_body_on_each_attempt(sleeps):

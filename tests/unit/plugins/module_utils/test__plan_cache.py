@@ -1,19 +1,33 @@
 # -*- coding: utf-8 -*-
 # Copyright: contributors to imagepusher.registry
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""_plan (plan_pull, plan_manifests) over trees _tree.walk builds (the walk itself: test__tree.py)."""
+"""_plan over a real cache: the steps planned from what a StoreEndpoint reports are what the download then does."""
 
 import pytest
 
 from ansible_collections.imagepusher.registry.plugins.module_utils import _media_types as mt
 from ansible_collections.imagepusher.registry.plugins.module_utils._cache import Cache
 from ansible_collections.imagepusher.registry.plugins.module_utils._digest import of_bytes
-from ansible_collections.imagepusher.registry.plugins.module_utils._plan import plan_manifests, plan_pull
+from ansible_collections.imagepusher.registry.plugins.module_utils import _plan
+from ansible_collections.imagepusher.registry.plugins.module_utils._download import download_blob
+from ansible_collections.imagepusher.registry.plugins.module_utils._endpoints import StoreEndpoint
+from ansible_collections.imagepusher.registry.plugins.module_utils._retry import RetryBudget
 from ansible_collections.imagepusher.registry.plugins.module_utils._tree import walk
 from tests.unit.plugins.module_utils.tree_builders import Store, multiarch
 
 
-# -- plan_pull / plan_manifests ----------------------------------------------------------------
+# -- what a pull plans against the cache -------------------------------------------------------
+
+def plan_pull(tree, cache):
+    """The fetch steps, as the pull result renders them (plus the bytes each is expected to move)."""
+    store = StoreEndpoint(cache)
+    steps = _plan.plan_fetches(tree, store.stored(tree.blobs), store.partials(tree.blobs))
+    return [dict(blob, bytes=step.bytes) for blob, step in zip(_plan.render_blobs(steps), steps)]
+
+
+def plan_manifests(tree, cache):
+    return [step.render() for step in _plan.plan_stores(tree, StoreEndpoint(cache).stored_manifests(tree.manifests))]
+
 
 @pytest.fixture
 def cache(tmp_path):
@@ -39,7 +53,7 @@ def big_image():
 
 def prepare(cache, store, layers):
     cached, partial, _absent, overlong = layers
-    cache.ingest(of_bytes(cached), len(cached), serve(cached))
+    download_blob(cache, of_bytes(cached), len(cached), serve(cached), RetryBudget(3))
     seed_partial(cache, of_bytes(partial), partial[:300])
     seed_partial(cache, of_bytes(overlong), overlong + b"junk")
 
@@ -73,7 +87,7 @@ def test_plan_pull_says_what_ingest_then_does(cache):
     done = [dict(entry, action=None, bytes=None) for entry in plan]
     for entry, result in zip(plan, done):
         content = store.blobs[entry["digest"]]
-        result["action"], result["bytes"] = cache.ingest(entry["digest"], entry["size"], serve(content))
+        result["action"], result["bytes"] = download_blob(cache, entry["digest"], entry["size"], serve(content), RetryBudget(3))
     assert done == plan
     assert [e["action"] for e in plan_pull(tree, cache)] == ["cached"] * len(plan)
 
@@ -82,11 +96,11 @@ def test_plan_pull_of_a_complete_partial_agrees_with_ingest(cache):
     store = Store()
     layer = b"complete but not renamed " * 10
     image = store.image("amd64", [layer])
-    cache.ingest(image.config.digest, image.config.size, serve(store.blobs[image.config.digest]))
+    download_blob(cache, image.config.digest, image.config.size, serve(store.blobs[image.config.digest]), RetryBudget(3))
     seed_partial(cache, of_bytes(layer), layer)
     tree = walk(image, store.load)
     planned = [(e["action"], e["bytes"]) for e in plan_pull(tree, cache)]
-    assert planned[1] == cache.ingest(of_bytes(layer), len(layer), serve(layer))
+    assert planned[1] == download_blob(cache, of_bytes(layer), len(layer), serve(layer), RetryBudget(3))
 
 
 def test_plan_manifests(cache):

@@ -1,0 +1,141 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to imagepusher.registry
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Upload one blob to a registry: from a file, resumably, or from a download's stream.
+
+From a file, the blob goes up in one PATCH (or in chunks: when asked, when the registry
+wants a minimum, when it refused one large request with 413, or for a big blob from our
+own cache, so a killed push loses at most one chunk).  Each acknowledged chunk's session
+is saved (_sessions.py); after a drop, or a status worth retrying, the upload asks the
+registry where the session stands and goes on from there.  Its requests and its restarts
+all draw from one retry budget for the blob.
+
+From a stream (the one-pass mirror), the PATCH reads a Handoff while the download fills
+it; the upload is completed only after the download verified the digest.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.imagepusher.registry.plugins.module_utils._blob_io import BlobReader
+from ansible_collections.imagepusher.registry.plugins.module_utils._errors import RegistryError, TransportError
+from ansible_collections.imagepusher.registry.plugins.module_utils._handoff import HandoffBroken
+from ansible_collections.imagepusher.registry.plugins.module_utils._retry import should_retry_status
+
+# Chunk size used after a registry refused a whole blob in one request (HTTP 413).
+FALLBACK_CHUNK = 16 * 1024 * 1024
+# Blobs above this go up in chunks of this size when pushing from the cache, so a killed push
+# loses at most one chunk: the session (saved after each acknowledged chunk) resumes next run.
+RESUMABLE_CHUNK = 128 * 1024 * 1024
+
+
+def upload_blob(client, target, digest, size, path, sessions, budget, chunk_size=None, resumable=True):
+    """Stream the blob at `path` to `target`'s repository; returns the bytes sent.
+
+    `sessions` keeps upload sessions across runs (_sessions.UploadSessions, or NoSessions);
+    `resumable` chunks big blobs so a session is worth keeping. A resumed session sends
+    only what the registry lacked. `budget` pays for the requests' retries and the restarts.
+    """
+    chunk = chunk_size or (RESUMABLE_CHUNK if resumable and size > RESUMABLE_CHUNK else None)
+    return _Upload(client, target, digest, size, sessions, budget).run(path, chunk)
+
+
+def upload_stream(client, target, digest, size, handoff, budget=None):
+    """Upload one blob from a Handoff while it downloads: one PATCH, then the PUT once verified.
+
+    Raises (HandoffBroken, or the registry's error) when the stream or the upload fails;
+    the caller then uploads from the cache, with retries and resumable sessions. The
+    session of a failed stream is abandoned: the registry never saw a digest for it.
+    Returns the bytes sent.
+    """
+    repo = target.repository
+    what = "upload of blob %s to %s" % (digest, repo)
+    budget = budget or client.transport.new_budget()
+    try:
+        location, _min_chunk = client.start_upload(repo, budget=budget)
+        location, _status = client.upload_chunk(repo, location, handoff, 0, what, budget=budget)
+        if not handoff.wait_finished():
+            raise HandoffBroken("the download did not verify")
+        client.finish_upload(repo, location, digest, what, budget=budget)
+    finally:
+        handoff.release()
+    return size
+
+
+class _Upload:
+    """One blob's upload session: where it stands, and how it goes on after a failure."""
+
+    def __init__(self, client, target, digest, size, sessions, budget):
+        self.client = client
+        self.registry = target.registry
+        self.repo = target.repository
+        self.digest = digest
+        self.size = size
+        self.sessions = sessions
+        self.budget = budget
+        self.what = "upload of blob %s to %s" % (digest, self.repo)
+        self.location = None
+        self.offset = 0
+
+    def run(self, path, chunk):
+        try:
+            min_chunk = self._reopen()
+        except (TransportError, RegistryError):
+            # A saved session from a registry that no longer knows it, or refuses a GET on it.
+            min_chunk = self._start()
+        if min_chunk:
+            chunk = max(chunk or 0, min_chunk)
+        sent = 0
+        while True:
+            try:
+                sent += self._send_from(path, chunk)
+                self.client.finish_upload(self.repo, self.location, self.digest, self.what, budget=self.budget)
+                self.sessions.clear(self.registry, self.repo, self.digest)
+                return sent
+            except (TransportError, RegistryError) as exc:
+                status = getattr(exc, "status", None)
+                if isinstance(exc, RegistryError) and status == 413 and not chunk:
+                    chunk = FALLBACK_CHUNK
+                    self._start()
+                    continue
+                # A dropped connection, or a status the transport would retry (the PATCH body is a
+                # stream it cannot replay): back off, ask where the session stands, go on from there.
+                if isinstance(exc, RegistryError) and not should_retry_status(status):
+                    raise
+                if not self.budget.retry():
+                    raise
+                self._reopen()
+
+    def _remember(self, location, offset):
+        self.location, self.offset = location, offset
+        self.sessions.save(self.registry, self.repo, self.digest, location, offset)
+
+    def _start(self):
+        """A new session from zero; returns the registry's minimum chunk length, if it has one."""
+        location, min_chunk = self.client.start_upload(self.repo, budget=self.budget)
+        self._remember(location, 0)
+        return min_chunk
+
+    def _reopen(self):
+        """Continue the saved session when the registry still has it, else start a new one."""
+        saved = self.location or self.sessions.load(self.registry, self.repo, self.digest)
+        status = self.client.upload_status(self.repo, saved, budget=self.budget) if saved else None
+        if status is not None and 1 < status[0] <= self.size:
+            self._remember(status[1], status[0])
+            return None
+        return self._start()
+
+    def _send_from(self, path, chunk):
+        """PATCH from the session's offset to the end: in one request, or chunk by chunk. Bytes sent."""
+        sent = 0
+        while self.offset < self.size:
+            body = BlobReader(path, self.offset, chunk)  # a request body: length, blocks, rewind
+            try:
+                location, _status = self.client.upload_chunk(self.repo, self.location, body, self.offset, self.what,
+                                                             budget=self.budget)
+            finally:
+                body.close()
+            self._remember(location, self.offset + len(body))
+            sent += len(body)
+        return sent

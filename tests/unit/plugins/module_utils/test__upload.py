@@ -1,0 +1,285 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to imagepusher.registry
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+import pytest
+
+from ansible_collections.imagepusher.registry.plugins.module_utils import _upload
+from ansible_collections.imagepusher.registry.plugins.module_utils._digest import of_bytes
+from ansible_collections.imagepusher.registry.plugins.module_utils._errors import RegistryError, TransportError
+from ansible_collections.imagepusher.registry.plugins.module_utils._handoff import HandoffBroken
+from ansible_collections.imagepusher.registry.plugins.module_utils._reference import ImageReference
+from ansible_collections.imagepusher.registry.plugins.module_utils._registry import RegistryClient
+from ansible_collections.imagepusher.registry.plugins.module_utils._retry import RetryBudget
+from ansible_collections.imagepusher.registry.plugins.module_utils._sessions import NoSessions, UploadSessions
+from ansible_collections.imagepusher.registry.plugins.module_utils._transport import Transport
+from ansible_collections.imagepusher.registry.plugins.module_utils._upload import upload_blob, upload_stream
+from tests.unit.plugins.module_utils.fake_http import FakeServer, Reply
+
+DATA = b"0123456789abcdef"  # 16 bytes
+DIGEST = of_bytes(DATA)
+SIZE = len(DATA)
+TARGET = ImageReference.parse("reg.test/team/app:v1")
+DROP = TransportError("connection to registry reg.test dropped mid-transfer: reset")
+
+
+class FakeTransport:
+    def __init__(self):
+        self.retry_count = 0
+
+    def new_budget(self):
+        return RetryBudget(3, sleep=lambda _delay: None, on_retry=self._count)
+
+    def _count(self):
+        self.retry_count += 1
+
+
+class FakeClient:
+    """The RegistryClient operations an upload uses; PATCH outcomes are scripted, calls recorded."""
+
+    def __init__(self, patches=(), held=None, min_chunk=None):
+        self.patches = list(patches)  # per PATCH: None (accepted) or the exception to raise
+        self.held = held  # upload_status answer: bytes the registry holds, or None when the session is gone
+        self.min_chunk = min_chunk
+        self.calls = []
+        self.budgets = set()
+        self.transport = FakeTransport()
+
+    def _saw(self, budget):
+        self.budgets.add(id(budget))
+
+    def start_upload(self, repository, budget=None):
+        self._saw(budget)
+        started = sum(1 for call in self.calls if call[0] == "start")
+        self.calls.append(("start",))
+        return "/up/%d" % started, self.min_chunk
+
+    def upload_status(self, repository, location, budget=None):
+        self._saw(budget)
+        self.calls.append(("status", location))
+        return None if self.held is None else (self.held, location + "?at=%d" % self.held)
+
+    def upload_chunk(self, repository, location, body, start, what, budget=None):
+        self._saw(budget)
+        sent = b"".join(bytes(block) for block in iter(body.read, b""))
+        self.calls.append(("patch", location, start, sent))
+        outcome = self.patches.pop(0) if self.patches else None
+        if outcome is not None:
+            raise outcome
+        return location.split("?")[0] + "?at=%d" % (start + len(sent)), 202
+
+    def finish_upload(self, repository, location, digest, what, budget=None):
+        self._saw(budget)
+        self.calls.append(("finish", location, digest))
+
+
+@pytest.fixture
+def blob(tmp_path):
+    path = tmp_path / "blob"
+    path.write_bytes(DATA)
+    return str(path)
+
+
+def quiet_budget(retries=3, counted=None):
+    return RetryBudget(retries, sleep=lambda _delay: None,
+                       on_retry=None if counted is None else lambda: counted.append(1))
+
+
+def patches(client):
+    return [(call[2], call[3]) for call in client.calls if call[0] == "patch"]
+
+
+def test_one_patch_then_the_put(blob):
+    client, budget = FakeClient(), quiet_budget()
+    assert upload_blob(client, TARGET, DIGEST, SIZE, blob, NoSessions(), budget) == SIZE
+    assert client.calls == [("start",), ("patch", "/up/0", 0, DATA), ("finish", "/up/0?at=16", DIGEST)]
+    assert budget.spent == 0
+    assert client.budgets == {id(budget)}  # every request of the blob draws from its budget
+
+
+def test_a_failed_patch_restarts_from_where_the_registry_stands(blob):
+    counted = []
+    client = FakeClient(patches=[None, DROP], held=4)
+    budget = quiet_budget(counted=counted)
+    sent = upload_blob(client, TARGET, DIGEST, SIZE, blob, NoSessions(), budget, chunk_size=4)
+    # chunk two dropped: the registry holds 4 bytes, so the upload goes on from byte 4
+    assert patches(client) == [(0, DATA[:4]), (4, DATA[4:8]), (4, DATA[4:8]), (8, DATA[8:12]), (12, DATA[12:])]
+    assert ("status", "/up/0?at=4") in client.calls
+    assert sent == 12 and counted == [1] and budget.spent == 1  # as before: the call that failed is not counted
+    assert client.calls[-1][0] == "finish"
+
+
+def test_a_failed_patch_with_the_session_gone_starts_a_new_one(blob):
+    client = FakeClient(patches=[DROP], held=None)
+    budget = quiet_budget()
+    assert upload_blob(client, TARGET, DIGEST, SIZE, blob, NoSessions(), budget) == SIZE
+    assert [c[0] for c in client.calls] == ["start", "patch", "status", "start", "patch", "finish"]
+    assert client.calls[-1][1] == "/up/1?at=16"
+
+
+def test_a_retryable_status_on_the_patch_is_retried_by_the_upload(blob):
+    client = FakeClient(patches=[RegistryError("busy", status=503)], held=0)
+    budget = quiet_budget()
+    assert upload_blob(client, TARGET, DIGEST, SIZE, blob, NoSessions(), budget) == SIZE
+    assert patches(client) == [(0, DATA), (0, DATA)]
+    assert budget.spent == 1
+
+
+@pytest.mark.parametrize("status", [400, 404, 409])
+def test_other_statuses_fail_at_once_and_spend_nothing(blob, status):
+    client = FakeClient(patches=[RegistryError("refused", status=status)])
+    budget = quiet_budget()
+    with pytest.raises(RegistryError, match="refused"):
+        upload_blob(client, TARGET, DIGEST, SIZE, blob, NoSessions(), budget)
+    assert len(patches(client)) == 1 and budget.spent == 0
+
+
+def test_413_falls_back_to_chunks_in_a_new_session(blob, monkeypatch):
+    monkeypatch.setattr(_upload, "FALLBACK_CHUNK", 6)
+    client = FakeClient(patches=[RegistryError("too large", status=413)])
+    budget = quiet_budget()
+    assert upload_blob(client, TARGET, DIGEST, SIZE, blob, NoSessions(), budget) == SIZE
+    assert patches(client) == [(0, DATA), (0, DATA[:6]), (6, DATA[6:12]), (12, DATA[12:])]
+    assert [c[0] for c in client.calls].count("start") == 2
+    assert budget.spent == 0  # a smaller request is not a retry
+
+
+def test_413_on_a_chunked_upload_is_not_retried(blob):
+    client = FakeClient(patches=[RegistryError("too large", status=413)])
+    with pytest.raises(RegistryError, match="too large"):
+        upload_blob(client, TARGET, DIGEST, SIZE, blob, NoSessions(), quiet_budget(), chunk_size=8)
+    assert len(patches(client)) == 1
+
+
+def test_a_minimum_chunk_length_is_honoured(blob):
+    client = FakeClient(min_chunk=10)
+    upload_blob(client, TARGET, DIGEST, SIZE, blob, NoSessions(), quiet_budget(), chunk_size=4)
+    assert patches(client) == [(0, DATA[:10]), (10, DATA[10:])]
+
+
+def test_a_saved_session_is_resumed_and_cleared(blob, tmp_path):
+    sessions = UploadSessions(str(tmp_path / "cache"))
+    sessions.save(TARGET.registry, TARGET.repository, DIGEST, "/up/killed?at=6", 6)
+    client = FakeClient(held=6)
+    assert upload_blob(client, TARGET, DIGEST, SIZE, blob, sessions, quiet_budget(), chunk_size=4) == SIZE - 6
+    assert client.calls[0] == ("status", "/up/killed?at=6")
+    assert patches(client) == [(6, DATA[6:10]), (10, DATA[10:14]), (14, DATA[14:])]
+    assert ("start",) not in client.calls
+    assert sessions.load(TARGET.registry, TARGET.repository, DIGEST) is None
+
+
+def test_each_acknowledged_chunk_is_saved(blob, tmp_path):
+    sessions = UploadSessions(str(tmp_path / "cache"))
+    client = FakeClient(patches=[None, None, DROP])
+    with pytest.raises(TransportError):  # no retry left: the next run goes on from the saved session
+        upload_blob(client, TARGET, DIGEST, SIZE, blob, sessions, quiet_budget(0), chunk_size=4)
+    assert sessions.load(TARGET.registry, TARGET.repository, DIGEST) == "/up/0?at=8"
+
+
+def test_a_saved_session_the_registry_refuses_to_describe_starts_afresh(blob, tmp_path):
+    sessions = UploadSessions(str(tmp_path / "cache"))
+    sessions.save(TARGET.registry, TARGET.repository, DIGEST, "/up/old", 6)
+    client = FakeClient()
+
+    def refused(*args, **kwargs):
+        raise RegistryError("gone", status=500)
+    client.upload_status = refused
+    assert upload_blob(client, TARGET, DIGEST, SIZE, blob, sessions, quiet_budget()) == SIZE
+    assert patches(client) == [(0, DATA)]
+
+
+@pytest.mark.parametrize("retries", [0, 2])
+def test_the_restarts_are_bounded_by_the_budget(blob, retries):
+    client = FakeClient(patches=[DROP] * 10, held=0)
+    budget = quiet_budget(retries)
+    with pytest.raises(TransportError, match="dropped"):
+        upload_blob(client, TARGET, DIGEST, SIZE, blob, NoSessions(), budget)
+    assert len(patches(client)) == retries + 1
+    assert budget.spent == retries
+
+
+def test_big_blobs_from_our_cache_go_up_in_resumable_chunks(blob, monkeypatch):
+    monkeypatch.setattr(_upload, "RESUMABLE_CHUNK", 8)
+    client = FakeClient()
+    upload_blob(client, TARGET, DIGEST, SIZE, blob, NoSessions(), quiet_budget())
+    assert patches(client) == [(0, DATA[:8]), (8, DATA[8:])]
+    other = FakeClient()
+    upload_blob(other, TARGET, DIGEST, SIZE, blob, NoSessions(), quiet_budget(), resumable=False)
+    assert patches(other) == [(0, DATA)]
+
+
+# -- through the registry client: the transport's retries and the restarts share one budget --
+
+def test_request_retries_and_restarts_draw_from_one_budget(blob):
+    answers = {"POST": [503, 503], "PATCH": [503, 503, 503]}
+
+    def app(request, handler):
+        pending = answers.get(request.method)
+        if pending:
+            return Reply(pending.pop(0), b"busy")
+        if request.method == "POST":
+            return Reply(202, b"", {"Location": "/v2/team/app/blobs/uploads/s1"})
+        if request.method == "GET":  # where the session stands: nothing received
+            return Reply(204, b"", {"Range": "0-0", "Location": "/v2/team/app/blobs/uploads/s1"})
+        return Reply(201)
+
+    sleeps = []
+    transport = Transport(retries=3, timeout=5, sleep=sleeps.append)
+    with FakeServer(app) as server:
+        client = RegistryClient("reg.test", transport, api_host=server.host, plain_http=True)
+        budget = transport.new_budget()
+        with pytest.raises(RegistryError) as info:
+            upload_blob(client, TARGET, DIGEST, SIZE, blob, NoSessions(), budget)
+        transport.close()
+    assert info.value.status == 503
+    # 2 x 503 on the POST (retried by the transport) and one restart after the first PATCH's 503
+    # spend the budget of 3: the second PATCH's 503 is final.
+    assert [r.method for r in server.requests] == ["POST", "POST", "POST", "PATCH", "GET", "POST", "PATCH"]
+    assert transport.retry_count == budget.spent == 3 and len(sleeps) == 3
+
+
+class Stream:
+    """What upload_stream needs of a Handoff: a body, and whether the download verified."""
+
+    def __init__(self, verified):
+        self.verified = verified
+        self.pending = [DATA]
+        self.released = False
+
+    def __len__(self):
+        return SIZE
+
+    def read(self, size=-1):
+        return self.pending.pop(0) if self.pending else b""
+
+    def wait_finished(self):
+        return self.verified
+
+    def release(self):
+        self.released = True
+
+
+def test_upload_stream_completes_after_the_download_verified():
+    client = FakeClient()
+    stream = Stream(verified=True)
+    assert upload_stream(client, TARGET, DIGEST, SIZE, stream) == SIZE
+    assert [c[0] for c in client.calls] == ["start", "patch", "finish"]
+    assert client.calls[1] == ("patch", "/up/0", 0, DATA)
+    assert stream.released and len(client.budgets) == 1
+
+
+def test_upload_stream_does_not_finish_an_unverified_download():
+    client = FakeClient()
+    stream = Stream(verified=False)
+    with pytest.raises(HandoffBroken, match="did not verify"):
+        upload_stream(client, TARGET, DIGEST, SIZE, stream)
+    assert [c[0] for c in client.calls] == ["start", "patch"]
+    assert stream.released
+
+
+def test_upload_stream_releases_the_stream_when_the_registry_fails():
+    client = FakeClient(patches=[DROP])
+    stream = Stream(verified=True)
+    with pytest.raises(TransportError):
+        upload_stream(client, TARGET, DIGEST, SIZE, stream)
+    assert stream.released and ("finish",) not in [c[:1] for c in client.calls]
