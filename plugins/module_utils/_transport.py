@@ -291,6 +291,7 @@ class Transport:
         elif budget is None:
             budget = self.new_budget()
         attempts = 0
+        last_exc = None
         while True:
             attempts += 1
             try:
@@ -304,8 +305,8 @@ class Transport:
                     requests.exceptions.ChunkedEncodingError) as exc:
                 if budget.retry():
                     continue
-                raise TransportError("cannot reach registry %s after %d attempt(s): %s"
-                                     % (host, attempts, describe_connection_error(exc)), registry=host)
+                last_exc = exc
+                break
             except requests.exceptions.RequestException as exc:
                 raise TransportError("request to registry %s failed: %s" % (host, describe_connection_error(exc)),
                                      registry=host)
@@ -316,6 +317,8 @@ class Transport:
                 budget.retry(retry_after)
                 continue
             return response
+        raise TransportError("cannot reach registry %s after %d attempt(s): %s"
+                             % (host, attempts, describe_connection_error(last_exc)), registry=host)
 
     def close(self):
         self.session.close()
