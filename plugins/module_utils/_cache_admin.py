@@ -76,8 +76,6 @@ def parse_age(text):
     return int(match.group(1)) * _AGE_UNITS[match.group(2).lower()]
 
 
-
-
 # -- files under blobs/ and .imagepusher/ingest -------------------------------------
 
 def blob_files(cache):

@@ -75,8 +75,6 @@ def test_parse_age_refuses(text):
         admin.parse_age(text)
 
 
-
-
 # -- present -------------------------------------------------------------------------------
 
 def test_list_images_and_usage(cache):
