@@ -25,8 +25,11 @@ import tempfile
 from ansible_collections.imagepusher.registry.plugins.module_utils import _digest
 from ansible_collections.imagepusher.registry.plugins.module_utils import _media_types as _mt
 from ansible_collections.imagepusher.registry.plugins.module_utils import _names
+from ansible_collections.imagepusher.registry.plugins.module_utils import _plan
 from ansible_collections.imagepusher.registry.plugins.module_utils import _tree
 from ansible_collections.imagepusher.registry.plugins.module_utils._cache import REF_NAME
+from ansible_collections.imagepusher.registry.plugins.module_utils._endpoints import StoreEndpoint
+from ansible_collections.imagepusher.registry.plugins.module_utils._engine import Engine
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import (
     CacheError,
     NotCachedError,
@@ -100,7 +103,8 @@ def select(cache, names):
 
 
 def plan_export(cache, names):
-    """The members of the archive for `names` (in order) and the images it names."""
+    """The members of the archive for `names` (in order: layout files and directories, then the blobs by
+    digest) and the images it names."""
     selected = select(cache, names)
     entries, members, seen = [], [], set()
     for name, entry in selected:
@@ -204,14 +208,12 @@ def _write_archive(cache, members, path):
         with os.fdopen(fd, "wb") as raw:
             with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
                 tar.copybufsize = COPY_BUFFER  # large reads: the default 16 KiB costs twice the time
-                for member in members:
-                    info = member.tarinfo()
-                    if member.directory:
-                        tar.addfile(info)
-                    elif member.data is not None:
-                        tar.addfile(info, io.BytesIO(member.data))
-                    else:
-                        _add_blob(cache, tar, info, member)
+                blobs = [m for m in members if m.digest]
+                for member in members[:len(members) - len(blobs)]:  # plan_export lists the blobs last
+                    tar.addfile(member.tarinfo(), io.BytesIO(member.data) if member.data is not None else None)
+                # The blobs are a copy cache -> archive: the engine's send, one at a time, in order.
+                steps = [_plan.BlobStep(m.digest, m.size, None, _plan.UPLOADED, m.size, ()) for m in blobs]
+                Engine(1).send(steps, StoreEndpoint(cache), ArchiveTarget(tar, blobs))
             raw.flush()
             os.fsync(raw.fileno())
         os.chmod(tmp, 0o644)
@@ -222,6 +224,23 @@ def _write_archive(cache, members, path):
     except BaseException:
         _unlink(tmp)
         raise
+
+
+class ArchiveTarget:
+    """An archive being written, as the target endpoint of a copy from the cache: each blob becomes
+    a member, streamed from the cache through a hashing reader (a damaged blob is refused, not shipped)."""
+
+    def __init__(self, tar, members):
+        self.tar = tar
+        self.members = dict((m.digest, m) for m in members)
+
+    def blob_exists(self, digest, size=None):
+        return False  # the archive is written from scratch
+
+    def put_blob(self, digest, size, store, mount_from=()):
+        member = self.members[digest]
+        _add_blob(store.cache, self.tar, member.tarinfo(), member)
+        return _plan.UPLOADED, member.size
 
 
 def _add_blob(cache, tar, info, member):

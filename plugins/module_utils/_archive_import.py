@@ -8,7 +8,7 @@ or a ``docker save`` tarball: the newer ones (Docker 25+) carry an OCI layout, w
 the older ones (``manifest.json`` + config + ``<id>/layer.tar``) get a Docker v2 schema 2
 manifest built for them.  Nothing is ever extracted to a path: members are looked up by name,
 manifests and configs are read into memory (bounded), and blobs stream into the cache
-through _download.download_blob, which verifies digest and size before a blob enters blobs/.
+through the copy engine (_engine.py) and the cache's download, which verifies digest and size before a blob enters blobs/.
 Member names that are absolute or contain ``..`` make the whole archive refused, and
 links are followed only to regular files inside the archive.
 """
@@ -22,14 +22,16 @@ import os
 import posixpath
 import tarfile
 
-from ansible_collections.imagepusher.registry.plugins.module_utils import _names
 from ansible_collections.imagepusher.registry.plugins.module_utils import _digest
 from ansible_collections.imagepusher.registry.plugins.module_utils import _manifest
 from ansible_collections.imagepusher.registry.plugins.module_utils import _media_types as _mt
+from ansible_collections.imagepusher.registry.plugins.module_utils import _names
+from ansible_collections.imagepusher.registry.plugins.module_utils import _plan
 from ansible_collections.imagepusher.registry.plugins.module_utils import _tree
 from ansible_collections.imagepusher.registry.plugins.module_utils._archive import COPY_BUFFER, JSON_LIMIT, ArchiveError, names_of
 from ansible_collections.imagepusher.registry.plugins.module_utils._cache import REF_NAME
-from ansible_collections.imagepusher.registry.plugins.module_utils._download import download_blob
+from ansible_collections.imagepusher.registry.plugins.module_utils._endpoints import StoreEndpoint
+from ansible_collections.imagepusher.registry.plugins.module_utils._engine import Engine
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import DigestMismatchError, ImagePusherError
 from ansible_collections.imagepusher.registry.plugins.module_utils._reference import ImageReference
 from ansible_collections.imagepusher.registry.plugins.module_utils._retry import RetryBudget
@@ -387,16 +389,69 @@ def _plan_images(entries, images):
 
 
 def _ingest_blobs(cache, path, archive, todo):
-    """Stream each member into the cache, which verifies digest and size before the blob is kept."""
-    for item in sorted(todo, key=lambda p: p["_info"].offset_data):  # archive order: one pass over a gzip stream
+    """Copy each member into the cache, which verifies digest and size before the blob is kept: the
+    engine's fetch from the archive as a source endpoint, one blob at a time in archive order (one
+    pass over a gzip stream)."""
+    todo = sorted(todo, key=lambda p: p["_info"].offset_data)
+    steps = [_plan.BlobStep(p["digest"], p["size"], p["media_type"], _plan.DOWNLOADED, p["size"], ()) for p in todo]
+    source = ArchiveSource(archive, dict((p["digest"], p["_info"]) for p in todo))
+    try:
+        Engine(1).fetch(steps, source, StoreEndpoint(cache))
+    except DigestMismatchError as exc:
+        member = source.members.get(exc.details.get("expected_digest"))
+        raise ArchiveError("archive %s: the member %s does not match the digest it is named by: %s"
+                           % (path, member.name if member else "?", exc.message), path=path)
+
+
+class ArchiveSource:
+    """An archive as the source endpoint of a copy into the cache: each blob streams from its member.
+
+    A local file needs no retries; a member that cannot be read means the archive is damaged.
+    """
+
+    def __init__(self, archive, members):
+        self.archive = archive
+        self.members = members  # digest -> TarInfo
+
+    def blob_exists(self, digest, size=None):
+        return digest in self.members
+
+    def opener(self, digest):
+        info = self.members[digest]
+        member = self.archive.opener(info)
+
+        def open_at(offset):
+            try:
+                body, start, close = member(offset)
+            except (tarfile.TarError, EOFError) as exc:
+                raise _damaged(self.archive.path, info.name, exc)
+            return _Damaged(body, self.archive.path, info.name), start, close
+
+        return open_at, RetryBudget(0)
+
+
+class _Damaged:
+    """Chunks of a member; a tar that ends early or is corrupt becomes an ArchiveError naming the member."""
+
+    def __init__(self, chunks, path, name):
+        self._chunks = chunks
+        self._path = path
+        self._name = name
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
         try:
-            download_blob(cache, item["digest"], item["size"], archive.opener(item["_info"]), RetryBudget(0))
-        except DigestMismatchError as exc:
-            raise ArchiveError("archive %s: the member %s does not match the digest it is named by: %s"
-                               % (path, item["_info"].name, exc.message), path=path)
+            return next(self._chunks)
         except (tarfile.TarError, EOFError) as exc:
-            raise ArchiveError("archive %s is damaged or truncated (reading %s): %s"
-                               % (path, item["_info"].name, exc), path=path)
+            raise _damaged(self._path, self._name, exc)
+
+    next = __next__  # Python 2
+
+
+def _damaged(path, name, exc):
+    return ArchiveError("archive %s is damaged or truncated (reading %s): %s" % (path, name, exc), path=path)
 
 
 def _name_images(cache, image_plan):

@@ -341,3 +341,40 @@ def test_import_legacy_layer_named_by_its_digest_keeps_its_compression(tmp_path)
     assert layers == [{"digest": digest, "size": len(layer), "media_type": images.DOCKER_LAYER_GZIP,
                        "action": "imported"}]
     assert target.has_blob(digest, len(layer))
+
+
+def test_import_names_the_member_that_does_not_match_its_digest(tmp_path):
+    img = images.oci_single()
+    name = "blobs/sha256/" + img.layers[0].digest[7:]
+    members = [(n, (d[:-1] + bytes([d[-1] ^ 1])) if n == name else d) for n, d in layout(img)]
+    path = archives.raw_tar(tmp_path / "bad.tar", members)
+    with pytest.raises(archive.ArchiveError) as raised:
+        archive_import.import_archive(Cache(str(tmp_path / "c")), str(path))
+    assert "the member %s does not match the digest it is named by" % name in raised.value.message
+
+
+def test_a_member_that_cannot_be_read_is_a_damaged_archive(tmp_path):
+    """The archive as a source endpoint: a tar error while a member streams names the archive and the member."""
+
+    class Unreadable:
+        path = "/tmp/x.tar"
+
+        def opener(self, info):
+            def open_at(offset):
+                def chunks():
+                    yield b"abc"
+                    raise tarfile.ReadError("unexpected end of data")
+                return chunks(), offset, lambda: None
+            return open_at
+
+    info = tarfile.TarInfo("blobs/sha256/" + "a" * 64)
+    source = archive_import.ArchiveSource(Unreadable(), {"sha256:" + "a" * 64: info})
+    assert source.blob_exists("sha256:" + "a" * 64) and not source.blob_exists("sha256:" + "b" * 64)
+    open_at, budget = source.opener("sha256:" + "a" * 64)
+    assert budget.remaining == 0  # a local file: nothing to retry
+    body, start, _close = open_at(0)
+    assert start == 0 and next(body) == b"abc"
+    with pytest.raises(archive.ArchiveError) as raised:
+        next(body)
+    assert raised.value.message == ("archive /tmp/x.tar is damaged or truncated (reading %s): unexpected end of data"
+                                    % info.name)
