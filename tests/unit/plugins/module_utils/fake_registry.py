@@ -59,6 +59,7 @@ class FakeRegistryClient:
         self.repos = {}
         self.calls = []
         self.uploads = {}  # location -> bytearray
+        self.sessions_started = 0
         self.reported_digest = None  # what put_manifest answers instead of the true digest
         self._lock = threading.Lock()
 
@@ -148,7 +149,8 @@ class FakeRegistryClient:
     def start_upload(self, repository, budget=None):
         self._call("start_upload", repository, None)
         with self._lock:
-            location = "http://%s/v2/%s/blobs/uploads/%d" % (self.registry, repository, len(self.uploads))
+            self.sessions_started += 1
+            location = "http://%s/v2/%s/blobs/uploads/%d" % (self.registry, repository, self.sessions_started)
             self.uploads[location] = bytearray()
         return location, None
 
