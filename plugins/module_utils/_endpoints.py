@@ -125,8 +125,13 @@ class StoreEndpoint:
         return self.cache.exists()
 
     def get_manifest(self, ref, descriptor=None):
+        """The manifest stored under a digest, verified against it and, given a descriptor, against the
+        size that names it (as a registry's is): an index that lies about a child is refused either way."""
         digest = descriptor.digest if descriptor else ref
         raw = self.cache.read_small_blob(digest, _manifest.MAX_MANIFEST_BYTES)
+        if descriptor is not None and descriptor.size != len(raw):
+            raise DigestMismatchError("manifest %s: the index declares %d bytes but the one stored in %s has %d"
+                                      % (digest, descriptor.size, self.root, len(raw)))
         return _manifest.parse(raw, descriptor.media_type if descriptor else None, expected_digest=digest)
 
     def get_small_blob(self, digest, limit):

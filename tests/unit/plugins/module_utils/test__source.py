@@ -163,9 +163,6 @@ def test_config_bytes_are_returned_only_when_fetched_from_the_registry(tmp_path)
     assert len(client.seen("get_small_blob")) == 1  # the cached config was not fetched again
 
 
-@pytest.mark.xfail(strict=True, reason="SourceReader.load trusts a cached child whatever size the index declares "
-                                       "(blob_exists without size, StoreEndpoint.get_manifest checks only the digest), "
-                                       "while RegistryEndpoint.get_manifest raises DigestMismatchError for it")
 def test_a_cached_child_is_held_to_the_size_its_index_declares(tmp_path):
     store, top = single_image()
     reader, _client, cache = reader_for(tmp_path, store, top)
