@@ -19,8 +19,8 @@ MULTI = "127.0.0.1:5000/test/multi:v1"
 DOCKER = "127.0.0.1:5000/test/docker-v2:v1"
 
 
-@pytest.fixture
-def cache(tmp_path):
+def filled_cache(tmp_path):
+    """A cache holding three images, one of them with its source digest recorded (as a pull leaves it)."""
     root = images.write_oci_layout(tmp_path / "cache", {SINGLE: images.oci_single(), MULTI: images.multi_arch_index(),
                                                         DOCKER: images.docker_v2()})
     cache = Cache(str(root)).ensure()
@@ -28,6 +28,11 @@ def cache(tmp_path):
     cache.set_ref(SINGLE, dict((k, entry[k]) for k in ("mediaType", "digest", "size")),
                   {SOURCE_DIGEST: images.oci_single().digest})
     return cache
+
+
+@pytest.fixture
+def cache(tmp_path):
+    return filled_cache(tmp_path)
 
 
 def sha256_file(path):

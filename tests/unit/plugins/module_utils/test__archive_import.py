@@ -15,25 +15,16 @@ from ansible_collections.imagepusher.registry.plugins.module_utils import _archi
 from ansible_collections.imagepusher.registry.plugins.module_utils import _archive_import as archive_import
 from ansible_collections.imagepusher.registry.plugins.module_utils import _cache_admin as admin
 from ansible_collections.imagepusher.registry.plugins.module_utils import _manifest
-from ansible_collections.imagepusher.registry.plugins.module_utils._cache import REF_NAME, SOURCE_DIGEST, Cache
+from ansible_collections.imagepusher.registry.plugins.module_utils._cache import REF_NAME, Cache
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import CacheError, MissingBlobError
 from ansible_collections.imagepusher.registry.plugins.module_utils._tree import entry_tree
 from tests.support import archives, images
-
-SINGLE = "127.0.0.1:5000/test/oci-single:v1"
-MULTI = "127.0.0.1:5000/test/multi:v1"
-DOCKER = "127.0.0.1:5000/test/docker-v2:v1"
+from tests.unit.plugins.module_utils.test__archive import MULTI, SINGLE, filled_cache
 
 
 @pytest.fixture
 def cache(tmp_path):
-    root = images.write_oci_layout(tmp_path / "cache", {SINGLE: images.oci_single(), MULTI: images.multi_arch_index(),
-                                                        DOCKER: images.docker_v2()})
-    cache = Cache(str(root)).ensure()
-    entry = cache.get_ref(SINGLE)
-    cache.set_ref(SINGLE, dict((k, entry[k]) for k in ("mediaType", "digest", "size")),
-                  {SOURCE_DIGEST: images.oci_single().digest})
-    return cache
+    return filled_cache(tmp_path)
 
 
 def members(path):

@@ -12,7 +12,6 @@ import time
 import pytest
 
 from ansible_collections.imagepusher.registry.plugins.module_utils import _blob_io
-from ansible_collections.imagepusher.registry.plugins.module_utils import _media_types as mt
 from ansible_collections.imagepusher.registry.plugins.module_utils._cache import Cache
 from ansible_collections.imagepusher.registry.plugins.module_utils._digest import of_bytes, split
 from ansible_collections.imagepusher.registry.plugins.module_utils._download import download_blob
@@ -26,7 +25,16 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._registry imp
 from ansible_collections.imagepusher.registry.plugins.module_utils._retry import RetryBudget
 from ansible_collections.imagepusher.registry.plugins.module_utils._transport import BodyReader, Transport
 from tests.unit.plugins.module_utils.fake_http import FakeServer, Reply, write_raw
-from tests.unit.plugins.module_utils.test__cache import HeldByAnotherProcess
+from tests.unit.plugins.module_utils.test__cache import (
+    HeldByAnotherProcess,
+    Opener,
+    blob_files,
+    chunks,
+    descriptor,
+    partial_files,
+    read,
+    serve,
+)
 
 DATA = bytes(range(256)) * 40 + b"tail"  # 10244 bytes: not a multiple of the chunk size
 DIGEST = of_bytes(DATA)
@@ -37,13 +45,9 @@ CHUNK = 1000
 
 # -- helpers -------------------------------------------------------------------
 
-def chunks(data):
-    return [data[i:i + CHUNK] for i in range(0, len(data), CHUNK)]
-
-
-def serve(data=DATA):
-    """An answer honouring the requested offset."""
-    return lambda offset: (iter(chunks(data[offset:])), offset)
+@pytest.fixture
+def cache(tmp_path):
+    return Cache(str(tmp_path / "cache")).ensure()
 
 
 def serve_ignoring_range(data=DATA):
@@ -65,56 +69,9 @@ def serve_truncated(until, data=DATA):
     return lambda offset: (iter(chunks(data[offset:until])), offset)
 
 
-class Opener:
-    """opener(offset) for download_blob: plays `answers` in turn (the last one repeats), records calls."""
-
-    def __init__(self, *answers):
-        self.answers = list(answers)
-        self.calls = []
-        self.closed = 0
-
-    def __call__(self, offset):
-        answer = self.answers[min(len(self.calls), len(self.answers) - 1)]
-        self.calls.append(offset)
-        body, start = answer(offset)
-        return body, start, self._close
-
-    def _close(self):
-        self.closed += 1
-
-
-@pytest.fixture
-def cache(tmp_path):
-    return Cache(str(tmp_path / "cache")).ensure()
-
-
-def files_under(path):
-    found = []
-    for directory, _dirs, names in os.walk(path):
-        found.extend(os.path.relpath(os.path.join(directory, n), path) for n in names)
-    return sorted(found)
-
-
-def blob_files(cache):
-    return files_under(os.path.join(cache.root, "blobs"))
-
-
-def partial_files(cache):
-    return files_under(os.path.join(cache.root, ".imagepusher", "ingest"))
-
-
-def read(path):
-    with open(path, "rb") as handle:
-        return handle.read()
-
-
 def seed_partial(cache, content, digest=DIGEST):
     with open(cache.partial_path(digest), "wb") as handle:
         handle.write(content)
-
-
-def descriptor(content, media_type=mt.OCI_MANIFEST):
-    return {"mediaType": media_type, "digest": of_bytes(content), "size": len(content)}
 
 
 def retry_budget(retries=3, counted=None):
