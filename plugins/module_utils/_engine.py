@@ -71,18 +71,16 @@ class Engine:
 
     def fetch(self, steps, source, cache, done=None):
         """Run the fetch steps not yet `done` ({digest: Outcome}); returns every outcome by digest."""
-        outcomes = _Outcomes(done)
-        todo = [s for s in steps if s.moves and s.digest not in outcomes]
-        parallel_map(lambda step: outcomes.record(step.digest, self._fetch(step, source, cache)), todo,
-                     self.concurrency)
-        return outcomes.by_digest
+        return self._each(steps, done, lambda step: self._fetch(step, source, cache))
 
     def send(self, steps, store, target, done=None):
         """Mount or upload the send steps not yet `done`; returns every outcome by digest."""
+        return self._each(steps, done, lambda step: self._send(step, store, target))
+
+    def _each(self, steps, done, run):
         outcomes = _Outcomes(done)
         todo = [s for s in steps if s.moves and s.digest not in outcomes]
-        parallel_map(lambda step: outcomes.record(step.digest, self._send(step, store, target)), todo,
-                     self.concurrency)
+        parallel_map(lambda step: outcomes.record(step.digest, run(step)), todo, self.concurrency)
         return outcomes.by_digest
 
     def _fetch(self, step, source, cache, tee=None):
