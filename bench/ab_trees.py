@@ -1,0 +1,78 @@
+"""A/B of two checkouts: the one-pass mirror (image_push source=) run as a module process, alternating.
+
+    .venv/bin/python bench/ab_trees.py OLD_TREE NEW_TREE [ROUNDS]
+
+For a change that must not make transfers slower (a refactor): both trees run the same
+module on the same image, one after the other, the order alternating by round, each from
+the same memory state (run.py's settle()). Ansible is left out (it costs both the same and
+adds a second of noise); wall time and the module's CPU seconds are reported, medians.
+"""
+
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+import run as bench  # noqa: E402
+from tests.support.registry import Registry  # noqa: E402
+
+MODULE = "ansible_collections.imagepusher.registry.plugins.modules.image_push"
+
+
+def collection(tree, work, name):
+    root = Path(work) / ("collections-" + name)
+    shutil.copytree(Path(tree) / "plugins", root / "ansible_collections" / "imagepusher" / "registry" / "plugins")
+    return root
+
+
+def run_module(root, args, work):
+    path = Path(work) / "args.json"
+    path.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+    bench.settle()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", MODULE, str(path)], env=dict(os.environ, PYTHONPATH=str(root)),
+                          capture_output=True, check=False)
+    wall = time.monotonic() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = json.loads(proc.stdout)
+    if result.get("failed"):
+        raise SystemExit("module failed: %s" % result.get("msg"))
+    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+
+
+def main():
+    trees = {"old": sys.argv[1], "new": sys.argv[2]}
+    rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 4
+    with tempfile.TemporaryDirectory(dir=str(REPO.parent)) as work:
+        bench.WARM["mb"] = int(1.5 * 1400)
+        _image, layout = bench.build_image(1400, 6, work)
+        roots = dict((name, collection(tree, work, name)) for name, tree in trees.items())
+        results = {"old": [], "new": []}
+        with Registry() as source:
+            bench.seed_layout(layout, source, "bench/big")
+            for number in range(rounds):
+                for name in (["old", "new"] if number % 2 == 0 else ["new", "old"]):
+                    cache = Path(work) / "cache"
+                    with Registry() as target:
+                        args = {"source": "%s/bench/big:latest" % source.host, "target": "%s/ab/x:v1" % target.host,
+                                "cache_dir": str(cache)}
+                        results[name].append(run_module(roots[name], args, work))
+                    shutil.rmtree(str(cache))
+                    print("round %d %s: wall %.2f s, cpu %.2f s" % ((number + 1, name) + results[name][-1]), flush=True)
+        for name, values in results.items():
+            print("%s: median wall %.2f s, cpu %.2f s" % (name, bench.summary([v[0] for v in values])[0],
+                                                         bench.summary([v[1] for v in values])[0]))
+
+
+if __name__ == "__main__":
+    main()
