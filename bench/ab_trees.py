@@ -70,8 +70,8 @@ def main():
                     shutil.rmtree(str(cache))
                     print("round %d %s: wall %.2f s, cpu %.2f s" % ((number + 1, name) + results[name][-1]), flush=True)
         for name, values in results.items():
-            print("%s: median wall %.2f s, cpu %.2f s" % (name, bench.summary([v[0] for v in values])[0],
-                                                         bench.summary([v[1] for v in values])[0]))
+            wall, cpu = bench.summary([v[0] for v in values])[0], bench.summary([v[1] for v in values])[0]
+            print("%s: median wall %.2f s, cpu %.2f s" % (name, wall, cpu))
 
 
 if __name__ == "__main__":
