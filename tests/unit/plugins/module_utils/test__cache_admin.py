@@ -26,12 +26,17 @@ ORPHAN = b"an orphan blob nothing names\n"
 FAR_FUTURE = 2 ** 62  # a prune "started" after every file here was written
 
 
-@pytest.fixture
-def cache(tmp_path):
+def four_names(tmp_path):
+    """A cache naming four images, two of them (HUB and SINGLE) the same digest."""
     root = tmp_path / "cache"
     images.write_oci_layout(root, {SINGLE: images.oci_single(), MULTI: images.multi_arch_index(),
                                    DOCKER: images.docker_v2(), HUB: images.oci_single()})
     return Cache(str(root)).ensure()
+
+
+@pytest.fixture
+def cache(tmp_path):
+    return four_names(tmp_path)
 
 
 def expected_files(*objs):

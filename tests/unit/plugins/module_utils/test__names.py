@@ -14,20 +14,13 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._errors impor
 )
 from ansible_collections.imagepusher.registry.plugins.module_utils._reference import ImageReference
 from tests.support import images
-
-SINGLE = "127.0.0.1:5000/test/oci-single:v1"
-MULTI = "127.0.0.1:5000/test/multi:v1"
-DOCKER = "127.0.0.1:5000/test/docker-v2:v1"
-HUB = "docker.io/library/nginx:latest"
+from tests.unit.plugins.module_utils.test__cache_admin import DOCKER, HUB, MULTI, SINGLE, four_names
 MULTI_AMD64 = MULTI + "+linux-amd64"
 
 
 @pytest.fixture
 def cache(tmp_path):
-    root = tmp_path / "cache"
-    images.write_oci_layout(root, {SINGLE: images.oci_single(), MULTI: images.multi_arch_index(),
-                                   DOCKER: images.docker_v2(), HUB: images.oci_single()})
-    return Cache(str(root)).ensure()
+    return four_names(tmp_path)
 
 
 @pytest.fixture
