@@ -18,11 +18,8 @@ __metaclass__ = type
 from ansible_collections.imagepusher.registry.plugins.module_utils import _blob_io
 from ansible_collections.imagepusher.registry.plugins.module_utils import _digest
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import DigestMismatchError, TransportError
+from ansible_collections.imagepusher.registry.plugins.module_utils._plan import CACHED, DOWNLOADED, RESUMED
 from ansible_collections.imagepusher.registry.plugins.module_utils._transport import ChunkReader
-
-CACHED = "cached"
-DOWNLOADED = "downloaded"
-RESUMED = "resumed"
 
 
 def download_blob(cache, digest, size, opener, budget, tee=None, on_bytes=None):

@@ -29,8 +29,6 @@ MOUNTED = "mounted"  # mount: another repository of the target registry holds it
 EXISTS = "exists"  # the target already holds it
 PUSHED = "pushed"  # manifest put on the target
 
-FETCH_ACTIONS = (DOWNLOADED, RESUMED)
-
 
 class BlobStep(namedtuple("BlobStep", "digest size media_type action bytes mount_from")):
     """One blob and what to do with it: fetch into the cache (DOWNLOADED / RESUMED), reuse what

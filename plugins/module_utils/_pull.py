@@ -63,8 +63,7 @@ class Pull:
 
     def from_cache(self, job, source_digest):
         """Fill `job` from the cache when it holds exactly what `source_digest` names (no network). True then."""
-        store = self.cache.cache
-        entry = store.get_ref(job.name) if store.exists() else None
+        entry = self.cache.cache.get_ref(job.name) if self.cache.exists() else None
         job.previous = entry.get("digest") if entry else None
         if not (source_digest and entry and _entry_matches(entry, source_digest, job.wanted)):
             return False
