@@ -95,8 +95,21 @@ options:
         these resumes, so a blob waits at most O(retries) times 30 seconds in all.
     type: int
     default: 5
+  requests_per_second:
+    description:
+      - At most this many requests a second to each registry the task talks to, each registry counted on its own
+        (a mirror's source and target each get this rate). Every request made for a registry counts, including
+        token requests to its auth server and resumed transfers; requests are spaced evenly, so no second sees
+        more than this number plus one, whatever O(concurrency) is.
+      - Unset, requests go as fast as the transfer needs.
+      - Docker Hub counts manifest V(GET)s against its pull quota, not V(HEAD)s; a run over images the target already
+        has makes only V(HEAD) requests for their manifests, so a warm re-run spends no quota.
+    type: float
 notes:
   - Proxies are taken from the environment (E(HTTPS_PROXY), E(HTTP_PROXY), E(NO_PROXY)); ~/.netrc is not read.
   - When the registry redirects a download to another host (object storage), the registry's
     C(Authorization) header is not sent there.
+  - A registry that announces its quota (Docker Hub's C(ratelimit-limit) and C(ratelimit-remaining) headers, or the
+    IETF C(RateLimit) headers) has it reported in RV(rate_limits). When it answers 429 with its quota used up and no
+    C(Retry-After) within 30 seconds, the task fails at once with a message saying so instead of spending its retries.
 """

@@ -83,6 +83,10 @@ class RegistryError(ImagePusherError):
         self.code = code
 
 
+class RateLimitError(RegistryError):
+    """The registry refused a request because its rate limit is used up for now."""
+
+
 class NotFoundError(RegistryError):
     """Repository, tag, manifest or blob unknown to the registry."""
 

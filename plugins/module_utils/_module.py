@@ -39,6 +39,7 @@ def registry_argument_spec():
         plain_http=dict(type="bool", default=False),
         timeout=dict(type="int", default=60),
         retries=dict(type="int", default=5),
+        requests_per_second=dict(type="float"),
     )
 
 
@@ -67,6 +68,9 @@ def check_ranges(module, credential_pairs=True):
         module.fail_json(msg="timeout must be a positive number of seconds, got %d" % params["timeout"])
     if params.get("retries") is not None and not 0 <= params["retries"] <= 20:
         module.fail_json(msg="retries must be between 0 and 20, got %d" % params["retries"])
+    for name in ("requests_per_second", "source_requests_per_second"):
+        if params.get(name) is not None and not params[name] > 0:
+            module.fail_json(msg="%s must be a positive number of requests, got %s" % (name, params[name]))
     if params.get("concurrency") is not None and not 1 <= params["concurrency"] <= MAX_CONCURRENCY:
         module.fail_json(msg="concurrency must be between 1 and %d, got %d" % (MAX_CONCURRENCY, params["concurrency"]))
     if credential_pairs:
@@ -119,10 +123,27 @@ def parse_target(text, source_name, resolve):
 
 def make_transport(module):
     params = module.params
-    return _transport.Transport(
+    transport = _transport.Transport(
         timeout=params["timeout"], retries=params["retries"], validate_certs=params["validate_certs"],
         ca_path=params.get("ca_path"), client_cert=params.get("client_cert"), client_key=params.get("client_key"),
         pool_size=max(8, (params.get("concurrency") or 4) * 2))
+    # run() reports the quotas the registries announced through it, in the result or the failure.
+    _transports(module).append(transport)
+    return transport
+
+
+def _transports(module):
+    if not hasattr(module, "imagepusher_transports"):
+        module.imagepusher_transports = []
+    return module.imagepusher_transports
+
+
+def rate_limits(module):
+    """{registry: quota} announced to any transport of this run (empty when none was)."""
+    report = {}
+    for transport in _transports(module):
+        report.update(transport.rate_limits.report())
+    return report
 
 
 def make_client(module, reference, transport, for_source=False):
@@ -136,14 +157,26 @@ def make_client(module, reference, transport, for_source=False):
         plain_http = params.get("source_plain_http") or False
     else:
         username, password, plain_http = params.get("username"), params.get("password"), params["plain_http"]
-    return client_for(module, reference, transport, username, password, plain_http)
+    return client_for(module, reference, transport, username, password, plain_http, for_source=for_source)
 
 
-def client_for(module, reference, transport, username, password, plain_http):
-    """A RegistryClient with these credentials (else the auth files, as _credentials.resolve says)."""
+def client_for(module, reference, transport, username, password, plain_http, for_source=False):
+    """A RegistryClient with these credentials (else the auth files, as _credentials.resolve says).
+
+    Its registry is held to requests_per_second, and a source registry also to
+    source_requests_per_second where the module has it (the lower rate wins).
+    """
     credentials = _credentials.resolve(reference.registry, reference.repository, username=username,
                                        password=password, auth_file=module.params.get("auth_file"))
+    transport.rate_limits.limit(reference.registry, module.params.get("requests_per_second"))
+    if for_source:
+        limit_source(module, reference, transport)
     return RegistryClient.for_reference(reference, transport, credentials, plain_http=plain_http)
+
+
+def limit_source(module, reference, transport):
+    """Hold the source registry of `reference` to source_requests_per_second (when set)."""
+    transport.rate_limits.limit(reference.registry, module.params.get("source_requests_per_second"))
 
 
 def make_cache(module):
@@ -164,7 +197,15 @@ def run(module, operation):
     except ImagePusherError as exc:
         # "path" in a result makes Ansible add that file's mode/owner/size: name it for what it is.
         details = dict(("cache_path" if k == "path" else k, v) for k, v in exc.details.items() if v is not None)
+        details.update(_quota_report(module))
         module.fail_json(msg=exc.message, error=type(exc).__name__, **details)
     if not module._diff:
         result.pop("diff", None)
+    result.update(_quota_report(module))
     module.exit_json(**result)
+
+
+def _quota_report(module):
+    """{"rate_limits": ...} when a registry announced its quota, else nothing (the key stays out)."""
+    report = rate_limits(module)
+    return {"rate_limits": report} if report else {}

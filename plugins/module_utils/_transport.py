@@ -45,6 +45,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._errors impor
     TLSError,
     TransportError,
 )
+from ansible_collections.imagepusher.registry.plugins.module_utils._rate_limit import RateLimits, refuse_spent_quota
 from ansible_collections.imagepusher.registry.plugins.module_utils._retry import (
     RetryBudget,
     parse_retry_after,
@@ -231,6 +232,7 @@ class Transport:
         self._sleep = sleep
         self._lock = threading.Lock()
         self.retry_count = 0
+        self.rate_limits = RateLimits()  # requests_per_second per registry, and the quotas registries announce
         self._bundle = None
         self._cert = None
         self.client_cert = client_cert
@@ -294,6 +296,7 @@ class Transport:
         last_exc = None
         while True:
             attempts += 1
+            self.rate_limits.wait(host)
             try:
                 response = self.session.request(
                     method, url, headers=headers, data=data, stream=stream,
@@ -311,6 +314,9 @@ class Transport:
                 raise TransportError("request to registry %s failed: %s" % (host, describe_connection_error(exc)),
                                      registry=host)
 
+            quota = self.rate_limits.observe(host, response.headers)
+            if response.status_code == 429:
+                refuse_spent_quota(host, quota or self.rate_limits.quota(host), response.headers.get("Retry-After"), self.backoff_max)
             if should_retry_status(response.status_code) and budget.remaining:
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 response.close()

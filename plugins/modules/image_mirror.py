@@ -109,6 +109,11 @@ options:
         registries need not set it.
     type: bool
     default: false
+  source_requests_per_second:
+    description:
+      - At most this many requests a second to each source registry, on top of O(requests_per_second) (the lower of
+        the two applies to it). For a source with a pull quota, such as Docker Hub, while the targets are not limited.
+    type: float
 notes:
   - The options O(username), O(password) and O(plain_http) apply to the targets.
 seealso:
@@ -167,6 +172,31 @@ diff:
   description: In diff mode, the digest each target names before and after the run (C(null) when it did not exist).
   returned: when diff mode is on
   type: dict
+rate_limits:
+  description:
+    - The request quota each registry announced in its last answer (Docker Hub's C(ratelimit-*) headers or the
+      IETF C(RateLimit) headers), by registry name. Keys a registry does not announce are left out.
+    - Also returned with a failure.
+  returned: when a registry announced its quota
+  type: dict
+  sample: {"docker.io": {"limit": 100, "remaining": 76, "window": 21600}}
+  contains:
+    limit:
+      description: Requests allowed per window.
+      type: int
+      returned: when announced
+    remaining:
+      description: Requests left in the current window.
+      type: int
+      returned: when announced
+    window:
+      description: The window's length in seconds.
+      type: int
+      returned: when announced
+    reset:
+      description: Seconds until the window resets.
+      type: int
+      returned: when announced
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -195,6 +225,7 @@ def main():
         source_username=dict(type="str"),
         source_password=dict(type="str", no_log=True),
         source_plain_http=dict(type="bool", default=False),
+        source_requests_per_second=dict(type="float"),
     )
     argument_spec.update(_module.registry_argument_spec())
     argument_spec.update(_module.cache_argument_spec())
@@ -205,6 +236,8 @@ def main():
 
     def mirror_all():
         transport = _module.make_transport(module)
+        for source, _target, _entry in images:
+            _module.limit_source(module, source, transport)
 
         def client(reference, username, password, plain_http):
             return _module.client_for(module, reference, transport, username, password, plain_http)

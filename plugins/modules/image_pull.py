@@ -175,6 +175,31 @@ retries:
   description: How many requests were retried after a transient failure.
   returned: always
   type: int
+rate_limits:
+  description:
+    - The request quota each registry announced in its last answer (Docker Hub's C(ratelimit-*) headers or the
+      IETF C(RateLimit) headers), by registry name. Keys a registry does not announce are left out.
+    - Also returned with a failure.
+  returned: when a registry announced its quota
+  type: dict
+  sample: {"docker.io": {"limit": 100, "remaining": 76, "window": 21600}}
+  contains:
+    limit:
+      description: Requests allowed per window.
+      type: int
+      returned: when announced
+    remaining:
+      description: Requests left in the current window.
+      type: int
+      returned: when announced
+    window:
+      description: The window's length in seconds.
+      type: int
+      returned: when announced
+    reset:
+      description: Seconds until the window resets.
+      type: int
+      returned: when announced
 """
 
 from ansible.module_utils.basic import AnsibleModule

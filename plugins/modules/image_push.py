@@ -95,6 +95,11 @@ options:
         not set it.
     type: bool
     default: false
+  source_requests_per_second:
+    description:
+      - At most this many requests a second to the O(source) registry, on top of O(requests_per_second) (the lower
+        of the two applies to it). For a source with a pull quota, such as Docker Hub, while the target is not limited.
+    type: float
   chunk_size:
     description:
       - Upload blobs in chunks of this size instead of one streamed request per blob. A number of bytes, or
@@ -228,6 +233,31 @@ retries:
   description: How many requests were retried after a transient failure.
   returned: always
   type: int
+rate_limits:
+  description:
+    - The request quota each registry announced in its last answer (Docker Hub's C(ratelimit-*) headers or the
+      IETF C(RateLimit) headers), by registry name. Keys a registry does not announce are left out.
+    - Also returned with a failure.
+  returned: when a registry announced its quota
+  type: dict
+  sample: {"docker.io": {"limit": 100, "remaining": 76, "window": 21600}}
+  contains:
+    limit:
+      description: Requests allowed per window.
+      type: int
+      returned: when announced
+    remaining:
+      description: Requests left in the current window.
+      type: int
+      returned: when announced
+    window:
+      description: The window's length in seconds.
+      type: int
+      returned: when announced
+    reset:
+      description: Seconds until the window resets.
+      type: int
+      returned: when announced
 """
 
 import re
@@ -268,6 +298,7 @@ def main():
         source_username=dict(type="str"),
         source_password=dict(type="str", no_log=True),
         source_plain_http=dict(type="bool", default=False),
+        source_requests_per_second=dict(type="float"),
     )
     argument_spec.update(_module.registry_argument_spec())
     argument_spec.update(_module.cache_argument_spec())

@@ -38,6 +38,8 @@ Actions (see each function):
   throttle(rate, direction="down")  bytes/s of the response body ("down") or request body ("up");
                            ``rule.enabled = False`` lifts it, also for requests in flight
   replace(body)            forward; send ``body`` instead of the registry's body
+  headers(extra)           forward; add the ``extra`` headers to the registry's answer (a registry
+                           announcing its rate limit, as Docker Hub does)
 
 Every exchange is recorded (``proxy.log``): method, target, request headers, status sent,
 request/response body bytes, the fault applied and when it happened. A TLS ClientHello (our
@@ -85,10 +87,11 @@ def reset(after: int | None = None) -> Action:
     return Action("reset", {"after": after})
 
 
-def status(code: int, retry_after: int | str | None = None, body: bytes | None = None) -> Action:
+def status(code: int, retry_after: int | str | None = None, body: bytes | None = None,
+           extra: dict | None = None) -> Action:
     """Answer ``code`` locally (the registry never sees the request), with an OCI error body and,
-    when given, a Retry-After header."""
-    return Action("status", {"code": code, "retry_after": retry_after, "body": body})
+    when given, a Retry-After header and the ``extra`` headers."""
+    return Action("status", {"code": code, "retry_after": retry_after, "body": body, "extra": dict(extra or {})})
 
 
 def truncate(at: int) -> Action:
@@ -115,6 +118,11 @@ def throttle(rate: float, direction: str = "down") -> Action:
     if direction not in ("down", "up"):
         raise ValueError("direction must be 'down' or 'up'")
     return Action("throttle", {"rate": float(rate), "direction": direction})
+
+
+def headers(extra: dict) -> Action:
+    """Forward; add the ``extra`` headers to the registry's response head."""
+    return Action("headers", {"extra": dict(extra)})
 
 
 def replace(body: bytes) -> Action:
@@ -363,7 +371,7 @@ class FaultProxy:
         if kind == "status":
             record.request_bytes = _drain_request(rfile, body_framing)
             record.status = params["code"]
-            _send_status(client, params["code"], params.get("retry_after"), params.get("body"))
+            _send_status(client, params["code"], params.get("retry_after"), params.get("body"), params.get("extra"))
             return True
         stored = None
         if kind == "stall" and params["stage"] == "request":
@@ -385,6 +393,9 @@ class FaultProxy:
                 rate = params["rate"] if kind == "throttle" and params["direction"] == "up" else None
                 record.request_bytes = self._relay_request_body(rfile, upstream, body_framing, rate, rule, record)
             status_code, response_head, response_headers = _read_response_head(up_rfile)
+            if kind == "headers":
+                response_head = _with_headers(response_head, params["extra"])
+                response_headers = response_headers + list(params["extra"].items())
             record.response_headers = response_headers
             framing = _response_framing(method, status_code, response_headers)
             keep_alive = _keep_alive(headers, response_headers) and framing[0] != "close"
@@ -700,7 +711,13 @@ _REASONS = {429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Ga
 _CODES = {429: "TOOMANYREQUESTS", 503: "UNAVAILABLE"}
 
 
-def _send_status(client, code: int, retry_after=None, body: bytes | None = None) -> None:
+def _with_headers(head: bytes, extra: dict) -> bytes:
+    """The response head with the ``extra`` header lines added before its end."""
+    added = "".join(f"{name}: {value}\r\n" for name, value in extra.items()).encode("latin-1")
+    return head[:-2] + added + b"\r\n"
+
+
+def _send_status(client, code: int, retry_after=None, body: bytes | None = None, extra: dict | None = None) -> None:
     if body is None:
         body = json.dumps({"errors": [{"code": _CODES.get(code, "UNKNOWN"),
                                        "message": "injected by the fault proxy", "detail": None}]}).encode()
@@ -708,6 +725,7 @@ def _send_status(client, code: int, retry_after=None, body: bytes | None = None)
              f"Content-Length: {len(body)}", "Docker-Distribution-Api-Version: registry/2.0"]
     if retry_after is not None:
         lines.append(f"Retry-After: {retry_after}")
+    lines.extend(f"{name}: {value}" for name, value in (extra or {}).items())
     client.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
 
 

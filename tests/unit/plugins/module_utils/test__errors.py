@@ -17,6 +17,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._errors impor
     InvalidOptionError,
     InvalidReferenceError,
     QUOTE_LIMIT,
+    RateLimitError,
     LockTimeoutError,
     ManifestError,
     MissingBlobError,
@@ -32,11 +33,11 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._errors impor
 from ansible_collections.imagepusher.registry.plugins.module_utils._reference import ImageReference
 
 ALL = [cls for _name, cls in inspect.getmembers(_errors, inspect.isclass) if issubclass(cls, ImagePusherError)]
-REGISTRY = [RegistryError, NotFoundError, AuthenticationError, AuthorizationError]
+REGISTRY = [RegistryError, NotFoundError, AuthenticationError, AuthorizationError, RateLimitError]
 
 
 def test_every_class_of_the_module_is_in_the_tree():
-    assert len(ALL) == 18
+    assert len(ALL) == 19
     defined_here = [cls for _name, cls in inspect.getmembers(_errors, inspect.isclass) if cls.__module__ == _errors.__name__]
     assert set(ALL) == set(defined_here)
 
@@ -93,6 +94,7 @@ def test_registry_errors_can_be_rebuilt_from_their_details(cls):
     (NotFoundError, RegistryError),
     (AuthenticationError, RegistryError),
     (AuthorizationError, RegistryError),
+    (RateLimitError, RegistryError),
     (CacheError, ImagePusherError),
     (NotCachedError, CacheError),
     (MissingBlobError, CacheError),

@@ -64,7 +64,8 @@ def failure(call, *args, **kwargs):
 def test_registry_argument_spec():
     spec = _module.registry_argument_spec()
     assert sorted(spec) == sorted(["username", "password", "auth_file", "validate_certs", "ca_path", "client_cert",
-                                   "client_key", "plain_http", "timeout", "retries"])
+                                   "client_key", "plain_http", "timeout", "retries", "requests_per_second"])
+    assert spec["requests_per_second"] == dict(type="float")
     assert spec["password"]["no_log"] is True
     assert spec["client_key"]["no_log"] is False  # a path, not a secret
     assert spec["username"]["fallback"][1] == ["IMAGEPUSHER_USERNAME"]
@@ -113,6 +114,8 @@ def test_check_ranges_accepts_the_defaults_and_the_bounds():
     (dict(retries=-1), "retries must be between 0 and 20, got -1"),
     (dict(concurrency=0), "concurrency must be between 1 and 32, got 0"),
     (dict(concurrency=33), "concurrency must be between 1 and 32, got 33"),
+    (dict(requests_per_second=0.0), "requests_per_second must be a positive number of requests, got 0.0"),
+    (dict(source_requests_per_second=-2.0), "source_requests_per_second must be a positive number of requests, got -2.0"),
     (dict(client_key="/k"), "client_key is set but client_cert is not: mutual TLS needs the certificate too"),
     (dict(username="u"), "username is set but password is not (option password or env IMAGEPUSHER_PASSWORD)"),
     (dict(password="p"), "password is set but username is not (option username or env IMAGEPUSHER_USERNAME)"),
@@ -296,6 +299,58 @@ def test_run_reports_a_registry_error_with_its_status_and_code():
     failed = failure(_module.run, FakeModule(), operation)
     assert failed == {"msg": "manifest unknown", "error": "NotFoundError", "status": 404, "code": "MANIFEST_UNKNOWN",
                       "registry": "reg"}
+
+
+def _announcing(module, registry, remaining):
+    """A transport of `module` that heard `registry` announce a quota."""
+    transport = _module.make_transport(module)
+    transport.rate_limits.observe(registry, {"RateLimit-Limit": "100;w=21600", "RateLimit-Remaining": "%d" % remaining})
+    return transport
+
+
+def test_run_reports_announced_quotas_with_the_result():
+    module = FakeModule()
+
+    def operation():
+        _announcing(module, "docker.io", 76)
+        _module.make_transport(module)  # a transport that heard nothing adds nothing
+        return {"changed": False}
+    failure_free_run(module, operation)
+    assert module.exited == {"changed": False, "rate_limits": {"docker.io": {"limit": 100, "remaining": 76, "window": 21600}}}
+
+
+def test_run_reports_announced_quotas_with_a_failure():
+    module = FakeModule()
+
+    def operation():
+        _announcing(module, "docker.io", 0)
+        raise NotFoundError("manifest unknown", status=404, registry="docker.io")
+    failed = failure(_module.run, module, operation)
+    assert failed["rate_limits"] == {"docker.io": {"limit": 100, "remaining": 0, "window": 21600}}
+
+
+def test_run_without_announced_quotas_adds_no_key():
+    module = FakeModule()
+    failure_free_run(module, lambda: {"changed": True})
+    assert module.exited == {"changed": True}
+
+
+def failure_free_run(module, operation):
+    with pytest.raises(Exited):
+        _module.run(module, operation)
+    assert module.failed is None
+
+
+def test_client_for_holds_the_registry_to_requests_per_second_and_a_source_to_the_stricter_rate():
+    module = FakeModule(requests_per_second=10.0, source_requests_per_second=2.0)
+    transport = _module.make_transport(module)
+    _module.client_for(module, ImageReference.parse("registry.example.com/a:v1"), transport, None, None, False)
+    _module.client_for(module, ImageReference.parse("src.example.com/a:v1"), transport, None, None, False,
+                       for_source=True)
+    buckets = transport.rate_limits._buckets
+    assert buckets["registry.example.com"].interval == pytest.approx(0.1)
+    assert buckets["src.example.com"].interval == pytest.approx(0.5)
+    transport.close()
 
 
 def test_run_lets_a_bug_through():
