@@ -100,7 +100,7 @@ options:
       - At most this many requests a second to each registry the task talks to, each registry counted on its own
         (a mirror's source and target each get this rate). Every request made for a registry counts, including
         token requests to its auth server and resumed transfers; requests are spaced evenly, so no second sees
-        more than this number plus one, whatever O(concurrency) is.
+        more than this number plus one, however many transfers run at once.
       - Unset, requests go as fast as the transfer needs.
       - Docker Hub counts manifest V(GET)s against its pull quota, not V(HEAD)s; a run over images the target already
         has makes only V(HEAD) requests for their manifests, so a warm re-run spends no quota.

@@ -39,7 +39,7 @@ class FakeClock:
 def test_bucket_spaces_requests_evenly_from_the_first():
     clock = FakeClock()
     bucket = TokenBucket(4, clock=clock, sleep=clock.sleep)
-    waits = [bucket.acquire() for _ in range(5)]
+    waits = [bucket.acquire() for _attempt in range(5)]
     assert waits == [0.0, 0.25, 0.5, 0.75, 1.0]  # five requests at once: one every quarter second
     assert clock.sleeps == [0.25, 0.5, 0.75, 1.0]
 
@@ -58,12 +58,12 @@ def test_bucket_never_lets_a_second_see_more_than_rate_plus_one_across_threads()
     times, lock = [], threading.Lock()
 
     def worker():
-        for _ in range(5):
+        for _attempt in range(5):
             bucket.acquire()
             with lock:
                 times.append(time.monotonic())
 
-    threads = [threading.Thread(target=worker) for _ in range(6)]
+    threads = [threading.Thread(target=worker) for _attempt in range(6)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -158,7 +158,7 @@ def test_rate_limits_hold_each_registry_to_its_own_bucket_the_lowest_rate_winnin
     limits.limit("a.test", 2)  # a stricter limit for the same registry wins
     limits.limit("a.test", 50)  # a looser one does not loosen it
     limits.limit("b.test", None)  # no limit asked: none set
-    for _ in range(3):
+    for _attempt in range(3):
         limits.wait("a.test")
         limits.wait("b.test")
         limits.wait("c.test")
@@ -207,7 +207,7 @@ def test_transport_spaces_requests_to_a_limited_registry():
         transport = Transport()
         transport.rate_limits.limit("reg.test", 10)
         started = time.monotonic()
-        for _ in range(4):
+        for _attempt in range(4):
             transport.request("GET", server.url + "/v2/", "reg.test").close()
         spent = time.monotonic() - started
         transport.close()
