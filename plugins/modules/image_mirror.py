@@ -173,6 +173,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.imagepusher.registry.plugins.module_utils import _copy
 from ansible_collections.imagepusher.registry.plugins.module_utils import _module
+from ansible_collections.imagepusher.registry.plugins.module_utils import _sync
 from ansible_collections.imagepusher.registry.plugins.module_utils._mirror_entries import settle_entries
 
 IMAGE_OPTIONS = dict(
@@ -185,6 +186,13 @@ IMAGE_OPTIONS = dict(
     target_username=dict(type="str"),
     target_password=dict(type="str", no_log=True),
     target_plain_http=dict(type="bool"),
+    tags=dict(type="dict", options=dict(
+        include=dict(type="list", elements="str"),
+        exclude=dict(type="list", elements="str"),
+        semver=dict(type="str"),
+        latest=dict(type="int"),
+        prerelease=dict(type="bool"),
+    )),
 )
 
 
@@ -209,8 +217,15 @@ def main():
         def client(reference, username, password, plain_http):
             return _module.client_for(module, reference, transport, username, password, plain_http)
 
-        return _copy.mirror_images(images, client, _module.make_cache(module), module.params["concurrency"],
-                                   check_mode=module.check_mode)
+        def list_tags(source, image):
+            return client(source, image["source_username"], image["source_password"],
+                          image["source_plain_http"]).list_tags(source.repository)
+
+        def mirror(expanded):
+            return _copy.mirror_images(expanded, client, _module.make_cache(module), module.params["concurrency"],
+                                       check_mode=module.check_mode)
+
+        return _sync.mirror_expanded(images, list_tags, mirror, module.warn)
 
     _module.run(module, mirror_all)
 
