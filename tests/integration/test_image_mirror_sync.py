@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,95 @@ def test_tag_listing_against_the_real_registry(sync_source):
         transport.close()
     assert sorted(tags) == sorted(SEEDED_TAGS) and len(tags) == len(SEEDED_TAGS)
     assert [(e.query, e.status) for e in pages] == [("n=2", 200)]
+
+
+# -- the role: tags in mirror_images_list, and the list sharded across hosts ------------------------------------
+
+FLEET = ["mirror-b", "mirror-a", "mirror-c"]  # not in name order: the split sorts them
+ROLE_PLAY = """
+- name: sync with the mirror_images role
+  hosts: fleet
+  gather_facts: false
+  roles:
+    - role: imagepusher.registry.mirror_images
+      vars:
+        mirror_images_list: "{{ sync_list }}"
+        mirror_images_shard: "{{ sync_shard }}"
+  tasks:
+    - name: export results
+      ansible.builtin.debug:
+        var: mirror_images_results
+    - name: export fleet results
+      ansible.builtin.debug:
+        var: mirror_images_fleet_results
+      when: sync_shard
+"""
+
+
+def role_list(source_host: str, target_host: str) -> list[dict]:
+    plain = [{"source": f"{source_host}/sync/app:{tag}", "target": f"{target_host}/fleet/plain-{n}"}
+             for n, tag in enumerate(["1.0", "1.2.3", "2.0", "foo", "latest"])]
+    return plain + [{"source": f"{source_host}/sync/app", "target": f"{target_host}/fleet/ones", "tags": {"semver": "^1"}},
+                    {"source": f"{source_host}/sync/app", "target": f"{target_host}/fleet/none", "tags": {"latest": 1,
+                                                                                                         "include": ["x.*"]}}]
+
+
+def owner(entry: dict, hosts: list[str]) -> str:
+    """The host the role's documented split gives an entry."""
+    number = int(hashlib.sha1(f"{entry['source']} {entry['target']}".encode()).hexdigest(), 16)
+    return sorted(hosts)[number % len(hosts)]
+
+
+def fleet_workspace(ansible, tmp_path, hosts):
+    lines = ["[fleet]"] + [f"{h} ansible_connection=local ansible_python_interpreter={ansible.python} "
+                           f"mirror_images_cache_dir={tmp_path / ('cache-' + h)}" for h in hosts]
+    ansible.inventory.write_text("\n".join(lines) + "\n")
+    return ansible
+
+
+def test_role_shards_a_sync_list_across_hosts(ansible, sync_source, tmp_path):
+    source, digests = sync_source
+    ws = fleet_workspace(ansible, tmp_path, FLEET)
+    with Registry() as target:
+        listed = role_list(source.host, target.host)
+        owners = [owner(e, FLEET) for e in listed]
+        assert len(set(owners)) > 1, owners  # the test means something only if the list is spread
+        expected = []  # (entry, target, digest, host) for every image, by entry
+        for number, entry in enumerate(listed):
+            tags = {5: ["v1.10.0", "1.2.3", "1.0"], 6: []}.get(number, [entry["source"].rsplit(":", 1)[1]])
+            expected.extend((number, f"{entry['target']}:{tag}", digests[tag], owners[number]) for tag in tags)
+        runs = [ws.run_playbook(ROLE_PLAY, {"sync_list": listed, "sync_shard": True}, timeout=600) for _ in range(2)]
+        for number, run in enumerate(runs):
+            assert run.rc == 0, run.output
+            fleet = None
+            for host in FLEET:
+                mine = run.task("export results", host).result["mirror_images_results"]
+                assert [(r["entry"], r["target"], r["digest"], r["host"]) for r in mine] == [
+                    e for e in expected if e[3] == host]
+                assert all(r["pushed"] == (number == 0) for r in mine), mine
+                seen = run.task("export fleet results", host).result["mirror_images_fleet_results"]
+                assert fleet is None or seen == fleet
+                fleet = seen
+            assert [(r["entry"], r["target"], r["digest"], r["host"]) for r in fleet] == expected
+        # each host filled its own cache with its own share only
+        for host in FLEET:
+            index = tmp_path / f"cache-{host}" / "index.json"
+            names = sorted(m["annotations"]["org.opencontainers.image.ref.name"]
+                           for m in json.loads(index.read_text())["manifests"]) if index.exists() else []
+            assert names == sorted(f"{source.host}/sync/app:{e[1].rsplit(':', 1)[1]}" for e in expected if e[3] == host)
+
+
+def test_role_with_tags_on_one_host(ansible, sync_source, tmp_path):
+    source, digests = sync_source
+    ws = fleet_workspace(ansible, tmp_path, ["solo"])
+    with Registry() as target:
+        listed = role_list(source.host, target.host)[4:]  # latest, the ^1 sync, the sync that selects nothing
+        run = ws.run_playbook(ROLE_PLAY, {"sync_list": listed, "sync_shard": False}, timeout=600)
+        assert run.rc == 0, run.output
+        results = run.task("export results", "solo").result["mirror_images_results"]
+    assert [(r["entry"], r["target"].rsplit("/", 1)[1], r["digest"], r["pushed"]) for r in results] == [
+        (0, "plain-4:latest", digests["latest"], True), (1, "ones:v1.10.0", digests["v1.10.0"], True),
+        (1, "ones:1.2.3", digests["1.2.3"], True), (1, "ones:1.0", digests["1.0"], True)]
+    assert all("host" not in r for r in results)
+    assert [w for w in run.task("Mirror the images from their sources to their targets, through the cache", "solo").warnings
+            if "images[2]: the tag rules select none" in w]
