@@ -20,7 +20,7 @@ description:
     each registry (with O(images[].platforms), the source's index is read too), whether or not the cache holds it.
   - One task for the whole list. Ansible's cost per loop item (most of a second) is paid once, so a list of
     current images costs about two HEAD requests per image. The role C(imagepusher.registry.mirror_images) runs it.
-  - An entry with O(images[].tags) is a sync: it mirrors each tag of its source repository that the rules select,
+  - An entry with O(images[].tags) is a sync. It mirrors each tag of its source repository that the rules select,
     to the same tag of its target repository, as if each were an entry of its own at that place in the list.
   - Every entry is checked before anything is transferred. The images are then mirrored in order; the first
     failure stops the run and fails the task, naming the image, with RV(images) holding those mirrored before it.

@@ -142,9 +142,10 @@ ROLE_PLAY = """
 def role_list(source_host: str, target_host: str) -> list[dict]:
     plain = [{"source": f"{source_host}/sync/app:{tag}", "target": f"{target_host}/fleet/plain-{n}"}
              for n, tag in enumerate(["1.0", "1.2.3", "2.0", "foo", "latest"])]
-    return plain + [{"source": f"{source_host}/sync/app", "target": f"{target_host}/fleet/ones", "tags": {"semver": "^1"}},
-                    {"source": f"{source_host}/sync/app", "target": f"{target_host}/fleet/none", "tags": {"latest": 1,
-                                                                                                         "include": ["x.*"]}}]
+    sync = [{"source": f"{source_host}/sync/app", "target": f"{target_host}/fleet/ones", "tags": {"semver": "^1"}},
+            {"source": f"{source_host}/sync/app", "target": f"{target_host}/fleet/none",
+             "tags": {"latest": 1, "include": ["x.*"]}}]
+    return plain + sync
 
 
 def owner(entry: dict, hosts: list[str]) -> str:
@@ -171,7 +172,7 @@ def test_role_shards_a_sync_list_across_hosts(ansible, sync_source, tmp_path):
         for number, entry in enumerate(listed):
             tags = {5: ["v1.10.0", "1.2.3", "1.0"], 6: []}.get(number, [entry["source"].rsplit(":", 1)[1]])
             expected.extend((number, f"{entry['target']}:{tag}", digests[tag], owners[number]) for tag in tags)
-        runs = [ws.run_playbook(ROLE_PLAY, {"sync_list": listed, "sync_shard": True}, timeout=600) for _ in range(2)]
+        runs = [ws.run_playbook(ROLE_PLAY, {"sync_list": listed, "sync_shard": True}, timeout=600) for _run in range(2)]
         for number, run in enumerate(runs):
             assert run.rc == 0, run.output
             fleet = None

@@ -104,4 +104,3 @@ def test_prereleases_match_only_when_named_or_allowed(text, prerelease, expected
 def test_bad_ranges(text):
     with pytest.raises(RangeError):
         Range.parse(text)
-

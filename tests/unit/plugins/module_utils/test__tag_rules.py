@@ -11,8 +11,8 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._tag_rules im
 TAGS = ["1.0", "1.2.3", "v1.10.0", "1.11.0-rc1", "2.0", "latest", "foo"]
 
 
-def select(rules, tags=TAGS):
-    return TagRules.from_option(rules, "images[0].tags").select(tags)
+def select(rules, tags=None):
+    return TagRules.from_option(rules, "images[0].tags").select(TAGS if tags is None else tags)
 
 
 @pytest.mark.parametrize("rules, expected", [
