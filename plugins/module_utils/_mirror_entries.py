@@ -16,6 +16,7 @@ __metaclass__ = type
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import ImagePusherError, InvalidOptionError
 from ansible_collections.imagepusher.registry.plugins.module_utils._names import default_target_tag
 from ansible_collections.imagepusher.registry.plugins.module_utils._reference import ImageReference
+from ansible_collections.imagepusher.registry.plugins.module_utils._sync import settle_sync_entry
 
 # Entry option -> the module-wide option an entry that leaves it out (or null) takes.
 ENTRY_DEFAULTS = dict(platforms="platforms", source_username="source_username", source_password="source_password",
@@ -38,7 +39,10 @@ def settle_entries(params):
                 entry[key] = params[default]
         for side in ("source", "target"):
             _check_credential_pair(entry, side, where)
-        source, target = _references(entry, where)
+        if entry.get("tags") is not None:  # a sync entry: repositories, expanded into tags later (_sync)
+            source, target = settle_sync_entry(entry, where)
+        else:
+            source, target = _references(entry, where)
         settled.append((source, target, entry))
     return settled
 

@@ -20,6 +20,8 @@ description:
     each registry (with O(images[].platforms), the source's index is read too), whether or not the cache holds it.
   - One task for the whole list. Ansible's cost per loop item (most of a second) is paid once, so a list of
     current images costs about two HEAD requests per image. The role C(imagepusher.registry.mirror_images) runs it.
+  - An entry with O(images[].tags) is a sync. It mirrors each tag of its source repository that the rules select,
+    to the same tag of its target repository, as if each were an entry of its own at that place in the list.
   - Every entry is checked before anything is transferred. The images are then mirrored in order; the first
     failure stops the run and fails the task, naming the image, with RV(images) holding those mirrored before it.
   - The registry options (O(username), O(password), O(plain_http)) are the defaults for every target; O(source_username),
@@ -91,6 +93,52 @@ options:
       target_plain_http:
         description: Talk plain HTTP to this entry's target registry (else O(plain_http)).
         type: bool
+      tags:
+        description:
+          - Sync by tag rules. O(images[].source) and O(images[].target) are then repositories (no tag, no digest);
+            the source's tags are listed (following C(Link) pages) and each tag the rules select is mirrored to the
+            same tag of the target, with the entry's other settings. An empty dict selects every tag.
+          - A tag is selected when it passes every rule given. Selected tags are mirrored highest version first
+            (C(v1.10.0) before C(v1.2.0); tags naming equal versions, such as C(1.2) and C(v1.2.0), by name), then
+            the tags that are not versions, by name.
+          - The rules are checked before anything is transferred; a bad one fails the task with a message naming it,
+            such as C(images[2].tags.semver).
+          - An entry whose rules select no tag mirrors nothing and the task warns, naming the entry.
+          - Tags are read as versions with or without a leading C(v), a missing minor or patch being 0 (C(1.4) is
+            1.4.0); C(latest), C(foo) or C(1.2.3.4) are not versions.
+        type: dict
+        suboptions:
+          include:
+            description:
+              - Regular expressions (Python C(re)); a tag is kept when one of them matches the WHOLE tag
+                (C(v1.*), not C(v1)). By default every tag.
+            type: list
+            elements: str
+          exclude:
+            description: Regular expressions; a tag is dropped when one of them matches the whole tag.
+            type: list
+            elements: str
+          semver:
+            description:
+              - A version range, with npm's (node-semver) rules. Comparators separated by spaces must all hold, sets
+                joined by C(||) are alternatives. C(>=1.2 <2), C(~1.4) (1.4.x), C(^2) (2.x), C(^0.2) (0.2.x), C(=1.2.3),
+                C(1.2) (1.2.x), C(1.x), C(*), C(>), C(>=), C(<), C(<=), C(1.2 - 1.5).
+              - Tags that are not versions are dropped. A pre-release (C(1.11.0-rc1)) matches only when a comparator
+                names a pre-release of the same version (C(>=1.11.0-rc1)), or with O(images[].tags.prerelease=true).
+            type: str
+          latest:
+            description:
+              - Keep only the N highest versions of the tags selected by the other rules (each tag counts, so C(1.2)
+                and C(v1.2.0) are two). Tags that are not versions are dropped; pre-releases too, unless
+                O(images[].tags.prerelease=true).
+            type: int
+          prerelease:
+            description:
+              - V(true) selects pre-release versions wherever a version is read (O(images[].tags.semver),
+                O(images[].tags.latest)). V(false) drops every pre-release version, with or without those rules.
+              - Unset, O(images[].tags.semver) follows node-semver, O(images[].tags.latest) drops pre-releases, and
+                O(images[].tags.include)/O(images[].tags.exclude) alone keep them.
+            type: bool
   platforms:
     description:
       - The platforms of every entry without O(images[].platforms) of its own. By default whole images (every
@@ -135,6 +183,20 @@ EXAMPLES = r"""
     cache_dir: /var/cache/imagepusher
   register: mirrored
 
+- name: Sync every 1.x release and the two newest versions of a repository
+  imagepusher.registry.image_mirror:
+    images:
+      - source: ghcr.io/example/app
+        target: registry.example.com/mirror/app
+        tags:
+          semver: ">=1.0 <2"
+          exclude: ['.*-debug']
+      - source: quay.io/example/tool
+        target: registry.example.com/mirror/tool
+        tags:
+          latest: 2
+  register: synced
+
 - name: Show what moved
   ansible.builtin.debug:
     msg: "{{ item.target }} {{ item.digest }} ({{ item.bytes_uploaded }} bytes uploaded)"
@@ -148,7 +210,10 @@ images:
   description:
     - One result per entry of O(images), in order, each with the keys M(imagepusher.registry.image_push) returns for
       a one-pass mirror (C(source), C(target), C(digest), C(source_digest), C(media_type), C(platforms), C(blobs),
-      C(manifests), C(bytes_downloaded), C(bytes_uploaded), C(cache_name), C(cached), C(retries)), plus C(changed).
+      C(manifests), C(bytes_downloaded), C(bytes_uploaded), C(cache_name), C(cached), C(retries)), plus C(changed)
+      and C(entry).
+    - An entry with O(images[].tags) has one result per selected tag, in the order the rules give (none when they
+      select nothing). In check mode, these are the tags that would be mirrored.
     - When an image fails, the entries mirrored before it.
   returned: always
   type: list
@@ -158,8 +223,14 @@ images:
       target: registry.example.com/mirror/nginx:1.27
       digest: sha256:0d17b565c37bcbd895e9d92315a05c1c3c9a29f762b011a10c54a66cd53c9b31
       changed: false
+      entry: 0
       bytes_downloaded: 0
       bytes_uploaded: 0
+  contains:
+    entry:
+      description: The index in O(images) of the entry this image came from (several results share it for a sync entry).
+      type: int
+      returned: always
 bytes_downloaded:
   description: Blob bytes downloaded from the sources, all images together (in check mode, that would be).
   returned: always
@@ -203,6 +274,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.imagepusher.registry.plugins.module_utils import _copy
 from ansible_collections.imagepusher.registry.plugins.module_utils import _module
+from ansible_collections.imagepusher.registry.plugins.module_utils import _sync
 from ansible_collections.imagepusher.registry.plugins.module_utils._mirror_entries import settle_entries
 
 IMAGE_OPTIONS = dict(
@@ -215,6 +287,13 @@ IMAGE_OPTIONS = dict(
     target_username=dict(type="str"),
     target_password=dict(type="str", no_log=True),
     target_plain_http=dict(type="bool"),
+    tags=dict(type="dict", options=dict(
+        include=dict(type="list", elements="str"),
+        exclude=dict(type="list", elements="str"),
+        semver=dict(type="str"),
+        latest=dict(type="int"),
+        prerelease=dict(type="bool"),
+    )),
 )
 
 
@@ -242,8 +321,15 @@ def main():
         def client(reference, username, password, plain_http):
             return _module.client_for(module, reference, transport, username, password, plain_http)
 
-        return _copy.mirror_images(images, client, _module.make_cache(module), module.params["concurrency"],
-                                   check_mode=module.check_mode)
+        def list_tags(source, image):
+            return client(source, image["source_username"], image["source_password"],
+                          image["source_plain_http"]).list_tags(source.repository)
+
+        def mirror(expanded):
+            return _copy.mirror_images(expanded, client, _module.make_cache(module), module.params["concurrency"],
+                                       check_mode=module.check_mode)
+
+        return _sync.mirror_expanded(images, list_tags, mirror, module.warn)
 
     _module.run(module, mirror_all)
 
