@@ -35,6 +35,10 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._errors impor
 
 MAX_DEPTH = 3  # index -> index -> manifest is the deepest seen in practice
 CONFIG_LIMIT = 4 * 1024 * 1024
+# BuildKit's annotations on an index entry that is an attestation manifest (see attested_digest).
+ATTESTATION_TYPE_KEY = "vnd.docker.reference.type"
+ATTESTATION_TYPE = "attestation-manifest"
+ATTESTATION_DIGEST_KEY = "vnd.docker.reference.digest"
 
 # What a store-read walk starts from: index.json gives a digest, maybe a type and a size.
 _Top = collections.namedtuple("_Top", ["digest", "media_type", "size"])
@@ -306,18 +310,32 @@ def narrow(index, wanted):
 
     One platform: that platform's own descriptor (its digest is preserved, as with
     `docker pull --platform`).  Several: a new index of the same type holding only
-    their entries (a new digest).  Returns (descriptor or None, new index or None).
+    their entries and the attestation manifests that describe them (a new digest; the
+    index itself when that is every entry).  Returns (descriptor or None, new index or None).
     """
     selected = _manifest.select_platforms(index, wanted)
     if len(selected) == 1:
         return selected[0], None
-    if len(selected) == len(index.manifests):
+    keep = set(d.digest for d in selected)
+    keep.update(d.digest for d in index.manifests if attested_digest(d) in keep)
+    if len(keep) == len(set(d.digest for d in index.manifests)):
         return None, index
     document = json.loads(index.raw.decode("utf-8"))
-    keep = set(d.digest for d in selected)
     document["manifests"] = [m for m in document.get("manifests", []) if m.get("digest") in keep]
     raw = json.dumps(document, indent=3, sort_keys=False).encode("utf-8")
     return None, _manifest.parse(raw, index.media_type)
+
+
+def attested_digest(descriptor):
+    """The platform manifest a BuildKit attestation manifest entry of an index describes, else None.
+
+    BuildKit lists each attestation as an index entry of platform unknown/unknown annotated
+    `vnd.docker.reference.type: attestation-manifest` and `vnd.docker.reference.digest: <its image>`.
+    """
+    annotations = descriptor.annotations or {}
+    if annotations.get(ATTESTATION_TYPE_KEY) != ATTESTATION_TYPE:
+        return None
+    return annotations.get(ATTESTATION_DIGEST_KEY)
 
 
 def config_platform(config_bytes):

@@ -70,7 +70,9 @@ options:
         description:
           - Mirror only these platforms of a multi-platform image, each C(os/architecture[/variant]); defaults to
             O(platforms). One platform mirrors that platform's manifest (its digest is the source's); several make
-            a new index listing only them (a new digest).
+            a new index listing only them (a new digest) and the BuildKit attestation manifests (index entries
+            annotated C(vnd.docker.reference.type=attestation-manifest)) whose C(vnd.docker.reference.digest) is one
+            of them; an index narrowed to every platform it has is kept as it is.
         type: list
         elements: str
       source_username:

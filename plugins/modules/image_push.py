@@ -63,7 +63,8 @@ options:
     description:
       - Push only these platforms of a multi-platform image, each C(os/architecture[/variant]).
       - One platform pushes that platform's manifest (digest preserved); several push a new index listing only
-        them (a new digest). By default the whole index is pushed as stored.
+        them (a new digest), with the BuildKit attestation manifests of those platforms. By default the whole index
+        is pushed as stored.
     type: list
     elements: str
   source:

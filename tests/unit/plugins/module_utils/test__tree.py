@@ -24,6 +24,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._tree import 
     MAX_DEPTH,
     ImageTree,
     TreeScan,
+    attested_digest,
     complete_tree,
     config_platform,
     entry_tree,
@@ -37,9 +38,13 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._tree import 
 from tests.support import images
 from tests.unit.plugins.module_utils.tree_builders import (
     AMD64,
+    ARM64,
+    ARMV7,
+    ATTESTATION,
     MemoryStore,
     Store,
     config_of,
+    desc,
     multiarch,
     nested,
 )
@@ -453,3 +458,40 @@ def test_scan_reports_missing_and_damaged(cache):
 
     gone = read_tree(cache, idx.digest, tolerant=True, gone=frozenset([idx.digest]))
     assert gone.top is None and gone.missing_manifests == [idx.digest]
+
+
+# -- attestations kept with their platforms ------------------------------------------------------
+
+def _attested_index():
+    """An index of three platforms, each followed by a BuildKit attestation manifest describing it."""
+    store = Store()
+    images = [store.image("amd64", [b"base", b"amd"]), store.image("arm64", [b"base", b"arm"], variant="v8"),
+              store.image("arm", [b"base", b"armv7"], variant="v7")]
+    entries = []
+    for image, platform in zip(images, (AMD64, ARM64, ARMV7)):
+        entries.append(desc(image.media_type, image.raw, platform=platform))
+        statement = store.image("unknown", [image.digest.encode()], os_name="unknown")
+        entries.append(desc(statement.media_type, statement.raw, platform=ATTESTATION, annotations={
+            "vnd.docker.reference.type": "attestation-manifest", "vnd.docker.reference.digest": image.digest}))
+    top = store.add(json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": entries}).encode())
+    return top, entries
+
+
+def test_narrow_keeps_the_attestations_of_the_kept_platforms():
+    top, entries = _attested_index()
+    _descriptor, new_index = narrow(top, ["linux/amd64", "linux/arm/v7"])
+    assert [d.digest for d in new_index.manifests] == [entries[i]["digest"] for i in (0, 1, 4, 5)]
+    assert attested_digest(new_index.manifests[1]) == entries[0]["digest"]
+    assert attested_digest(new_index.manifests[0]) is None
+
+
+def test_narrow_to_every_platform_of_an_attested_index_keeps_the_index():
+    top, _entries = _attested_index()
+    descriptor, same = narrow(top, ["linux/amd64", "linux/arm64", "linux/arm/v7"])
+    assert descriptor is None and same is top
+
+
+def test_narrow_to_one_platform_of_an_attested_index_is_its_manifest():
+    top, entries = _attested_index()
+    descriptor, new_index = narrow(top, ["linux/arm64"])
+    assert new_index is None and descriptor.digest == entries[2]["digest"]
