@@ -18,6 +18,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._errors impor
 from ansible_collections.imagepusher.registry.plugins.module_utils._mirror import Mirror
 from ansible_collections.imagepusher.registry.plugins.module_utils._pull import Pull
 from ansible_collections.imagepusher.registry.plugins.module_utils._push import Push
+from ansible_collections.imagepusher.registry.plugins.module_utils._referrers import ReferrerCopy, add_to
 
 
 def pull(client, reference, cache, concurrency=4, events=None):
@@ -42,6 +43,19 @@ def mirror(source_client, source, target_client, target, cache, concurrency=4, c
                   Push(store, target_endpoint, engine))
 
 
+def with_referrers(copy, result, check_mode=False):
+    """`result` of the Mirror `copy` with what is attached to its image copied too (see _referrers.py),
+    through the same clients, cache and engine."""
+    source, target, engine = copy.pull.source, copy.push.target, copy.engine
+
+    def copy_one(source_ref, target_ref):
+        return mirror(source.client, source_ref, target.client, target_ref, copy.pull.cache.cache,
+                      engine.concurrency, target.chunk_size, engine.events)
+
+    referrers = ReferrerCopy(source, RegistryEndpoint(target.client, target.reference, writable=True), copy_one)
+    return add_to(result, referrers.run(result["digest"], check_mode))
+
+
 def mirror_images(images, client_for, cache, concurrency=4, check_mode=False, events=None):
     """Mirror each settled (source, target, entry) of image_mirror in turn; the module result.
 
@@ -56,6 +70,7 @@ def mirror_images(images, client_for, cache, concurrency=4, check_mode=False, ev
                                  image["target_plain_http"]), target, cache, concurrency, events=events)
         try:
             result = copy.run(source, image["platforms"], check_mode=check_mode)
+            result = with_referrers(copy, result, check_mode) if image.get("referrers") else result
         except ImagePusherError as exc:
             details = dict(exc.details, images=results)
             raise type(exc)("images[%d] (%s -> %s): %s" % (number, source, target, exc.message), **details)

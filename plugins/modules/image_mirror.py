@@ -93,12 +93,34 @@ options:
       target_plain_http:
         description: Talk plain HTTP to this entry's target registry (else O(plain_http)).
         type: bool
+      referrers:
+        description: Also copy what is attached to this entry's image (else O(referrers)); see O(referrers).
+        type: bool
   platforms:
     description:
       - The platforms of every entry without O(images[].platforms) of its own. By default whole images (every
         platform of an index) are mirrored.
     type: list
     elements: str
+  referrers:
+    description:
+      - Also copy what is attached to each image (an entry's O(images[].referrers) overrides it) - signatures, SBOMs,
+        attestations - from the source repository to the target repository.
+      - Found for the digest the target tag gets, through the OCI 1.1 Referrers API
+        (C(GET /v2/<name>/referrers/<digest>)) where the source has it, else through the tag-schema index tagged
+        C(sha256-<hex>); and the cosign tags C(sha256-<hex>.sig), C(.att) and C(.sbom) in either case. Referrers of
+        referrers are copied too, down to 3 levels below the image, at most 1000 per image.
+      - Only the digest the target tag gets is looked up, not the platform manifests of an index (cosign signs the
+        index digest; BuildKit attestations are entries of the index itself). With several O(platforms) the target
+        gets a new index, to which nothing refers.
+      - Each referrer is copied by digest (a cosign tag by tag), its bytes, digest and C(subject) unchanged. On a
+        target without the Referrers API (Distribution 2.8 has none) the tag-schema index C(sha256-<hex>) is
+        written, or merged into the one there (nothing it lists is dropped; it is written only when something was
+        added). A tag of that name holding something other than an index is left alone.
+      - 'Cost: every run, a current image included, reads the image''s referrer list (one request, two without the
+        API), HEADs the three cosign tags and HEADs each referrer on both registries.'
+    type: bool
+    default: false
   source_username:
     description: User name for every source registry (an entry's O(images[].source_username) overrides it).
     type: str
@@ -127,6 +149,9 @@ EXAMPLES = r"""
       - source: quay.io/prometheus/node-exporter:v1.8.2
         target: registry.example.com/mirror/node-exporter
         platforms: [linux/amd64]
+      - source: ghcr.io/example/signed-app:v3
+        target: registry.example.com/mirror/signed-app
+        referrers: true  # with its signatures, SBOMs and attestations
     username: mirror-bot
     password: "{{ vault_mirror_password }}"
     cache_dir: /var/cache/imagepusher
@@ -146,6 +171,8 @@ images:
     - One result per entry of O(images), in order, each with the keys M(imagepusher.registry.image_push) returns for
       a one-pass mirror (C(source), C(target), C(digest), C(source_digest), C(media_type), C(platforms), C(blobs),
       C(manifests), C(bytes_downloaded), C(bytes_uploaded), C(cache_name), C(cached), C(retries)), plus C(changed).
+    - With O(referrers), C(referrers) too (see RV(images[].referrers)); the bytes of the referrers are counted in the
+      image's C(bytes_downloaded) and C(bytes_uploaded), and C(changed) is true when one of them was copied.
     - When an image fails, the entries mirrored before it.
   returned: always
   type: list
@@ -157,6 +184,44 @@ images:
       changed: false
       bytes_downloaded: 0
       bytes_uploaded: 0
+  contains:
+    referrers:
+      description:
+        - What is attached to the image, found and copied (in check mode, that would be); only with O(referrers).
+      returned: when O(referrers) or O(images[].referrers) is true for the entry
+      type: list
+      elements: dict
+      contains:
+        digest:
+          description: The referrer's manifest digest (the same on source and target).
+          type: str
+        media_type:
+          description: The referrer's manifest media type.
+          type: str
+        artifact_type:
+          description: Its artifact type as the source lists it (C(null) for a cosign tag).
+          type: str
+        subject:
+          description: The digest it is attached to (the image's, or another referrer's).
+          type: str
+        found:
+          description: How it was found.
+          type: str
+          choices: [referrers-api, tag-schema, cosign-tag]
+        tag:
+          description: The cosign tag it was copied under, else C(null).
+          type: str
+        changed:
+          description: It was copied to the target, or added to the target's tag-schema index, in this run.
+          type: bool
+      sample:
+        - digest: sha256:5d3f1a2d6b2c0f8a1b6c5f0e3a7d9b4c2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b
+          media_type: application/vnd.oci.image.manifest.v1+json
+          artifact_type: application/vnd.dev.sigstore.bundle.v0.3+json
+          subject: sha256:0d17b565c37bcbd895e9d92315a05c1c3c9a29f762b011a10c54a66cd53c9b31
+          found: tag-schema
+          tag: null
+          changed: true
 bytes_downloaded:
   description: Blob bytes downloaded from the sources, all images together (in check mode, that would be).
   returned: always
@@ -187,6 +252,7 @@ IMAGE_OPTIONS = dict(
     target_username=dict(type="str"),
     target_password=dict(type="str", no_log=True),
     target_plain_http=dict(type="bool"),
+    referrers=dict(type="bool"),
 )
 
 
@@ -197,6 +263,7 @@ def main():
         source_username=dict(type="str"),
         source_password=dict(type="str", no_log=True),
         source_plain_http=dict(type="bool", default=False),
+        referrers=dict(type="bool", default=False),
     )
     argument_spec.update(_module.registry_argument_spec())
     argument_spec.update(_module.cache_argument_spec())
