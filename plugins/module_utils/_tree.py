@@ -154,7 +154,8 @@ class _Walk:
                 self.child(child, depth + 1, path + (child.digest,))
         else:
             for blob in manifest.blobs():
-                if self.tree.add_blob(blob) and self.blob_present and not self.blob_present(blob):
+                # A foreign layer is fetched from its urls by whoever runs the image: its absence is no damage.
+                if self.tree.add_blob(blob) and self.blob_present and not self.blob_present(blob) and not is_foreign(blob):
                     self.tree.missing_blobs.append(blob.digest)
         self.tree.add_manifest(manifest)
 
@@ -272,13 +273,16 @@ def entry_tree(store, entry, gone=frozenset()):
     return read_tree(store, entry.get("digest"), entry.get("mediaType"), entry.get("size"), tolerant=True, gone=gone)
 
 
-def complete_tree(store, digest, media_type=None):
-    """The ImageTree stored under `digest` if every manifest and blob is present and intact, else None."""
+def complete_tree(store, digest, media_type=None, with_foreign=False):
+    """The ImageTree stored under `digest` if every manifest and blob is present and intact, else None.
+
+    A foreign layer (see is_foreign) need not be stored, unless `with_foreign` (a copy that fetches them).
+    """
     try:
         tree = read_tree(store, digest, media_type)
     except (NotFoundError, CacheError, ManifestError, DigestMismatchError):
         return None
-    if not all(store.has_blob(b.digest, b.size) for b in tree.blobs):
+    if not all(store.has_blob(b.digest, b.size) for b in tree.blobs if with_foreign or not is_foreign(b)):
         return None
     return tree
 
@@ -350,6 +354,12 @@ def config_platform(config_bytes):
     if config.get("variant"):
         parts.append(str(config["variant"]))
     return "/".join(parts)
+
+
+def is_foreign(descriptor):
+    """A non-distributable (foreign) layer that names `urls`: not required from the registry nor pushed to one,
+    as skopeo and crane do (the runtime fetches it from its urls)."""
+    return _media_types.is_nondistributable(descriptor.media_type) and bool(descriptor.urls)
 
 
 def is_config(descriptor):

@@ -12,6 +12,7 @@ import pytest
 
 from ansible_collections.imagepusher.registry.plugins.module_utils import _media_types as mt
 from ansible_collections.imagepusher.registry.plugins.module_utils._digest import of_bytes
+from ansible_collections.imagepusher.registry.plugins.module_utils._manifest import parse
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import (
     CacheError,
     InvalidDigestError,
@@ -29,6 +30,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._tree import 
     config_platform,
     entry_tree,
     is_config,
+    is_foreign,
     narrow,
     narrow_stored,
     read_tree,
@@ -495,3 +497,33 @@ def test_narrow_to_one_platform_of_an_attested_index_is_its_manifest():
     top, entries = _attested_index()
     descriptor, new_index = narrow(top, ["linux/arm64"])
     assert new_index is None and descriptor.digest == entries[2]["digest"]
+
+
+# -- foreign layers --------------------------------------------------------------------------------
+
+def _foreign_image():
+    """An image whose second layer is foreign (non-distributable, with urls) and not stored."""
+    store = Store()
+    image = store.image("amd64", [b"ordinary"])
+    document = json.loads(image.raw)
+    foreign = desc(mt.OCI_LAYER_NONDISTRIBUTABLE_GZIP, b"windows base layer", urls=["https://example.test/base"])
+    document["layers"].append(foreign)
+    return store, store.add(json.dumps(document).encode()), foreign
+
+
+def test_is_foreign_wants_a_nondistributable_type_and_urls():
+    _store, image, _foreign = _foreign_image()
+    assert [is_foreign(layer) for layer in image.layers] == [False, True]
+    assert not is_foreign(parse(json.dumps(dict(json.loads(image.raw), layers=[
+        desc(mt.DOCKER_FOREIGN_LAYER, b"no urls")])).encode()).layers[0])
+
+
+def test_a_missing_foreign_layer_leaves_the_tree_complete_unless_it_is_wanted():
+    store, image, foreign = _foreign_image()
+    memory = MemoryStore.of(store)
+    assert foreign["digest"] not in memory.files
+    assert complete_tree(memory, image.digest) is not None
+    assert complete_tree(memory, image.digest, with_foreign=True) is None
+    scan = read_tree(memory, image.digest, tolerant=True)
+    assert scan.complete and scan.missing_blobs == []
+    assert foreign["digest"] in [b.digest for b in scan.blobs]  # still part of the image
