@@ -84,6 +84,8 @@ class Pull:
         return job
 
     def _plan(self, tree):
+        if self.foreign == _plan.FETCH:
+            self.source.learn(tree)  # a _foreign.ForeignLayerSource: where each foreign layer is fetched from
         fetches = _plan.plan_fetches(tree, self.cache.stored(tree.blobs), self.cache.partials(tree.blobs), self.foreign)
         return _plan.Plan(tree, fetches=fetches, stores=_plan.plan_stores(tree, self.cache.stored_manifests(
             tree.manifests)))

@@ -279,7 +279,7 @@ def main():
             return _module.client_for(module, reference, transport, username, password, plain_http)
 
         return _copy.mirror_images(images, client, _module.make_cache(module), module.params["concurrency"],
-                                   check_mode=module.check_mode)
+                                   check_mode=module.check_mode, foreign=module.params["foreign_layers"])
 
     _module.run(module, mirror_all)
 

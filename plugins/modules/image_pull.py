@@ -200,7 +200,8 @@ def main():
         reference = _module.parse_reference(module.params["name"])
         transport = _module.make_transport(module)
         client = _module.make_client(module, reference, transport)
-        pull = _copy.pull(client, reference, _module.make_cache(module), module.params["concurrency"])
+        pull = _copy.pull(client, reference, _module.make_cache(module), module.params["concurrency"],
+                          foreign=module.params["foreign_layers"])
         return pull.run(reference, module.params["platforms"], check_mode=module.check_mode)
 
     _module.run(module, pull_image)

@@ -287,7 +287,7 @@ def main():
         cache = _module.make_cache(module)
         copy = _copy.mirror(_module.make_client(module, source, transport, for_source=True), source,
                             _module.make_client(module, target, transport), target, cache,
-                            module.params["concurrency"], chunk_size=chunk_size)
+                            module.params["concurrency"], chunk_size=chunk_size, foreign=module.params["foreign_layers"])
         return copy.run(source, module.params["platforms"], check_mode=module.check_mode)
 
     def push():
@@ -299,7 +299,7 @@ def main():
         transport = _module.make_transport(module)
         client = _module.make_client(module, target, transport)
         copy = _copy.push(client, target, store, layout=bool(layout), concurrency=module.params["concurrency"],
-                          chunk_size=chunk_size)
+                          chunk_size=chunk_size, foreign=module.params["foreign_layers"])
         return copy.run(source_name, entry, module.params["platforms"], check_mode=module.check_mode)
 
     _module.run(module, mirror if module.params["source"] else push)
