@@ -65,3 +65,58 @@ def test_image_mirror_referrers_target(ansible, tmp_path):
         puts = [e for e in target.access_log() if e.method == "PUT"
                 and e.path == f"/v2/mirror/app/manifests/{artifacts.fallback_tag(digests['image'])}"]
         assert len(puts) == 2  # the seeding and the first real run
+
+
+ROLE_PLAY = """
+- name: mirror_images with referrers
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: role-wide referrers, one entry turning them off
+      ansible.builtin.include_role:
+        name: imagepusher.registry.mirror_images
+      vars:
+        mirror_images_cache_dir: "{{ cache_root }}/role"
+        mirror_images_referrers: true
+        mirror_images_list:
+          - source: "{{ source_registry }}/signed/app:v1"
+            target: "{{ target_registry }}/role/app:v1"
+          - source: "{{ source_registry }}/signed/app:v1"
+            target: "{{ target_registry }}/role-off/app:v1"
+            referrers: false
+    - name: keep the results
+      ansible.builtin.set_fact:
+        first_results: "{{ mirror_images_results }}"
+    - name: again
+      ansible.builtin.include_role:
+        name: imagepusher.registry.mirror_images
+      vars:
+        mirror_images_cache_dir: "{{ cache_root }}/role"
+        mirror_images_referrers: true
+        mirror_images_list:
+          - source: "{{ source_registry }}/signed/app:v1"
+            target: "{{ target_registry }}/role/app:v1"
+          - source: "{{ source_registry }}/signed/app:v1"
+            target: "{{ target_registry }}/role-off/app:v1"
+            referrers: false
+    - name: check
+      ansible.builtin.assert:
+        that:
+          - first_results[0].referrers | length == 4
+          - "'referrers' not in first_results[1]"
+          - first_results | map(attribute='pushed') | list == [true, true]
+          - mirror_images_results | map(attribute='pushed') | list == [false, false]
+          - mirror_images_results[0].referrers | map(attribute='changed') | unique == [false]
+        fail_msg: "{{ [first_results, mirror_images_results] | to_json }}"
+"""
+
+
+def test_mirror_images_role_passes_referrers(ansible, tmp_path):
+    with Registry() as source, Registry() as target:
+        parts = signed_source(source.url)
+        run = ansible.run_playbook(ROLE_PLAY, {"source_registry": source.host, "target_registry": target.host,
+                                               "cache_root": str(tmp_path)}, timeout=600)
+        assert run.rc == 0, run.output
+        assert manifest_bytes(target.url, "role/app", parts["sbom_signature"].digest) == parts["sbom_signature"].manifest
+        assert requests.get(f"{target.url}/v2/role-off/app/manifests/{parts['signature'].digest}",
+                            timeout=30).status_code == 404
