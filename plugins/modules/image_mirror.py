@@ -119,8 +119,8 @@ options:
         added). A tag of that name holding something other than an index is left alone.
       - 'Cost: every run, a current image included, reads the referrer list of the image and of each referrer on the
         source (one request, two without the API) and on the target (to merge its index), HEADs the three cosign
-        tags of each, and HEADs each referrer on both registries: about ten requests for an image with one
-        signature, against two without O(referrers).'
+        tags of each, and HEADs each referrer on the target: about fifteen requests for an image with one
+        signature (a dozen more than without O(referrers)).'
     type: bool
     default: false
   source_username:
