@@ -62,8 +62,7 @@ def with_referrers(copy, result, check_mode=False):
         return mirror(source.client, source_ref, target.client, target_ref, copy.pull.cache.cache,
                       engine.concurrency, target.chunk_size, engine.events, copy.pull.foreign)
 
-    referrers = ReferrerCopy(source, RegistryEndpoint(target.client, target.reference, writable=True), copy_one)
-    return add_to(result, referrers.run(result["digest"], check_mode))
+    return add_to(result, ReferrerCopy(source, target, copy_one).run(result["digest"], check_mode))
 
 
 def mirror_images(images, client_for, cache, concurrency=4, check_mode=False, events=None, foreign=SKIP):
