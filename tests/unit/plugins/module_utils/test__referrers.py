@@ -197,3 +197,26 @@ def test_a_tag_schema_tag_holding_an_image_is_never_overwritten(cache):
     target.publish("prod/app", _referrers.fallback_tag(image.digest), store, squatter)
     mirror_with_referrers(source, target, cache)
     assert target.repo("prod/app").tags[_referrers.fallback_tag(image.digest)] == squatter.digest
+
+
+class QuietHeadsClient(OldRegistryClient):
+    """A registry whose HEADs send no Docker-Content-Digest."""
+
+    def head_manifest(self, repository, ref, scopes=None):
+        head = super(QuietHeadsClient, self).head_manifest(repository, ref, scopes)
+        return dict(head, digest=None, size=None) if head else None
+
+
+def test_a_cosign_tag_whose_head_names_no_digest_is_read():
+    client, image, parts = signed_image(QuietHeadsClient)
+    cosign = [f for f in _referrers.attached(RegistryEndpoint(client, SOURCE), image.digest)
+              if f.how == _referrers.COSIGN_TAG]
+    assert [(f.descriptor.digest, f.descriptor.size) for f in cosign] == [(parts["cosign"].digest, len(parts["cosign"].raw))]
+
+
+def test_add_to_counts_the_referrers_with_the_image():
+    result = {"changed": False, "bytes_downloaded": 5, "bytes_uploaded": 7}
+    copied = {"referrers": [{"digest": "sha256:" + "1" * 64}], "changed": True, "bytes_downloaded": 10,
+              "bytes_uploaded": 20}
+    assert _referrers.add_to(result, copied) == {"changed": True, "bytes_downloaded": 15, "bytes_uploaded": 27,
+                                                 "referrers": copied["referrers"]}
