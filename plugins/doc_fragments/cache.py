@@ -27,4 +27,19 @@ options:
         completing after its download ended no longer holds a place.
     type: int
     default: 4
+  foreign_layers:
+    description:
+      - What to do with a foreign (non-distributable) layer that names C(urls), media type
+        C(application/vnd.oci.image.layer.nondistributable.v1.tar) (C(+gzip), C(+zstd)) or
+        C(application/vnd.docker.image.rootfs.foreign.diff.tar.gzip), such as a Windows base layer.
+      - V(skip) (as skopeo and crane do) neither reads it from the source registry nor uploads it. The manifest is
+        copied as it is, its digest preserved, and whoever runs the image fetches the layer from its C(urls). The cache
+        holds the image complete without it. A target registry must accept manifests naming C(urls) (in Distribution,
+        C(validation.manifests.urls.allow)).
+      - V(fetch) downloads it from its first C(http) or C(https) URL (no registry credential is sent there) into the
+        cache, streamed and verified against its digest and size, and uploads it like any other blob. A push then
+        needs it in the cache.
+    type: str
+    choices: [skip, fetch]
+    default: skip
 """

@@ -122,7 +122,8 @@ def plan_export(cache, names):
         for manifest in scan.manifests:
             seen.add((manifest.digest, manifest.size))
         for blob in scan.blobs:
-            seen.add((blob.digest, blob.size))
+            if not _tree.is_foreign(blob) or cache.has_blob(blob.digest, blob.size):  # a foreign layer may be absent
+                seen.add((blob.digest, blob.size))
     index = _dump_index(entries)
     members = [
         _Member("oci-layout", data=b'{"imageLayoutVersion":"1.0.0"}'),

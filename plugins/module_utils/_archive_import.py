@@ -201,7 +201,9 @@ def _read_oci(archive):
             raise type(exc)("archive %s, image %s: %s" % (archive.path, name, exc.message), **exc.details)
         for blob in tree.blobs:
             if blob.digest not in blobs:
-                blobs[blob.digest] = (blob, archive.regular(_blob_member(blob.digest)))
+                info = archive.regular(_blob_member(blob.digest))
+                if info is not None or not _tree.is_foreign(blob):  # a foreign layer need not travel with the image
+                    blobs[blob.digest] = (blob, info)
         images.append(_Image(name, top, tree.manifests, annotations))
     return images, blobs
 
@@ -458,6 +460,7 @@ def _name_images(cache, image_plan):
     for item in image_plan:
         image = item["_image"]
         # Checked under the index lock: a prune racing this import cannot leave the name dangling.
-        reached = [m.digest for m in image.manifests] + [b.digest for m in image.manifests for b in m.blobs()]
+        reached = [m.digest for m in image.manifests] + [b.digest for m in image.manifests for b in m.blobs()
+                                                         if not _tree.is_foreign(b) or cache.has_blob(b.digest, b.size)]
         cache.set_ref(image.name, {"mediaType": image.top.media_type, "digest": image.top.digest,
                                    "size": image.top.size}, image.annotations, require=reached)

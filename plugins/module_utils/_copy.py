@@ -15,34 +15,57 @@ __metaclass__ = type
 from ansible_collections.imagepusher.registry.plugins.module_utils._endpoints import RegistryEndpoint, StoreEndpoint
 from ansible_collections.imagepusher.registry.plugins.module_utils._engine import Engine
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import ImagePusherError
+from ansible_collections.imagepusher.registry.plugins.module_utils._foreign import ForeignLayerSource
 from ansible_collections.imagepusher.registry.plugins.module_utils._mirror import Mirror
+from ansible_collections.imagepusher.registry.plugins.module_utils._plan import FETCH, SKIP
 from ansible_collections.imagepusher.registry.plugins.module_utils._pull import Pull
 from ansible_collections.imagepusher.registry.plugins.module_utils._push import Push
+from ansible_collections.imagepusher.registry.plugins.module_utils._referrers import ReferrerCopy, add_to
 
 
-def pull(client, reference, cache, concurrency=4, events=None):
-    """A Pull of `reference` (its .run(reference, platforms, check_mode) gives the module result)."""
-    return Pull(RegistryEndpoint(client, reference), StoreEndpoint(cache), Engine(concurrency, events))
+def pull(client, reference, cache, concurrency=4, events=None, foreign=SKIP):
+    """A Pull of `reference` (its .run(reference, platforms, check_mode) gives the module result).
+
+    `foreign`: SKIP foreign layers, or FETCH them from their urls (see _foreign.py)."""
+    return Pull(_source(client, reference, foreign), StoreEndpoint(cache), Engine(concurrency, events), foreign)
 
 
-def push(client, target, store, layout=False, concurrency=4, chunk_size=None, events=None):
+def push(client, target, store, layout=False, concurrency=4, chunk_size=None, events=None, foreign=SKIP):
     """A Push to `target` from the cache, or from a layout directory of another tool (`layout`: only read)."""
     source = StoreEndpoint(store, keeps_sessions=not layout)
     endpoint = RegistryEndpoint(client, target, writable=True, sessions=source.upload_sessions(), chunk_size=chunk_size)
-    return Push(source, endpoint, Engine(concurrency, events), record_sources=not layout)
+    return Push(source, endpoint, Engine(concurrency, events), record_sources=not layout, foreign=foreign)
 
 
-def mirror(source_client, source, target_client, target, cache, concurrency=4, chunk_size=None, events=None):
+def mirror(source_client, source, target_client, target, cache, concurrency=4, chunk_size=None, events=None,
+           foreign=SKIP):
     """A Mirror of `source` to `target` through `cache` (its .run(source, platforms, check_mode))."""
     engine = Engine(concurrency, events)
     store = StoreEndpoint(cache)
     target_endpoint = RegistryEndpoint(target_client, target, writable=True, sessions=store.upload_sessions(),
                                        chunk_size=chunk_size)
-    return Mirror(Pull(RegistryEndpoint(source_client, source), store, engine),
-                  Push(store, target_endpoint, engine))
+    return Mirror(Pull(_source(source_client, source, foreign), store, engine, foreign),
+                  Push(store, target_endpoint, engine, foreign=foreign))
 
 
-def mirror_images(images, client_for, cache, concurrency=4, check_mode=False, events=None):
+def _source(client, reference, foreign):
+    endpoint = RegistryEndpoint(client, reference)
+    return ForeignLayerSource(endpoint) if foreign == FETCH else endpoint
+
+
+def with_referrers(copy, result, check_mode=False):
+    """`result` of the Mirror `copy` with what is attached to its image copied too (see _referrers.py),
+    through the same clients, cache and engine."""
+    source, target, engine = copy.pull.source, copy.push.target, copy.engine
+
+    def copy_one(source_ref, target_ref):
+        return mirror(source.client, source_ref, target.client, target_ref, copy.pull.cache.cache,
+                      engine.concurrency, target.chunk_size, engine.events, copy.pull.foreign)
+
+    return add_to(result, ReferrerCopy(source, target, copy_one).run(result["digest"], check_mode))
+
+
+def mirror_images(images, client_for, cache, concurrency=4, check_mode=False, events=None, foreign=SKIP):
     """Mirror each settled (source, target, entry) of image_mirror in turn; the module result.
 
     `client_for(reference, username, password, plain_http)` gives the RegistryClient of one side.
@@ -53,9 +76,10 @@ def mirror_images(images, client_for, cache, concurrency=4, check_mode=False, ev
         copy = mirror(client_for(source, image["source_username"], image["source_password"],
                                  image["source_plain_http"]), source,
                       client_for(target, image["target_username"], image["target_password"],
-                                 image["target_plain_http"]), target, cache, concurrency, events=events)
+                                 image["target_plain_http"]), target, cache, concurrency, events=events, foreign=foreign)
         try:
             result = copy.run(source, image["platforms"], check_mode=check_mode)
+            result = with_referrers(copy, result, check_mode) if image.get("referrers") else result
         except ImagePusherError as exc:
             details = dict(exc.details, images=results)
             raise type(exc)("images[%d] (%s -> %s): %s" % (number, source, target, exc.message), **details)

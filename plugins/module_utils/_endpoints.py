@@ -67,6 +67,10 @@ class RegistryEndpoint:
     def get_small_blob(self, digest, limit):
         return self.client.get_small_blob(self.repository, digest, limit)
 
+    def referrers(self, digest):
+        """The descriptors the Referrers API lists for `digest`, or None when the registry lacks that API."""
+        return self.client.get_referrers(self.repository, digest, scopes=self._scopes)
+
     def blob_exists(self, digest, size=None):
         return self.client.head_blob(self.repository, digest, scopes=self._scopes) is not None
 

@@ -21,7 +21,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._sync import 
 # Entry option -> the module-wide option an entry that leaves it out (or null) takes.
 ENTRY_DEFAULTS = dict(platforms="platforms", source_username="source_username", source_password="source_password",
                       source_plain_http="source_plain_http", target_username="username", target_password="password",
-                      target_plain_http="plain_http")
+                      target_plain_http="plain_http", referrers="referrers")
 
 
 def settle_entries(params):

@@ -48,6 +48,7 @@ def cache_argument_spec():
     return dict(
         cache_dir=dict(type="path"),
         concurrency=dict(type="int", default=4),
+        foreign_layers=dict(type="str", default="skip", choices=["skip", "fetch"]),
     )
 
 

@@ -20,6 +20,8 @@ __metaclass__ = type
 
 from collections import namedtuple
 
+from ansible_collections.imagepusher.registry.plugins.module_utils import _tree
+
 # What a blob or manifest step does, in the words the module results use.
 DOWNLOADED = "downloaded"  # fetch: source -> cache, from byte 0
 RESUMED = "resumed"  # fetch: source -> cache, from the partial download a killed run left
@@ -28,6 +30,10 @@ UPLOADED = "uploaded"  # upload (or stream): the target lacks it
 MOUNTED = "mounted"  # mount: another repository of the target registry holds it
 EXISTS = "exists"  # the target already holds it
 PUSHED = "pushed"  # manifest put on the target
+
+# What a copy does with a foreign (non-distributable) layer that names urls: the foreign_layers option.
+SKIP = "skip"  # leave it out: the manifest is copied as it is (skopeo's and crane's default)
+FETCH = "fetch"  # fetch it from its urls into the cache and push it like any blob
 
 
 class BlobStep(namedtuple("BlobStep", "digest size media_type action bytes mount_from")):
@@ -65,11 +71,19 @@ class Outcome(namedtuple("Outcome", "action bytes")):
     __slots__ = ()
 
 
-def plan_fetches(tree, stored, partials):
+def copied_blobs(tree, foreign=SKIP):
+    """The blobs of `tree` a copy moves: all, but a foreign layer (_tree.is_foreign) only when `foreign` is FETCH.
+
+    Skipped, a foreign layer is left out of every step: not read from the source, not uploaded, not
+    required in the cache; the manifest naming it is copied as it is (its digest kept)."""
+    return [b for b in tree.blobs if foreign == FETCH or not _tree.is_foreign(b)]
+
+
+def plan_fetches(tree, stored, partials, foreign=SKIP):
     """Blob steps into the cache. stored: digests the cache holds (size checked); partials: digest ->
     bytes of a partial download."""
     steps = []
-    for blob in tree.blobs:
+    for blob in copied_blobs(tree, foreign):
         if blob.digest in stored:
             action, missing = CACHED, 0
         else:
@@ -87,11 +101,11 @@ def plan_stores(tree, stored):
     return [ManifestStep(m, m.digest, CACHED if m.digest in stored else DOWNLOADED) for m in tree.manifests]
 
 
-def plan_sends(tree, present, mount_sources):
+def plan_sends(tree, present, mount_sources, foreign=SKIP):
     """Blob steps onto the target. present: digests a HEAD found there; mount_sources: digest ->
     repositories of the same registry known to hold it."""
     steps = []
-    for blob in tree.blobs:
+    for blob in copied_blobs(tree, foreign):
         if blob.digest in present:
             steps.append(BlobStep(blob.digest, blob.size, blob.media_type, EXISTS, 0, ()))
             continue

@@ -43,10 +43,11 @@ class PullJob:
 
 
 class Pull:
-    def __init__(self, source, cache, engine):
+    def __init__(self, source, cache, engine, foreign=_plan.SKIP):
         self.source = source  # _endpoints.RegistryEndpoint
         self.cache = cache  # _endpoints.StoreEndpoint of the cache
         self.engine = engine
+        self.foreign = foreign  # what to do with foreign layers: _plan.SKIP or _plan.FETCH
         self.reader = SourceReader(source, cache)
 
     def run(self, reference, platforms=None, check_mode=False):
@@ -67,7 +68,7 @@ class Pull:
         job.previous = entry.get("digest") if entry else None
         if not (source_digest and entry and _entry_matches(entry, source_digest, job.wanted)):
             return False
-        tree = self.reader.stored_tree(entry["digest"], entry.get("mediaType"))
+        tree = self.reader.stored_tree(entry["digest"], entry.get("mediaType"), with_foreign=self.foreign == _plan.FETCH)
         if tree is None:
             return False
         job.source_digest, job.tree, job.done = source_digest, tree, True
@@ -83,7 +84,9 @@ class Pull:
         return job
 
     def _plan(self, tree):
-        fetches = _plan.plan_fetches(tree, self.cache.stored(tree.blobs), self.cache.partials(tree.blobs))
+        if self.foreign == _plan.FETCH:
+            self.source.learn(tree)  # a _foreign.ForeignLayerSource: where each foreign layer is fetched from
+        fetches = _plan.plan_fetches(tree, self.cache.stored(tree.blobs), self.cache.partials(tree.blobs), self.foreign)
         return _plan.Plan(tree, fetches=fetches, stores=_plan.plan_stores(tree, self.cache.stored_manifests(
             tree.manifests)))
 

@@ -21,11 +21,12 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._parallel imp
 
 
 class Push:
-    def __init__(self, store, target, engine, record_sources=True):
+    def __init__(self, store, target, engine, record_sources=True, foreign=_plan.SKIP):
         self.store = store  # _endpoints.StoreEndpoint: the cache, or a layout we only read
         self.target = target  # _endpoints.RegistryEndpoint of the target repository
         self.engine = engine
         self.record = record_sources  # only our own cache remembers where blobs are
+        self.foreign = foreign  # what to do with foreign layers: _plan.SKIP or _plan.FETCH
 
     def run(self, source_name, entry, platforms=None, check_mode=False):
         tree = self.source_tree(source_name, entry, platforms)
@@ -40,7 +41,8 @@ class Push:
     def source_tree(self, source_name, entry, platforms=None):
         """The stored image to push (narrowed to `platforms`); NotCachedError when incomplete."""
         wanted = _names.normalize_platforms(platforms)
-        tree = _tree.complete_tree(self.store.cache, entry["digest"], entry.get("mediaType"))
+        tree = _tree.complete_tree(self.store.cache, entry["digest"], entry.get("mediaType"),
+                                   with_foreign=self.foreign == _plan.FETCH)
         if tree is None:
             raise NotCachedError("image %s in %s is incomplete (a manifest or blob is missing); pull it again"
                                  % (source_name, self.store.root), name=source_name)
@@ -58,13 +60,13 @@ class Push:
 
     def plan(self, tree):
         """(blob steps, manifest steps) from HEAD requests on the target: read-only."""
-        exists = parallel_map(lambda blob: self.target.blob_exists(blob.digest), tree.blobs, self.engine.concurrency)
-        present = set(blob.digest for blob, found in zip(tree.blobs, exists) if found)
-        mount_sources = dict((b.digest, self._mount_candidates(b.digest)) for b in tree.blobs
-                             if b.digest not in present)
+        blobs = _plan.copied_blobs(tree, self.foreign)
+        exists = parallel_map(lambda blob: self.target.blob_exists(blob.digest), blobs, self.engine.concurrency)
+        present = set(blob.digest for blob, found in zip(blobs, exists) if found)
+        mount_sources = dict((b.digest, self._mount_candidates(b.digest)) for b in blobs if b.digest not in present)
         children = set(m.digest for m in tree.manifests
                        if m is not tree.top and self.target.manifest_exists(m.digest) is not None)
-        return (_plan.plan_sends(tree, present, mount_sources),
+        return (_plan.plan_sends(tree, present, mount_sources, self.foreign),
                 _plan.plan_puts(tree, self.target.reference.ref, children))
 
     def _mount_candidates(self, digest):

@@ -361,6 +361,32 @@ class RegistryClient:
         digest = response.headers.get("Docker-Content-Digest")
         return _digest.validate(digest) if digest else _digest.of_bytes(raw)
 
+    def get_referrers(self, repository, digest, scopes=None, max_pages=10):
+        """The descriptors the OCI 1.1 Referrers API lists for `digest` (Link pages followed), or None
+        when the registry has no such API (it answers 404, as Distribution 2.8 does)."""
+        scopes = scopes or [repository_scope(repository, "pull")]
+        url, found = self._url("/v2/%s/referrers/%s" % (repository, _digest.validate(digest))), []
+        for _page in range(max_pages):
+            response = self._send("GET", url, scopes, headers={"Accept": _media_types.OCI_INDEX}, stream=True)
+            if response.status_code == 404 and not found:
+                response.close()
+                return None
+            if response.status_code != 200:
+                self._fail(response, "referrers of %s in %s" % (digest, repository), scopes)
+            try:
+                raw = read_limited(response.iter_content(65536), _manifest.MAX_MANIFEST_BYTES)
+            finally:
+                response.close()
+            try:
+                found.extend(_manifest.parse(raw, _media_types.OCI_INDEX).manifests)
+            except ImagePusherError as exc:
+                raise RegistryError("referrers of %s from %s: %s" % (digest, self.registry, exc.message))
+            url = _next_link(response.headers.get("Link"))
+            if not url:
+                break
+            url = self._same_host_url(url, "referrers of %s" % digest)
+        return found
+
     def list_tags(self, repository, page_size=1000, limit=100000):
         """Every tag of a repository, following Link pagination."""
         scopes = [repository_scope(repository, "pull")]

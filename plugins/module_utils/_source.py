@@ -38,9 +38,9 @@ class SourceReader:
                                 % (reference, reference.registry, reference.tag, reference.repository), status=404)
         return head
 
-    def stored_tree(self, digest, media_type=None):
-        """The tree the cache holds complete under `digest`, else None."""
-        return _tree.complete_tree(self.cache.cache, digest, media_type)
+    def stored_tree(self, digest, media_type=None, with_foreign=False):
+        """The tree the cache holds complete under `digest` (foreign layers too when `with_foreign`), else None."""
+        return _tree.complete_tree(self.cache.cache, digest, media_type, with_foreign)
 
     def top_digest(self, reference, source_digest, wanted):
         """The digest a copy of `wanted` platforms would store, from the index alone; None when only a

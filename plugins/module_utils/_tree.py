@@ -35,6 +35,10 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._errors impor
 
 MAX_DEPTH = 3  # index -> index -> manifest is the deepest seen in practice
 CONFIG_LIMIT = 4 * 1024 * 1024
+# BuildKit's annotations on an index entry that is an attestation manifest (see attested_digest).
+ATTESTATION_TYPE_KEY = "vnd.docker.reference.type"
+ATTESTATION_TYPE = "attestation-manifest"
+ATTESTATION_DIGEST_KEY = "vnd.docker.reference.digest"
 
 # What a store-read walk starts from: index.json gives a digest, maybe a type and a size.
 _Top = collections.namedtuple("_Top", ["digest", "media_type", "size"])
@@ -150,7 +154,8 @@ class _Walk:
                 self.child(child, depth + 1, path + (child.digest,))
         else:
             for blob in manifest.blobs():
-                if self.tree.add_blob(blob) and self.blob_present and not self.blob_present(blob):
+                # A foreign layer is fetched from its urls by whoever runs the image: its absence is no damage.
+                if self.tree.add_blob(blob) and self.blob_present and not self.blob_present(blob) and not is_foreign(blob):
                     self.tree.missing_blobs.append(blob.digest)
         self.tree.add_manifest(manifest)
 
@@ -268,13 +273,16 @@ def entry_tree(store, entry, gone=frozenset()):
     return read_tree(store, entry.get("digest"), entry.get("mediaType"), entry.get("size"), tolerant=True, gone=gone)
 
 
-def complete_tree(store, digest, media_type=None):
-    """The ImageTree stored under `digest` if every manifest and blob is present and intact, else None."""
+def complete_tree(store, digest, media_type=None, with_foreign=False):
+    """The ImageTree stored under `digest` if every manifest and blob is present and intact, else None.
+
+    A foreign layer (see is_foreign) need not be stored, unless `with_foreign` (a copy that fetches them).
+    """
     try:
         tree = read_tree(store, digest, media_type)
     except (NotFoundError, CacheError, ManifestError, DigestMismatchError):
         return None
-    if not all(store.has_blob(b.digest, b.size) for b in tree.blobs):
+    if not all(store.has_blob(b.digest, b.size) for b in tree.blobs if with_foreign or not is_foreign(b)):
         return None
     return tree
 
@@ -306,18 +314,32 @@ def narrow(index, wanted):
 
     One platform: that platform's own descriptor (its digest is preserved, as with
     `docker pull --platform`).  Several: a new index of the same type holding only
-    their entries (a new digest).  Returns (descriptor or None, new index or None).
+    their entries and the attestation manifests that describe them (a new digest; the
+    index itself when that is every entry).  Returns (descriptor or None, new index or None).
     """
     selected = _manifest.select_platforms(index, wanted)
     if len(selected) == 1:
         return selected[0], None
-    if len(selected) == len(index.manifests):
+    keep = set(d.digest for d in selected)
+    keep.update(d.digest for d in index.manifests if attested_digest(d) in keep)
+    if len(keep) == len(set(d.digest for d in index.manifests)):
         return None, index
     document = json.loads(index.raw.decode("utf-8"))
-    keep = set(d.digest for d in selected)
     document["manifests"] = [m for m in document.get("manifests", []) if m.get("digest") in keep]
     raw = json.dumps(document, indent=3, sort_keys=False).encode("utf-8")
     return None, _manifest.parse(raw, index.media_type)
+
+
+def attested_digest(descriptor):
+    """The platform manifest a BuildKit attestation manifest entry of an index describes, else None.
+
+    BuildKit lists each attestation as an index entry of platform unknown/unknown annotated
+    `vnd.docker.reference.type: attestation-manifest` and `vnd.docker.reference.digest: <its image>`.
+    """
+    annotations = descriptor.annotations or {}
+    if annotations.get(ATTESTATION_TYPE_KEY) != ATTESTATION_TYPE:
+        return None
+    return annotations.get(ATTESTATION_DIGEST_KEY)
 
 
 def config_platform(config_bytes):
@@ -332,6 +354,12 @@ def config_platform(config_bytes):
     if config.get("variant"):
         parts.append(str(config["variant"]))
     return "/".join(parts)
+
+
+def is_foreign(descriptor):
+    """A non-distributable (foreign) layer that names `urls`: not required from the registry nor pushed to one,
+    as skopeo and crane do (the runtime fetches it from its urls)."""
+    return _media_types.is_nondistributable(descriptor.media_type) and bool(descriptor.urls)
 
 
 def is_config(descriptor):

@@ -72,7 +72,9 @@ options:
         description:
           - Mirror only these platforms of a multi-platform image, each C(os/architecture[/variant]); defaults to
             O(platforms). One platform mirrors that platform's manifest (its digest is the source's); several make
-            a new index listing only them (a new digest).
+            a new index listing only them (a new digest) and the BuildKit attestation manifests (index entries
+            annotated C(vnd.docker.reference.type=attestation-manifest)) whose C(vnd.docker.reference.digest) is one
+            of them; an index narrowed to every platform it has is kept as it is.
         type: list
         elements: str
       source_username:
@@ -139,12 +141,36 @@ options:
               - Unset, O(images[].tags.semver) follows node-semver, O(images[].tags.latest) drops pre-releases, and
                 O(images[].tags.include)/O(images[].tags.exclude) alone keep them.
             type: bool
+      referrers:
+        description: Also copy what is attached to this entry's image (else O(referrers)); see O(referrers).
+        type: bool
   platforms:
     description:
       - The platforms of every entry without O(images[].platforms) of its own. By default whole images (every
         platform of an index) are mirrored.
     type: list
     elements: str
+  referrers:
+    description:
+      - Also copy what is attached to each image (an entry's O(images[].referrers) overrides it) - signatures, SBOMs,
+        attestations - from the source repository to the target repository.
+      - Found for the digest the target tag gets, through the OCI 1.1 Referrers API
+        (C(GET /v2/<name>/referrers/<digest>)) where the source has it, else through the tag-schema index tagged
+        C(sha256-<hex>); and the cosign tags C(sha256-<hex>.sig), C(.att) and C(.sbom) in either case. Referrers of
+        referrers are copied too, down to 3 levels below the image, at most 1000 per image.
+      - Only the digest the target tag gets is looked up, not the platform manifests of an index (cosign signs the
+        index digest; BuildKit attestations are entries of the index itself). With several O(platforms) the target
+        gets a new index, to which nothing refers.
+      - Each referrer is copied by digest (a cosign tag by tag), its bytes, digest and C(subject) unchanged. On a
+        target without the Referrers API (Distribution 2.8 has none) the tag-schema index C(sha256-<hex>) is
+        written, or merged into the one there (nothing it lists is dropped; it is written only when something was
+        added). A tag of that name holding something other than an index is left alone.
+      - 'Cost: every run, a current image included, reads the referrer list of the image and of each referrer on the
+        source (one request, two without the API) and on the target (to merge its index), HEADs the three cosign
+        tags of each, and HEADs each referrer on the target: about fifteen requests for an image with one
+        signature (a dozen more than without O(referrers)).'
+    type: bool
+    default: false
   source_username:
     description: User name for every source registry (an entry's O(images[].source_username) overrides it).
     type: str
@@ -178,6 +204,9 @@ EXAMPLES = r"""
       - source: quay.io/prometheus/node-exporter:v1.8.2
         target: registry.example.com/mirror/node-exporter
         platforms: [linux/amd64]
+      - source: ghcr.io/example/signed-app:v3
+        target: registry.example.com/mirror/signed-app
+        referrers: true  # with its signatures, SBOMs and attestations
     username: mirror-bot
     password: "{{ vault_mirror_password }}"
     cache_dir: /var/cache/imagepusher
@@ -214,6 +243,8 @@ images:
       and C(entry).
     - An entry with O(images[].tags) has one result per selected tag, in the order the rules give (none when they
       select nothing). In check mode, these are the tags that would be mirrored.
+    - With O(referrers), C(referrers) too (see RV(images[].referrers)); the bytes of the referrers are counted in the
+      image's C(bytes_downloaded) and C(bytes_uploaded), and C(changed) is true when one of them was copied.
     - When an image fails, the entries mirrored before it.
   returned: always
   type: list
@@ -231,6 +262,43 @@ images:
       description: The index in O(images) of the entry this image came from (several results share it for a sync entry).
       type: int
       returned: always
+    referrers:
+      description:
+        - What is attached to the image, found and copied (in check mode, that would be); only with O(referrers).
+      returned: when O(referrers) or O(images[].referrers) is true for the entry
+      type: list
+      elements: dict
+      contains:
+        digest:
+          description: The referrer's manifest digest (the same on source and target).
+          type: str
+        media_type:
+          description: The referrer's manifest media type.
+          type: str
+        artifact_type:
+          description: Its artifact type as the source lists it (C(null) for a cosign tag).
+          type: str
+        subject:
+          description: The digest it is attached to (the image's, or another referrer's).
+          type: str
+        found:
+          description: How it was found.
+          type: str
+          choices: [referrers-api, tag-schema, cosign-tag]
+        tag:
+          description: The cosign tag it was copied under, else C(null).
+          type: str
+        changed:
+          description: It was copied to the target, or added to the target's tag-schema index, in this run.
+          type: bool
+      sample:
+        - digest: sha256:5d3f1a2d6b2c0f8a1b6c5f0e3a7d9b4c2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b
+          media_type: application/vnd.oci.image.manifest.v1+json
+          artifact_type: application/vnd.dev.sigstore.bundle.v0.3+json
+          subject: sha256:0d17b565c37bcbd895e9d92315a05c1c3c9a29f762b011a10c54a66cd53c9b31
+          found: tag-schema
+          tag: null
+          changed: true
 bytes_downloaded:
   description: Blob bytes downloaded from the sources, all images together (in check mode, that would be).
   returned: always
@@ -294,6 +362,7 @@ IMAGE_OPTIONS = dict(
         latest=dict(type="int"),
         prerelease=dict(type="bool"),
     )),
+    referrers=dict(type="bool"),
 )
 
 
@@ -305,6 +374,7 @@ def main():
         source_password=dict(type="str", no_log=True),
         source_plain_http=dict(type="bool", default=False),
         source_requests_per_second=dict(type="float"),
+        referrers=dict(type="bool", default=False),
     )
     argument_spec.update(_module.registry_argument_spec())
     argument_spec.update(_module.cache_argument_spec())
@@ -327,7 +397,7 @@ def main():
 
         def mirror(expanded):
             return _copy.mirror_images(expanded, client, _module.make_cache(module), module.params["concurrency"],
-                                       check_mode=module.check_mode)
+                                       check_mode=module.check_mode, foreign=module.params["foreign_layers"])
 
         return _sync.mirror_expanded(images, list_tags, mirror, module.warn)
 

@@ -56,6 +56,8 @@ options:
       - With one platform, the cache names that platform's manifest, whose digest is preserved (as
         C(docker pull --platform) does). With several, the cache holds a new index that lists only them, which has
         a new digest; RV(digest_changed) is then V(true).
+      - A narrowed index keeps the BuildKit attestation manifests (entries annotated
+        C(vnd.docker.reference.type=attestation-manifest)) of the kept platforms; a single platform has none.
       - A narrowed pull is different content from the full image, so it is stored under a name of its own,
         the reference followed by the platforms, for example C(registry.example.com/app:v1+linux-amd64)
         (RV(cache_name)). Pulling the full image and a narrowed one of the same reference keeps both.
@@ -223,7 +225,8 @@ def main():
         reference = _module.parse_reference(module.params["name"])
         transport = _module.make_transport(module)
         client = _module.make_client(module, reference, transport)
-        pull = _copy.pull(client, reference, _module.make_cache(module), module.params["concurrency"])
+        pull = _copy.pull(client, reference, _module.make_cache(module), module.params["concurrency"],
+                          foreign=module.params["foreign_layers"])
         return pull.run(reference, module.params["platforms"], check_mode=module.check_mode)
 
     _module.run(module, pull_image)

@@ -63,7 +63,8 @@ options:
     description:
       - Push only these platforms of a multi-platform image, each C(os/architecture[/variant]).
       - One platform pushes that platform's manifest (digest preserved); several push a new index listing only
-        them (a new digest). By default the whole index is pushed as stored.
+        them (a new digest), with the BuildKit attestation manifests of those platforms. By default the whole index
+        is pushed as stored.
     type: list
     elements: str
   source:
@@ -317,7 +318,7 @@ def main():
         cache = _module.make_cache(module)
         copy = _copy.mirror(_module.make_client(module, source, transport, for_source=True), source,
                             _module.make_client(module, target, transport), target, cache,
-                            module.params["concurrency"], chunk_size=chunk_size)
+                            module.params["concurrency"], chunk_size=chunk_size, foreign=module.params["foreign_layers"])
         return copy.run(source, module.params["platforms"], check_mode=module.check_mode)
 
     def push():
@@ -329,7 +330,7 @@ def main():
         transport = _module.make_transport(module)
         client = _module.make_client(module, target, transport)
         copy = _copy.push(client, target, store, layout=bool(layout), concurrency=module.params["concurrency"],
-                          chunk_size=chunk_size)
+                          chunk_size=chunk_size, foreign=module.params["foreign_layers"])
         return copy.run(source_name, entry, module.params["platforms"], check_mode=module.check_mode)
 
     _module.run(module, mirror if module.params["source"] else push)

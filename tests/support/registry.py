@@ -106,6 +106,12 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
         pass
 
 
+def allowing_urls(pattern: str = r"^http://127\.0\.0\.1[:/]") -> dict:
+    """Config for a registry that accepts manifests whose (foreign) layers name `urls` matching `pattern`
+    (Distribution refuses any manifest with urls unless validation.manifests.urls.allow says so)."""
+    return {"validation": {"manifests": {"urls": {"allow": [pattern]}}}}
+
+
 class RegistryStartError(RuntimeError):
     pass
 

@@ -53,3 +53,47 @@ class BackgroundServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+class BlobServer(BackgroundServer):
+    """Serves fixed bytes at fixed paths over plain HTTP on 127.0.0.1 (a foreign layer's `urls`), with Range.
+
+        with BlobServer({"/layers/base.tar.gz": data}) as server:
+            url = server.url + "/layers/base.tar.gz"
+        server.paths   # every path asked for, in order
+    """
+
+    def __init__(self, files: dict[str, bytes]):
+        self.files = dict(files)
+        self.paths: list[str] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self):
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                server.paths.append(self.path)
+                data = server.files.get(self.path)
+                if data is None:
+                    self.send_response(404)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                start = 0
+                if self.headers.get("Range", "").startswith("bytes="):
+                    start = int(self.headers["Range"][6:].split("-")[0])
+                self.send_response(206 if start else 200)
+                if start:
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                self.send_header("Content-Length", str(len(data) - start))
+                self.end_headers()
+                self.wfile.write(data[start:])
+
+        return self._serve_in_background("127.0.0.1", Handler, name="blob-server")

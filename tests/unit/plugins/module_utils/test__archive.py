@@ -134,3 +134,23 @@ def test_names_of_names_each_entry_or_falls_back_to_its_digest():
     unnamed = {"digest": "sha256:" + "b" * 64}
     assert archive.names_of([named, unnamed]) == {SINGLE: named["digest"], unnamed["digest"]: unnamed["digest"]}
     assert archive.names_of([]) == {}
+
+
+def test_an_image_whose_foreign_layer_is_not_cached_exports_and_imports_without_it(cache, tmp_path):
+    from ansible_collections.imagepusher.registry.plugins.module_utils._archive_import import import_archive
+    document = json.loads(images.oci_single().manifest)
+    foreign = {"mediaType": "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+               "digest": "sha256:" + "f" * 64, "size": 123, "urls": ["https://example.test/base"]}
+    document["layers"].insert(0, foreign)
+    raw = json.dumps(document).encode()
+    digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+    cache.write_blob_bytes(digest, raw)
+    name = "127.0.0.1:5000/test/windows:v1"
+    cache.set_ref(name, {"mediaType": document["mediaType"], "digest": digest, "size": len(raw)})
+    path = str(tmp_path / "windows.tar")
+    result = archive.export_images(cache, [name], path)
+    assert result["changed"] and "blobs/sha256/" + "f" * 64 not in members(path)
+    fresh = Cache(str(tmp_path / "fresh"))
+    imported = import_archive(fresh, path)
+    assert imported["changed"] and fresh.get_ref(name)["digest"] == digest
+    assert foreign["digest"] not in [b["digest"] for b in imported["blobs"]]

@@ -137,3 +137,26 @@ def test_a_failure_names_its_entry_and_carries_the_images_mirrored_before_it(cac
     assert [r["target"] for r in error.details["images"]] == ["reg.test/prod/one:v1"]
     assert error.details["images"][0]["digest"] == first.digest
     assert not [c for c in target.calls if c[1] == "prod/two"]  # the run stopped at the failure
+
+
+def test_a_foreign_layer_is_neither_read_nor_pushed_and_the_digest_is_kept(cache):
+    import json
+    from ansible_collections.imagepusher.registry.plugins.module_utils import _media_types as mt
+    from tests.unit.plugins.module_utils.tree_builders import desc
+    store = Store()
+    image = store.image("amd64", [b"ordinary layer"])
+    document = json.loads(image.raw)
+    foreign = desc(mt.DOCKER_FOREIGN_LAYER, b"windows base", urls=["https://example.test/base"])
+    document["layers"].insert(0, foreign)
+    image = store.add(json.dumps(document).encode())
+    source, target = FakeRegistryClient("src.test"), FakeRegistryClient()
+    source.publish("team/app", "v1", store, image)  # the source lacks the foreign blob, as a registry may
+    result = _copy.mirror(source, SOURCE, target, TARGET, cache).run(SOURCE)
+    assert result["changed"] is True and result["digest"] == image.digest
+    assert target.repo("prod/app").tags["v1"] == image.digest
+    assert foreign["digest"] not in target.repo("prod/app").blobs
+    assert foreign["digest"] not in [b["digest"] for b in result["blobs"]]
+    assert not [c for c in source.calls if c[2] == foreign["digest"]]  # never asked for
+    assert _copy.mirror(source, SOURCE, target, TARGET, cache).run(SOURCE)["changed"] is False
+    pushed = _copy.push(FakeRegistryClient(), TARGET, cache).run(str(SOURCE), cache.get_ref(str(SOURCE)))
+    assert pushed["changed"] is True and pushed["digest"] == image.digest

@@ -12,7 +12,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._errors impor
 from ansible_collections.imagepusher.registry.plugins.module_utils._mirror_entries import ENTRY_DEFAULTS, settle_entries
 
 ENTRY_KEYS = ("platforms", "source_username", "source_password", "source_plain_http",
-              "target_username", "target_password", "target_plain_http")
+              "target_username", "target_password", "target_plain_http", "referrers")
 
 
 def entry(source="127.0.0.1:5000/team/app:v1", target="127.0.0.1:5001/mirror/app", **options):
@@ -25,7 +25,7 @@ def entry(source="127.0.0.1:5000/team/app:v1", target="127.0.0.1:5001/mirror/app
 def params(*images, **module_wide):
     """Module params as Ansible hands them over (image_mirror's defaults)."""
     result = dict(images=list(images), platforms=None, source_username=None, source_password=None,
-                  source_plain_http=False, username=None, password=None, plain_http=False)
+                  source_plain_http=False, username=None, password=None, plain_http=False, referrers=False)
     result.update(module_wide)
     return result
 
@@ -130,3 +130,8 @@ def test_credentials_are_checked_before_references():
 
 def test_an_empty_list_settles_to_nothing():
     assert settle_entries(params()) == []
+
+
+def test_referrers_entry_wins_over_the_module_wide_option():
+    settled = settle_entries(params(entry(), entry(referrers=False), referrers=True))
+    assert [options["referrers"] for _s, _t, options in settled] == [True, False]

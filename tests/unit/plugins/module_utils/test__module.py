@@ -83,7 +83,8 @@ def test_argument_specs_are_fresh_each_call():
 
 
 def test_cache_argument_spec():
-    assert _module.cache_argument_spec() == dict(cache_dir=dict(type="path"), concurrency=dict(type="int", default=4))
+    assert _module.cache_argument_spec() == dict(cache_dir=dict(type="path"), concurrency=dict(type="int", default=4),
+                                                 foreign_layers=dict(type="str", default="skip", choices=["skip", "fetch"]))
 
 
 # -- requirements and ranges ---------------------------------------------------------------

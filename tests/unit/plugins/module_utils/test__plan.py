@@ -104,3 +104,33 @@ def test_steps_are_immutable(tree):
     step = _plan.plan_fetches(tree, set(), {})[0]
     with pytest.raises(AttributeError):
         step.action = _plan.CACHED
+
+
+# -- foreign (non-distributable) layers ------------------------------------------------------------
+
+FOREIGN_TYPE = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+
+
+@pytest.fixture
+def foreign_tree(tree):
+    """The tree with a foreign layer naming urls, and a non-distributable one that names none."""
+    from ansible_collections.imagepusher.registry.plugins.module_utils._manifest import Descriptor
+    with_urls = Descriptor(FOREIGN_TYPE, "sha256:" + "f" * 64, 1000, urls=["https://example.test/layer"])
+    without = Descriptor(FOREIGN_TYPE, "sha256:" + "e" * 64, 900)
+    return Tree(tree.top, tree.manifests, list(tree.blobs) + [with_urls, without])
+
+
+def test_a_foreign_layer_with_urls_is_skipped_by_default(foreign_tree):
+    digests = [b.digest for b in foreign_tree.blobs]
+    fetches = _plan.plan_fetches(foreign_tree, set(), {})
+    sends = _plan.plan_sends(foreign_tree, set(), {})
+    # the one naming urls is left out; one without urls is an ordinary blob
+    assert [s.digest for s in fetches] == [s.digest for s in sends] == digests[:3] + [digests[4]]
+    assert _plan.copied_blobs(foreign_tree) == foreign_tree.blobs[:3] + [foreign_tree.blobs[4]]
+
+
+def test_a_foreign_layer_is_copied_like_any_blob_when_fetched(foreign_tree):
+    fetches = _plan.plan_fetches(foreign_tree, set(), {}, foreign=_plan.FETCH)
+    sends = _plan.plan_sends(foreign_tree, set(), {}, foreign=_plan.FETCH)
+    assert [s.digest for s in fetches] == [s.digest for s in sends] == [b.digest for b in foreign_tree.blobs]
+    assert fetches[3].action == _plan.DOWNLOADED and sends[3].action == _plan.UPLOADED

@@ -645,3 +645,45 @@ def test_registry_error_text_reads_at_most_the_limit():
                 yield b"x" * size
     assert registry_error_text(Endless()) == ""
     assert sum(read) <= 64 * 1024 + 16384
+
+
+# -- the Referrers API ---------------------------------------------------------------------
+
+REFERRED = "sha256:" + "ab" * 32
+
+
+def referrer_entry(n):
+    return {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": "sha256:" + ("%d" % n) * 64,
+            "size": 100 + n, "artifactType": "application/example"}
+
+
+def test_get_referrers_follows_link_pages(transport):
+    pages = {
+        "/v2/team/app/referrers/" + REFERRED: ([referrer_entry(1)], "/v2/team/app/referrers/%s?next=2" % REFERRED),
+        "/v2/team/app/referrers/%s?next=2" % REFERRED: ([referrer_entry(2)], None),
+    }
+
+    def app(request, handler):
+        entries, link = pages[request.path]
+        headers = {"Content-Type": "application/vnd.oci.image.index.v1+json"}
+        if link:
+            headers["Link"] = '<%s>; rel="next"' % link
+        return json_reply({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                           "manifests": entries}, headers=headers)
+
+    with FakeServer(app) as server:
+        found = client_for(server, transport).get_referrers(REPO, REFERRED)
+    assert [(d.digest, d.artifact_type, d.size) for d in found] == [
+        ("sha256:" + "1" * 64, "application/example", 101), ("sha256:" + "2" * 64, "application/example", 102)]
+    assert server.requests[0].headers.get("Accept") == "application/vnd.oci.image.index.v1+json"
+
+
+def test_get_referrers_is_none_where_the_registry_has_no_such_api(transport):
+    with FakeServer(scripted(Reply(404, b"404 page not found\n"))) as server:
+        assert client_for(server, transport).get_referrers(REPO, REFERRED) is None
+
+
+def test_get_referrers_refuses_a_list_that_is_no_index(transport):
+    with FakeServer(scripted(json_reply({"manifests": "nope"}))) as server:
+        with pytest.raises(RegistryError, match="referrers of %s from reg.test: " % REFERRED):
+            client_for(server, transport).get_referrers(REPO, REFERRED)

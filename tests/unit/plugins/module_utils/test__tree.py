@@ -12,6 +12,7 @@ import pytest
 
 from ansible_collections.imagepusher.registry.plugins.module_utils import _media_types as mt
 from ansible_collections.imagepusher.registry.plugins.module_utils._digest import of_bytes
+from ansible_collections.imagepusher.registry.plugins.module_utils._manifest import parse
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import (
     CacheError,
     InvalidDigestError,
@@ -24,10 +25,12 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._tree import 
     MAX_DEPTH,
     ImageTree,
     TreeScan,
+    attested_digest,
     complete_tree,
     config_platform,
     entry_tree,
     is_config,
+    is_foreign,
     narrow,
     narrow_stored,
     read_tree,
@@ -37,9 +40,13 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._tree import 
 from tests.support import images
 from tests.unit.plugins.module_utils.tree_builders import (
     AMD64,
+    ARM64,
+    ARMV7,
+    ATTESTATION,
     MemoryStore,
     Store,
     config_of,
+    desc,
     multiarch,
     nested,
 )
@@ -453,3 +460,70 @@ def test_scan_reports_missing_and_damaged(cache):
 
     gone = read_tree(cache, idx.digest, tolerant=True, gone=frozenset([idx.digest]))
     assert gone.top is None and gone.missing_manifests == [idx.digest]
+
+
+# -- attestations kept with their platforms ------------------------------------------------------
+
+def _attested_index():
+    """An index of three platforms, each followed by a BuildKit attestation manifest describing it."""
+    store = Store()
+    images = [store.image("amd64", [b"base", b"amd"]), store.image("arm64", [b"base", b"arm"], variant="v8"),
+              store.image("arm", [b"base", b"armv7"], variant="v7")]
+    entries = []
+    for image, platform in zip(images, (AMD64, ARM64, ARMV7)):
+        entries.append(desc(image.media_type, image.raw, platform=platform))
+        statement = store.image("unknown", [image.digest.encode()], os_name="unknown")
+        entries.append(desc(statement.media_type, statement.raw, platform=ATTESTATION, annotations={
+            "vnd.docker.reference.type": "attestation-manifest", "vnd.docker.reference.digest": image.digest}))
+    top = store.add(json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": entries}).encode())
+    return top, entries
+
+
+def test_narrow_keeps_the_attestations_of_the_kept_platforms():
+    top, entries = _attested_index()
+    _descriptor, new_index = narrow(top, ["linux/amd64", "linux/arm/v7"])
+    assert [d.digest for d in new_index.manifests] == [entries[i]["digest"] for i in (0, 1, 4, 5)]
+    assert attested_digest(new_index.manifests[1]) == entries[0]["digest"]
+    assert attested_digest(new_index.manifests[0]) is None
+
+
+def test_narrow_to_every_platform_of_an_attested_index_keeps_the_index():
+    top, _entries = _attested_index()
+    descriptor, same = narrow(top, ["linux/amd64", "linux/arm64", "linux/arm/v7"])
+    assert descriptor is None and same is top
+
+
+def test_narrow_to_one_platform_of_an_attested_index_is_its_manifest():
+    top, entries = _attested_index()
+    descriptor, new_index = narrow(top, ["linux/arm64"])
+    assert new_index is None and descriptor.digest == entries[2]["digest"]
+
+
+# -- foreign layers --------------------------------------------------------------------------------
+
+def _foreign_image():
+    """An image whose second layer is foreign (non-distributable, with urls) and not stored."""
+    store = Store()
+    image = store.image("amd64", [b"ordinary"])
+    document = json.loads(image.raw)
+    foreign = desc(mt.OCI_LAYER_NONDISTRIBUTABLE_GZIP, b"windows base layer", urls=["https://example.test/base"])
+    document["layers"].append(foreign)
+    return store, store.add(json.dumps(document).encode()), foreign
+
+
+def test_is_foreign_wants_a_nondistributable_type_and_urls():
+    _store, image, _foreign = _foreign_image()
+    assert [is_foreign(layer) for layer in image.layers] == [False, True]
+    assert not is_foreign(parse(json.dumps(dict(json.loads(image.raw), layers=[
+        desc(mt.DOCKER_FOREIGN_LAYER, b"no urls")])).encode()).layers[0])
+
+
+def test_a_missing_foreign_layer_leaves_the_tree_complete_unless_it_is_wanted():
+    store, image, foreign = _foreign_image()
+    memory = MemoryStore.of(store)
+    assert foreign["digest"] not in memory.files
+    assert complete_tree(memory, image.digest) is not None
+    assert complete_tree(memory, image.digest, with_foreign=True) is None
+    scan = read_tree(memory, image.digest, tolerant=True)
+    assert scan.complete and scan.missing_blobs == []
+    assert foreign["digest"] in [b.digest for b in scan.blobs]  # still part of the image
