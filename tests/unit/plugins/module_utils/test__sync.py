@@ -16,7 +16,7 @@ TAGS = {"team/app": ["1.0", "1.2.3", "v1.10.0", "1.11.0-rc1", "2.0", "latest", "
 
 def params(*images):
     defaults = dict(platforms=None, source_username=None, source_password=None, source_plain_http=False,
-                    username=None, password=None, plain_http=False)
+                    username=None, password=None, plain_http=False, referrers=False)
     return dict(defaults, images=[dict(dict.fromkeys(("tags", "platforms")), **image) for image in images])
 
 
