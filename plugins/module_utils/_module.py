@@ -19,6 +19,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils import _cache
 from ansible_collections.imagepusher.registry.plugins.module_utils import _credentials
 from ansible_collections.imagepusher.registry.plugins.module_utils import _manifest
 from ansible_collections.imagepusher.registry.plugins.module_utils import _transport
+from ansible_collections.imagepusher.registry.plugins.module_utils._clients import Clients
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import CacheError, ImagePusherError, InvalidOptionError
 from ansible_collections.imagepusher.registry.plugins.module_utils._reference import ImageReference
 from ansible_collections.imagepusher.registry.plugins.module_utils._registry import RegistryClient
@@ -144,6 +145,12 @@ def client_for(module, reference, transport, username, password, plain_http):
     credentials = _credentials.resolve(reference.registry, reference.repository, username=username,
                                        password=password, auth_file=module.params.get("auth_file"))
     return RegistryClient.for_reference(reference, transport, credentials, plain_http=plain_http)
+
+
+def make_clients(module, transport):
+    """client(reference, username, password, plain_http): like client_for, but one client per registry and
+    credentials for the whole task (a module over many images probes and authenticates once per registry)."""
+    return Clients(transport, auth_file=module.params.get("auth_file"))
 
 
 def make_cache(module):

@@ -204,12 +204,8 @@ def main():
     images = _module.settle_options(module, settle_entries)
 
     def mirror_all():
-        transport = _module.make_transport(module)
-
-        def client(reference, username, password, plain_http):
-            return _module.client_for(module, reference, transport, username, password, plain_http)
-
-        return _copy.mirror_images(images, client, _module.make_cache(module), module.params["concurrency"],
+        clients = _module.make_clients(module, _module.make_transport(module))
+        return _copy.mirror_images(images, clients, _module.make_cache(module), module.params["concurrency"],
                                    check_mode=module.check_mode)
 
     _module.run(module, mirror_all)
