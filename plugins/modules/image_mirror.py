@@ -20,8 +20,17 @@ description:
     each registry (with O(images[].platforms), the source's index is read too), whether or not the cache holds it.
   - One task for the whole list. Ansible's cost per loop item (most of a second) is paid once, so a list of
     current images costs about two HEAD requests per image. The role C(imagepusher.registry.mirror_images) runs it.
-  - Every entry is checked before anything is transferred. The images are then mirrored in order; the first
-    failure stops the run and fails the task, naming the image, with RV(images) holding those mirrored before it.
+  - Every entry is checked before anything is transferred. The images are then mirrored, up to O(image_concurrency)
+    at a time, started in the order of the list; RV(images) keeps that order. The first failure (in list order)
+    fails the task with a message that starts with C(images[N] (source -> target)); no image starts after it, those
+    already running finish. RV(images) then holds the images mirrored before the failing entry, and the failure's
+    C(image_states) says, for every entry, whether it was C(done), C(failed) (with its C(msg)) or C(not started).
+  - The images of one task share their blobs. O(concurrency) bounds the blob transfers of the whole task, not of
+    each image. A blob several images need is downloaded once (the others wait for it and find it in the cache)
+    and uploaded once per target registry; the other repositories of that registry mount it from the first
+    (cross-repository mount), falling back to an upload where the registry refuses the mount.
+  - One HTTP session, one TLS context and one connection pool per registry serve the whole task; a loopback
+    registry's scheme (HTTPS or plain HTTP) is probed once, and each registry authenticates once per scope.
   - The registry options (O(username), O(password), O(plain_http)) are the defaults for every target; O(source_username),
     O(source_password) and O(source_plain_http) for every source. An entry's own values override them, option by
     option (an entry may give only a password, for the module-wide user name). O(auth_file),
@@ -103,6 +112,12 @@ options:
   source_password:
     description: Password or token for O(source_username).
     type: str
+  image_concurrency:
+    description:
+      - How many images are mirrored at the same time. Their blob transfers together stay within O(concurrency).
+      - V(1) mirrors the images one after the other.
+    type: int
+    default: 4
   source_plain_http:
     description:
       - Talk plain HTTP to every source registry (an entry's O(images[].source_plain_http) overrides it). Loopback
@@ -144,7 +159,7 @@ images:
     - One result per entry of O(images), in order, each with the keys M(imagepusher.registry.image_push) returns for
       a one-pass mirror (C(source), C(target), C(digest), C(source_digest), C(media_type), C(platforms), C(blobs),
       C(manifests), C(bytes_downloaded), C(bytes_uploaded), C(cache_name), C(cached), C(retries)), plus C(changed).
-    - When an image fails, the entries mirrored before it.
+    - When an image fails, the entries mirrored before it (the failure's C(image_states) says what each entry did).
   returned: always
   type: list
   elements: dict
@@ -195,18 +210,22 @@ def main():
         source_username=dict(type="str"),
         source_password=dict(type="str", no_log=True),
         source_plain_http=dict(type="bool", default=False),
+        image_concurrency=dict(type="int", default=4),
     )
     argument_spec.update(_module.registry_argument_spec())
     argument_spec.update(_module.cache_argument_spec())
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     _module.check_requirements(module)
     _module.check_ranges(module, credential_pairs=False)  # settled per image, below
+    if not 1 <= module.params["image_concurrency"] <= _module.MAX_CONCURRENCY:
+        module.fail_json(msg="image_concurrency must be between 1 and %d, got %d"
+                         % (_module.MAX_CONCURRENCY, module.params["image_concurrency"]))
     images = _module.settle_options(module, settle_entries)
 
     def mirror_all():
         clients = _module.make_clients(module, _module.make_transport(module))
         return _copy.mirror_images(images, clients, _module.make_cache(module), module.params["concurrency"],
-                                   check_mode=module.check_mode)
+                                   check_mode=module.check_mode, image_concurrency=module.params["image_concurrency"])
 
     _module.run(module, mirror_all)
 
