@@ -28,7 +28,9 @@ description:
   - The images of one task share their blobs. O(concurrency) bounds the blob transfers of the whole task, not of
     each image. A blob several images need is downloaded once (the others wait for it and find it in the cache)
     and uploaded once per target registry; the other repositories of that registry mount it from the first
-    (cross-repository mount), falling back to an upload where the registry refuses the mount.
+    (cross-repository mount), falling back to an upload where the registry refuses the mount. Which of the images
+    sharing a blob reports it downloaded and uploaded (the others report it cached and mounted) depends on which
+    got to it first; the totals do not. With O(image_concurrency=1) it is always the first of them in the list.
   - One HTTP session, one TLS context and one connection pool per registry serve the whole task; a loopback
     registry's scheme (HTTPS or plain HTTP) is probed once, and each registry authenticates once per scope.
   - The registry options (O(username), O(password), O(plain_http)) are the defaults for every target; O(source_username),
