@@ -132,8 +132,8 @@ def report(opts, rows, repos):
         "`make bench` (bench/fleet.py; %s), two loopback Distribution 2.8 registries, median (min-max) of %d"
         " round(s). Ours: one `ansible-playbook` applying the `mirror_images` role (one `image_mirror` task,"
         " `image_concurrency` 4, `concurrency` 4), Ansible's start-up included; skopeo: `skopeo sync --src yaml"
-        " --dest docker` from a YAML source naming the same repositories and tags." % (time.strftime("%Y-%m-%d"),
-                                                                                      opts.rounds),
+        " --dest docker` from a YAML source naming the same repositories and tags."
+        % (time.strftime("%Y-%m-%d"), opts.rounds),
         "",
         "| measure | ours | skopeo sync | ratio ours/skopeo | target |",
         "| --- | --- | --- | --- | --- |",
@@ -143,8 +143,8 @@ def report(opts, rows, repos):
         % (summary(rows["ours_warm"]), summary(rows["skopeo_warm"]), ratio("ours_warm", "skopeo_warm")),
         "",
         "Ansible alone, the same play running `ansible.builtin.ping`: %s s. Requests reaching the target"
-        " registry in our warm run: %d (one manifest HEAD per image)." % (summary(rows["floor"]),
-                                                                          max(rows["ours_warm_requests"])),
+        " registry in our warm run: %d (one manifest HEAD per image)."
+        % (summary(rows["floor"]), max(rows["ours_warm_requests"])),
         END,
     ])
 
