@@ -143,8 +143,10 @@ changelog: lint-venv
 	antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml
 
 # Benchmarks against skopeo (bench/RESULTS.md); not part of make test. bench-smoke checks the harness.
+# The fleet rows (bench/fleet.py) take BENCH_FLEET_IMAGES (default 300) and BENCH_FLEET_ROUNDS (default 3).
 bench: deps
 	$(VPY) bench/run.py
+	$(VPY) bench/fleet.py
 
 bench-smoke: deps
 	$(VPY) bench/run.py --smoke

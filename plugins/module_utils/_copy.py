@@ -12,9 +12,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.imagepusher.registry.plugins.module_utils import _parallel
 from ansible_collections.imagepusher.registry.plugins.module_utils._endpoints import RegistryEndpoint, StoreEndpoint
 from ansible_collections.imagepusher.registry.plugins.module_utils._engine import Engine
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import ImagePusherError
+from ansible_collections.imagepusher.registry.plugins.module_utils._fleet import Fleet
 from ansible_collections.imagepusher.registry.plugins.module_utils._foreign import ForeignLayerSource
 from ansible_collections.imagepusher.registry.plugins.module_utils._mirror import Mirror
 from ansible_collections.imagepusher.registry.plugins.module_utils._plan import FETCH, SKIP
@@ -38,12 +40,17 @@ def push(client, target, store, layout=False, concurrency=4, chunk_size=None, ev
 
 
 def mirror(source_client, source, target_client, target, cache, concurrency=4, chunk_size=None, events=None,
-           foreign=SKIP):
-    """A Mirror of `source` to `target` through `cache` (its .run(source, platforms, check_mode))."""
+           foreign=SKIP, fleet=None):
+    """A Mirror of `source` to `target` through `cache` (its .run(source, platforms, check_mode)).
+
+    `fleet` (a _fleet.Fleet): the images of one task share blob slots, downloads and uploads through it.
+    """
     engine = Engine(concurrency, events)
     store = StoreEndpoint(cache)
     target_endpoint = RegistryEndpoint(target_client, target, writable=True, sessions=store.upload_sessions(),
                                        chunk_size=chunk_size)
+    if fleet is not None:
+        store, target_endpoint = fleet.store(store), fleet.target(target_endpoint)
     return Mirror(Pull(_source(source_client, source, foreign), store, engine, foreign),
                   Push(store, target_endpoint, engine, foreign=foreign))
 
@@ -65,26 +72,25 @@ def with_referrers(copy, result, check_mode=False):
     return add_to(result, ReferrerCopy(source, target, copy_one).run(result["digest"], check_mode))
 
 
-def mirror_images(images, client_for, cache, concurrency=4, check_mode=False, events=None, foreign=SKIP):
-    """Mirror each settled (source, target, entry) of image_mirror in turn; the module result.
+def mirror_images(images, client_for, cache, concurrency=4, check_mode=False, events=None, image_concurrency=1,
+                  foreign=SKIP):
+    """Mirror each settled (source, target, entry) of image_mirror; the module result, images in list order.
 
     `client_for(reference, username, password, plain_http)` gives the RegistryClient of one side.
-    The first failure stops the run and names the entry; what was mirrored before it is in its details.
+    Up to `image_concurrency` images run at once, started in list order; `concurrency` bounds the blob
+    transfers of them all, and a blob they share moves once (see _fleet.py). The first failure (in list
+    order) fails the run and names its entry; no image starts after a failure. Its details hold the
+    images mirrored before it (`images`) and what each entry did (`image_states`).
     """
-    results, before = [], {}
-    for number, (source, target, image) in enumerate(images):
-        copy = mirror(client_for(source, image["source_username"], image["source_password"],
-                                 image["source_plain_http"]), source,
-                      client_for(target, image["target_username"], image["target_password"],
-                                 image["target_plain_http"]), target, cache, concurrency, events=events, foreign=foreign)
-        try:
-            result = copy.run(source, image["platforms"], check_mode=check_mode)
-            result = with_referrers(copy, result, check_mode) if image.get("referrers") else result
-        except ImagePusherError as exc:
-            details = dict(exc.details, images=results)
-            raise type(exc)("images[%d] (%s -> %s): %s" % (number, source, target, exc.message), **details)
-        before[result["target"]] = result.pop("diff")["before"]["digest"]
-        results.append(result)
+    fleet = Fleet(concurrency)
+    outcomes = _parallel.map_until_failure(
+        lambda item: mirror_image(item[1], client_for, cache, concurrency, check_mode, events, fleet, foreign),
+        list(enumerate(images)), image_concurrency)
+    results = [value for state, value in outcomes if state == _parallel.DONE]
+    failed = [n for n, (state, _value) in enumerate(outcomes) if state == _parallel.FAILED]
+    if failed:
+        raise _named_failure(images, outcomes, failed[0])
+    before = dict((r["target"], r.pop("diff")["before"]["digest"]) for r in results)
     return {
         "changed": any(r["changed"] for r in results),
         "images": results,
@@ -92,3 +98,37 @@ def mirror_images(images, client_for, cache, concurrency=4, check_mode=False, ev
         "bytes_uploaded": sum(r["bytes_uploaded"] for r in results),
         "diff": {"before": before, "after": dict((r["target"], r["digest"]) for r in results)},
     }
+
+
+def mirror_image(image, client_for, cache, concurrency=4, check_mode=False, events=None, fleet=None, foreign=SKIP):
+    """One settled (source, target, entry) of image_mirror: its result (with its diff), referrers included
+    when the entry asks for them."""
+    source, target, entry = image
+    copy = mirror(client_for(source, entry["source_username"], entry["source_password"], entry["source_plain_http"]),
+                  source,
+                  client_for(target, entry["target_username"], entry["target_password"], entry["target_plain_http"]),
+                  target, cache, concurrency, events=events, foreign=foreign, fleet=fleet)
+    result = copy.run(source, entry["platforms"], check_mode=check_mode)
+    return with_referrers(copy, result, check_mode) if entry.get("referrers") else result
+
+
+def _named_failure(images, outcomes, number):
+    """The error of entry `number`, naming it, with what the other entries did in its details."""
+    exc = outcomes[number][1]
+    if not isinstance(exc, ImagePusherError):
+        raise exc
+    source, target = images[number][0], images[number][1]
+    states = []
+    for (state, value), (other_source, other_target, _entry) in zip(outcomes, images):
+        states.append({"source": str(other_source), "target": str(other_target), "state": state})
+        if state == _parallel.FAILED and isinstance(value, ImagePusherError):
+            states[-1]["msg"] = value.message
+    counts = ", ".join("%d %s" % (len([s for s in states if s["state"] == name]), name)
+                       for name in (_parallel.DONE, _parallel.FAILED, _parallel.NOT_STARTED))
+    # The images mirrored before it: the entries started in list order, so all of them ran to their end.
+    done_before = [value for state, value in outcomes[:number] if state == _parallel.DONE]
+    for result in done_before:
+        result.pop("diff", None)
+    details = dict(exc.details, images=done_before, image_states=states)
+    return type(exc)("images[%d] (%s -> %s): %s (entries: %s)" % (number, source, target, exc.message, counts),
+                     **details)

@@ -19,6 +19,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils import _cache
 from ansible_collections.imagepusher.registry.plugins.module_utils import _credentials
 from ansible_collections.imagepusher.registry.plugins.module_utils import _manifest
 from ansible_collections.imagepusher.registry.plugins.module_utils import _transport
+from ansible_collections.imagepusher.registry.plugins.module_utils._clients import Clients
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import CacheError, ImagePusherError, InvalidOptionError
 from ansible_collections.imagepusher.registry.plugins.module_utils._reference import ImageReference
 from ansible_collections.imagepusher.registry.plugins.module_utils._registry import RegistryClient
@@ -178,6 +179,18 @@ def client_for(module, reference, transport, username, password, plain_http, for
 def limit_source(module, reference, transport):
     """Hold the source registry of `reference` to source_requests_per_second (when set)."""
     transport.rate_limits.limit(reference.registry, module.params.get("source_requests_per_second"))
+
+
+def limit_rates(module, images, transport):
+    """Hold the registries of settled (source, target, entry) images to their rates, as client_for would."""
+    for source, target, _entry in images:
+        for reference in (source, target):
+            transport.rate_limits.limit(reference.registry, module.params.get("requests_per_second"))
+        limit_source(module, source, transport)
+def make_clients(module, transport):
+    """client(reference, username, password, plain_http): like client_for, but one client per registry and
+    credentials for the whole task (a module over many images probes and authenticates once per registry)."""
+    return Clients(transport, auth_file=module.params.get("auth_file"))
 
 
 def make_cache(module):

@@ -100,6 +100,11 @@ class RegistryClient:
             return "http://%s" % self.host
         if not self.loopback:
             return https
+        # Probed once per host for the whole task: every client of this transport shares the answer.
+        return self.transport.remembered_base(self.host, self._probe)
+
+    def _probe(self):
+        https = "https://%s" % self.host
         try:
             self.transport.request("GET", https + "/v2/", self.registry, retry=False, timeout=10).close()
             return https

@@ -51,6 +51,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._retry import
     parse_retry_after,
     should_retry_status,
 )
+from ansible_collections.imagepusher.registry.plugins.module_utils._tls_context import SharedContextAdapter
 
 USER_AGENT = "imagepusher.registry/0.1"
 # Network reads are done in large chunks: 1-4 MiB measured 2.5x faster than 64 KiB here.
@@ -233,6 +234,8 @@ class Transport:
         self._lock = threading.Lock()
         self.retry_count = 0
         self.rate_limits = RateLimits()  # requests_per_second per registry, and the quotas registries announce
+        self._schemes = {}  # registry host -> base URL, decided once for this Transport's life
+        self._scheme_lock = threading.Lock()
         self._bundle = None
         self._cert = None
         self.client_cert = client_cert
@@ -257,7 +260,9 @@ class Transport:
         self.session = _Session()
         self.session.headers["User-Agent"] = USER_AGENT
         self.session.auth = _no_netrc
-        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+        # One SSL context for this TLS configuration, however many connections and registries.
+        adapter = SharedContextAdapter(self._verify, self._cert, default_ca_bundle(), pool_connections=4,
+                                       pool_maxsize=pool_size, max_retries=0)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         self.validate_certs = validate_certs
@@ -271,6 +276,14 @@ class Transport:
     def _count_retry(self):
         with self._lock:
             self.retry_count += 1
+
+    def remembered_base(self, host, decide):
+        """decide() -> base URL, called once per registry host for this Transport (a probe per image costs a
+        TLS handshake); a decision that raised is not remembered."""
+        with self._scheme_lock:
+            if host not in self._schemes:
+                self._schemes[host] = decide()
+            return self._schemes[host]
 
     def new_budget(self):
         """The retries one transfer may make (`retries` of them), counted into retry_count for the result."""

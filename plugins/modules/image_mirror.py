@@ -22,8 +22,19 @@ description:
     current images costs about two HEAD requests per image. The role C(imagepusher.registry.mirror_images) runs it.
   - An entry with O(images[].tags) is a sync. It mirrors each tag of its source repository that the rules select,
     to the same tag of its target repository, as if each were an entry of its own at that place in the list.
-  - Every entry is checked before anything is transferred. The images are then mirrored in order; the first
-    failure stops the run and fails the task, naming the image, with RV(images) holding those mirrored before it.
+  - Every entry is checked before anything is transferred. The images are then mirrored, up to O(image_concurrency)
+    at a time, started in the order of the list; RV(images) keeps that order. The first failure (in list order)
+    fails the task with a message that starts with C(images[N] (source -> target)); no image starts after it, those
+    already running finish. RV(images) then holds the images mirrored before the failing entry, and the failure's
+    C(image_states) says, for every entry, whether it was C(done), C(failed) (with its C(msg)) or C(not started).
+  - The images of one task share their blobs. O(concurrency) bounds the blob transfers of the whole task, not of
+    each image. A blob several images need is downloaded once (the others wait for it and find it in the cache)
+    and uploaded once per target registry; the other repositories of that registry mount it from the first
+    (cross-repository mount), falling back to an upload where the registry refuses the mount. Which of the images
+    sharing a blob reports it downloaded and uploaded (the others report it cached and mounted) depends on which
+    got to it first; the totals do not. With O(image_concurrency=1) it is always the first of them in the list.
+  - One HTTP session, one TLS context and one connection pool per registry serve the whole task; a loopback
+    registry's scheme (HTTPS or plain HTTP) is probed once, and each registry authenticates once per scope.
   - The registry options (O(username), O(password), O(plain_http)) are the defaults for every target; O(source_username),
     O(source_password) and O(source_plain_http) for every source. An entry's own values override them, option by
     option (an entry may give only a password, for the module-wide user name). O(auth_file),
@@ -177,6 +188,12 @@ options:
   source_password:
     description: Password or token for O(source_username).
     type: str
+  image_concurrency:
+    description:
+      - How many images are mirrored at the same time. Their blob transfers together stay within O(concurrency).
+      - V(1) mirrors the images one after the other.
+    type: int
+    default: 4
   source_plain_http:
     description:
       - Talk plain HTTP to every source registry (an entry's O(images[].source_plain_http) overrides it). Loopback
@@ -245,7 +262,7 @@ images:
       select nothing). In check mode, these are the tags that would be mirrored.
     - With O(referrers), C(referrers) too (see RV(images[].referrers)); the bytes of the referrers are counted in the
       image's C(bytes_downloaded) and C(bytes_uploaded), and C(changed) is true when one of them was copied.
-    - When an image fails, the entries mirrored before it.
+    - When an image fails, the entries mirrored before it (the failure's C(image_states) says what each entry did).
   returned: always
   type: list
   elements: dict
@@ -375,21 +392,22 @@ def main():
         source_plain_http=dict(type="bool", default=False),
         source_requests_per_second=dict(type="float"),
         referrers=dict(type="bool", default=False),
+        image_concurrency=dict(type="int", default=4),
     )
     argument_spec.update(_module.registry_argument_spec())
     argument_spec.update(_module.cache_argument_spec())
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     _module.check_requirements(module)
     _module.check_ranges(module, credential_pairs=False)  # settled per image, below
+    if not 1 <= module.params["image_concurrency"] <= _module.MAX_CONCURRENCY:
+        module.fail_json(msg="image_concurrency must be between 1 and %d, got %d"
+                         % (_module.MAX_CONCURRENCY, module.params["image_concurrency"]))
     images = _module.settle_options(module, settle_entries)
 
     def mirror_all():
         transport = _module.make_transport(module)
-        for source, _target, _entry in images:
-            _module.limit_source(module, source, transport)
-
-        def client(reference, username, password, plain_http):
-            return _module.client_for(module, reference, transport, username, password, plain_http)
+        _module.limit_rates(module, images, transport)
+        client = _module.make_clients(module, transport)
 
         def list_tags(source, image):
             return client(source, image["source_username"], image["source_password"],
@@ -397,7 +415,8 @@ def main():
 
         def mirror(expanded):
             return _copy.mirror_images(expanded, client, _module.make_cache(module), module.params["concurrency"],
-                                       check_mode=module.check_mode, foreign=module.params["foreign_layers"])
+                                       check_mode=module.check_mode, image_concurrency=module.params["image_concurrency"],
+                                       foreign=module.params["foreign_layers"])
 
         return _sync.mirror_expanded(images, list_tags, mirror, module.warn)
 

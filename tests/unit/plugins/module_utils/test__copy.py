@@ -160,3 +160,21 @@ def test_a_foreign_layer_is_neither_read_nor_pushed_and_the_digest_is_kept(cache
     assert _copy.mirror(source, SOURCE, target, TARGET, cache).run(SOURCE)["changed"] is False
     pushed = _copy.push(FakeRegistryClient(), TARGET, cache).run(str(SOURCE), cache.get_ref(str(SOURCE)))
     assert pushed["changed"] is True and pushed["digest"] == image.digest
+def test_images_in_parallel_keep_the_list_order_and_a_failure_says_what_the_others_did(cache):
+    source, first, second = two_images()
+    target = FakeRegistryClient()
+    images = [(ImageReference.parse("src.test/team/one:v1"), ImageReference.parse("reg.test/prod/one:v1"), entry()),
+              (ImageReference.parse("src.test/team/two:v1"), ImageReference.parse("reg.test/prod/two:v1"), entry())]
+    result = _copy.mirror_images(images, Clients(source, target), cache, concurrency=2, image_concurrency=2)
+    assert [r["digest"] for r in result["images"]] == [first.digest, second.digest]
+    failing = images[:1] + [(ImageReference.parse("src.test/team/gone:v1"),
+                             ImageReference.parse("reg.test/prod/gone:v1"), entry())] + images[1:]
+    with pytest.raises(NotFoundError) as info:
+        _copy.mirror_images(failing, Clients(source, target), cache, image_concurrency=1)
+    error = info.value
+    assert error.message.startswith("images[1] (src.test/team/gone:v1 -> reg.test/prod/gone:v1): ")
+    assert error.message.endswith("(entries: 1 done, 1 failed, 1 not started)")
+    assert [s["state"] for s in error.details["image_states"]] == ["done", "failed", "not started"]
+    assert error.details["image_states"][1]["target"] == "reg.test/prod/gone:v1"
+    assert "msg" in error.details["image_states"][1]
+    assert [r["target"] for r in error.details["images"]] == ["reg.test/prod/one:v1"]

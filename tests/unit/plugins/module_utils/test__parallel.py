@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from ansible_collections.imagepusher.registry.plugins.module_utils._parallel import parallel_map
+from ansible_collections.imagepusher.registry.plugins.module_utils._parallel import DONE, FAILED, NOT_STARTED, map_until_failure, parallel_map
 
 
 @pytest.mark.parametrize("concurrency", [1, 2, 4, 16])
@@ -90,3 +90,44 @@ def test_inline_failure_stops_at_the_failing_item():
     with pytest.raises(ValueError):
         parallel_map(work, range(4), 1)
     assert done == [0]
+
+
+# -- map_until_failure ---------------------------------------------------------------------------
+
+def test_map_until_failure_keeps_item_order():
+    def slow_first(n):
+        time.sleep(0.03 if n == 0 else 0)
+        return n * 2
+    assert map_until_failure(slow_first, range(5), 3) == [(DONE, n * 2) for n in range(5)]
+
+
+def test_map_until_failure_starts_nothing_after_a_failure():
+    started = []
+
+    def work(n):
+        started.append(n)
+        if n == 1:
+            raise ValueError("entry 1")
+        return n
+    outcomes = map_until_failure(work, range(5), 1)
+    assert [state for state, _value in outcomes] == [DONE, FAILED, NOT_STARTED, NOT_STARTED, NOT_STARTED]
+    assert isinstance(outcomes[1][1], ValueError) and started == [0, 1]
+
+
+def test_map_until_failure_lets_running_items_finish():
+    second_started = threading.Event()
+
+    def work(n):
+        if n == 0:
+            second_started.wait(5)
+            raise ValueError("fails while item 1 runs")
+        second_started.set()
+        time.sleep(0.05)
+        return n
+    outcomes = map_until_failure(work, range(6), 2)
+    assert outcomes[0][0] == FAILED and outcomes[1] == (DONE, 1)
+    assert [state for state, _value in outcomes[2:]] == [NOT_STARTED] * 4
+
+
+def test_map_until_failure_of_nothing():
+    assert map_until_failure(lambda n: n, [], 4) == []
