@@ -92,8 +92,8 @@ class RegistryEndpoint:
         for repository in mount_from:
             if self.mount_blob(digest, repository, budget):
                 return _plan.MOUNTED, 0
-        # A resumed session sends only what the registry lacked.
-        return _plan.UPLOADED, _upload.upload_blob(
+        # A resumed session sends only what the registry lacked (and says RESUMED).
+        return _upload.send_blob(
             self.client, self.reference, digest, size, store.blob_path(digest), self.sessions, budget,
             chunk_size=self.chunk_size, resumable=store.keeps_sessions)
 
