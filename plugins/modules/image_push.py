@@ -197,7 +197,7 @@ blobs:
       description: Blob media type.
       type: str
     action:
-      description: V(uploaded), V(resumed) (went on from the upload session a killed run left: only the bytes the
+      description: V(uploaded), V(resumed) (went on from the upload session a killed run left, sending only the bytes the
         registry lacked were sent), V(mounted) (linked from another repository, no bytes sent) or V(exists).
       type: str
 manifests:
