@@ -81,6 +81,11 @@ options:
   timeout:
     description:
       - Seconds to wait for a connection or for the next bytes of an answer.
+      - It also bounds a slow trickle, not only silence. Every request must move at least 1 KiB/s (sent and received
+        together), averaged over each window of O(timeout) seconds, from the moment it is sent; a connection below that
+        floor is cut and the request retried, or the transfer resumed, as after a dropped connection (it draws on the
+        same O(retries) budget). So one attempt that stalls or trickles ends within about twice O(timeout). The floor
+        is measured by the kernel's TCP counters (Linux); elsewhere only the per-read wait applies.
     type: int
     default: 60
   retries:

@@ -30,7 +30,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._errors impor
     AuthorizationError,
     RegistryError,
 )
-from ansible_collections.imagepusher.registry.plugins.module_utils._transport import read_limited
+from ansible_collections.imagepusher.registry.plugins.module_utils._transport import iter_body, read_limited
 
 _CHALLENGE_PARAM = re.compile(r'\s*([A-Za-z0-9_\-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)\s*(?:,|$)')
 # A token without expires_in is valid for 60 s (distribution token spec); we renew a bit early.
@@ -228,7 +228,7 @@ class Authenticator:
             if response.status_code != 200:
                 raise RegistryError("token service of %s answered HTTP %d" % (self.registry, response.status_code),
                                     status=response.status_code, registry=self.registry)
-            body = _read_small_json(response)
+            body = _read_small_json(response, self.registry)
         finally:
             response.close()
         token = body.get("token") or body.get("access_token")
@@ -327,8 +327,9 @@ def _with_query(url, query):
     return url + ("&" if "?" in url else "?") + urlencode(query)
 
 
-def _read_small_json(response, limit=1024 * 1024):
-    data = read_limited(response.iter_content(65536), limit)
+def _read_small_json(response, registry, limit=1024 * 1024):
+    # iter_body: a dropped or stalled answer is a TransportError, never a raw requests exception.
+    data = read_limited(iter_body(response, registry, 65536), limit)
     if len(data) > limit:
         raise RegistryError("answer from the token service is larger than %d bytes" % limit)
     try:

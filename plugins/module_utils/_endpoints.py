@@ -31,6 +31,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._errors impor
 from ansible_collections.imagepusher.registry.plugins.module_utils._reference import repository_scope
 from ansible_collections.imagepusher.registry.plugins.module_utils._sessions import NoSessions, UploadSessions
 from ansible_collections.imagepusher.registry.plugins.module_utils._transport import BodyReader
+from ansible_collections.imagepusher.registry.plugins.module_utils._upload_lock import NoUploadLock, UploadLock
 
 
 class RegistryEndpoint:
@@ -93,13 +94,17 @@ class RegistryEndpoint:
         layout's file, resuming a session a killed run left: (action, bytes sent). One retry budget pays
         for the mounts, the upload's requests and its restarts."""
         budget = self.client.transport.new_budget()
-        for repository in mount_from:
-            if self.mount_blob(digest, repository, budget):
-                return _plan.MOUNTED, 0
-        # A resumed session sends only what the registry lacked.
-        return _plan.UPLOADED, _upload.upload_blob(
-            self.client, self.reference, digest, size, store.blob_path(digest), self.sessions, budget,
-            chunk_size=self.chunk_size, resumable=store.keeps_sessions)
+        with store.upload_lock(self.name, digest) as lock:
+            # Another run pushing the same blob here may have sent it while this one waited for the lock.
+            if lock.held and self.client.head_blob(self.repository, digest, self._scopes, budget) is not None:
+                return _plan.EXISTS, 0
+            for repository in mount_from:
+                if self.mount_blob(digest, repository, budget):
+                    return _plan.MOUNTED, 0
+            # A resumed session sends only what the registry lacked (and says RESUMED).
+            return _upload.send_blob(
+                self.client, self.reference, digest, size, store.blob_path(digest), self.sessions, budget,
+                chunk_size=self.chunk_size, resumable=store.keeps_sessions)
 
     def stream_blob(self, digest, size, handoff):
         """Upload from a download's buffer while it downloads (see _handoff.py); the bytes sent."""
@@ -120,6 +125,10 @@ class StoreEndpoint:
         self.cache = cache
         self.root = cache.root
         self.keeps_sessions = keeps_sessions
+
+    def upload_lock(self, target_name, digest):
+        """What a push of `digest` to `target_name` holds while it mounts or uploads it (see _upload_lock.py)."""
+        return UploadLock(self.cache, target_name, digest) if self.keeps_sessions else NoUploadLock()
 
     def upload_sessions(self):
         """Where a push saves its upload sessions: only in our own cache."""

@@ -24,7 +24,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils import _tree
 
 # What a blob or manifest step does, in the words the module results use.
 DOWNLOADED = "downloaded"  # fetch: source -> cache, from byte 0
-RESUMED = "resumed"  # fetch: source -> cache, from the partial download a killed run left
+RESUMED = "resumed"  # fetch or upload: went on from the partial download or upload session a killed run left
 CACHED = "cached"  # reuse: the cache already holds it
 UPLOADED = "uploaded"  # upload (or stream): the target lacks it
 MOUNTED = "mounted"  # mount: another repository of the target registry holds it

@@ -96,7 +96,7 @@ class Push:
             "platforms": list(tree.platforms),
             "blobs": _plan.render_blobs(sends),
             "manifests": [s.render() for s in puts if s.action == _plan.PUSHED],
-            "bytes_uploaded": _plan.moved_bytes(sends, (_plan.UPLOADED,)),
+            "bytes_uploaded": _plan.moved_bytes(sends, (_plan.UPLOADED, _plan.RESUMED)),
             "retries": self.target.retry_count,
             "diff": {"before": {"target": str(target), "digest": before},
                      "after": {"target": str(target), "digest": tree.digest}},

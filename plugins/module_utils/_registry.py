@@ -213,7 +213,7 @@ class RegistryClient:
         if response.status_code != 200:
             self._fail(response, what, scopes)
         try:
-            raw = read_limited(response.iter_content(65536), _manifest.MAX_MANIFEST_BYTES)
+            raw = read_limited(iter_body(response, self.registry, 65536), _manifest.MAX_MANIFEST_BYTES)
             if len(raw) > _manifest.MAX_MANIFEST_BYTES:
                 raise ManifestError("%s from %s is larger than the %d-byte limit for manifests"
                                     % (what, self.registry, _manifest.MAX_MANIFEST_BYTES))
@@ -406,7 +406,7 @@ class RegistryClient:
             if response.status_code != 200:
                 self._fail(response, "tag list of %s" % repository, scopes)
             try:
-                data = read_limited(response.iter_content(65536), TAG_LIST_LIMIT)
+                data = read_limited(iter_body(response, self.registry, 65536), TAG_LIST_LIMIT)
                 if len(data) > TAG_LIST_LIMIT:
                     raise RegistryError("tag list of %s is too large" % repository)
             finally:

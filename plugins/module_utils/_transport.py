@@ -41,6 +41,7 @@ except ImportError as exc:  # pragma: no cover - depends on the host
     HAS_REQUESTS = False
     REQUESTS_IMPORT_ERROR = exc
 
+from ansible_collections.imagepusher.registry.plugins.module_utils import _deadline
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import (
     TLSError,
     TransportError,
@@ -201,6 +202,11 @@ def tls_error(host, exc, client_cert=None):
     return error
 
 
+if HAS_REQUESTS:
+    class _RegistryAdapter(_deadline.WatchedAdapter, SharedContextAdapter):
+        """Connections under the deadline (_deadline.py) that share one SSL context (_tls_context.py)."""
+
+
 class _Session(requests.Session if HAS_REQUESTS else object):
     """A Session that never adds credentials of its own.
 
@@ -260,9 +266,10 @@ class Transport:
         self.session = _Session()
         self.session.headers["User-Agent"] = USER_AGENT
         self.session.auth = _no_netrc
-        # One SSL context for this TLS configuration, however many connections and registries.
-        adapter = SharedContextAdapter(self._verify, self._cert, default_ca_bundle(), pool_connections=4,
-                                       pool_maxsize=pool_size, max_retries=0)
+        # One SSL context for this TLS configuration, however many connections and registries; every
+        # connection watched, so `timeout` also bounds a trickle, not only one read (_deadline.py).
+        adapter = _RegistryAdapter(self._verify, self._cert, default_ca_bundle(), pool_connections=4,
+                                   pool_maxsize=pool_size, max_retries=0)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         self.validate_certs = validate_certs
@@ -315,13 +322,14 @@ class Transport:
                     method, url, headers=headers, data=data, stream=stream,
                     allow_redirects=allow_redirects, timeout=timeout or self.timeout, verify=self._verify,
                     cert=self._cert)
-            except requests.exceptions.SSLError as exc:
-                raise tls_error(host, exc, self.client_cert)
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
                     requests.exceptions.ChunkedEncodingError) as exc:
+                stall = _deadline.take_stall()  # the deadline shut it: a TLS read then fails as an SSLError too
+                if isinstance(exc, requests.exceptions.SSLError) and stall is None:
+                    raise tls_error(host, exc, self.client_cert)
                 if budget.retry():
                     continue
-                last_exc = exc
+                last_exc = stall or exc
                 break
             except requests.exceptions.RequestException as exc:
                 raise TransportError("request to registry %s failed: %s" % (host, describe_connection_error(exc)),
@@ -394,7 +402,8 @@ class BodyReader:
         except (OSError, http_client.HTTPException, requests.exceptions.ConnectionError, requests.exceptions.Timeout,
                 requests.exceptions.ChunkedEncodingError) as exc:
             raise TransportError("connection to registry %s dropped mid-transfer: %s"
-                                 % (self.host, describe_connection_error(exc)), registry=self.host)
+                                 % (self.host, describe_connection_error(_deadline.take_stall() or exc)),
+                                 registry=self.host)
 
 
 class ChunkReader:

@@ -18,6 +18,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.imagepusher.registry.plugins.module_utils import _plan
 from ansible_collections.imagepusher.registry.plugins.module_utils._blob_io import BlobReader
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import RegistryError, TransportError
 from ansible_collections.imagepusher.registry.plugins.module_utils._handoff import HandoffBroken
@@ -37,8 +38,16 @@ def upload_blob(client, target, digest, size, path, sessions, budget, chunk_size
     `resumable` chunks big blobs so a session is worth keeping. A resumed session sends
     only what the registry lacked. `budget` pays for the requests' retries and the restarts.
     """
+    return send_blob(client, target, digest, size, path, sessions, budget, chunk_size, resumable)[1]
+
+
+def send_blob(client, target, digest, size, path, sessions, budget, chunk_size=None, resumable=True):
+    """As upload_blob, but returns (action, bytes sent): RESUMED when it went on from the session of
+    an earlier run that the registry still held, else UPLOADED."""
     chunk = chunk_size or (RESUMABLE_CHUNK if resumable and size > RESUMABLE_CHUNK else None)
-    return _Upload(client, target, digest, size, sessions, budget).run(path, chunk)
+    upload = _Upload(client, target, digest, size, sessions, budget)
+    sent = upload.run(path, chunk)
+    return (_plan.RESUMED if upload.resumed_from else _plan.UPLOADED), sent
 
 
 def upload_stream(client, target, digest, size, handoff, budget=None):
@@ -77,10 +86,12 @@ class _Upload:
         self.what = "upload of blob %s to %s" % (digest, self.repo)
         self.location = None
         self.offset = 0
+        self.resumed_from = 0  # where a session an earlier run left went on: the bytes not sent again
 
     def run(self, path, chunk):
         try:
             min_chunk = self._reopen()
+            self.resumed_from = self.offset
         except (TransportError, RegistryError):
             # A saved session from a registry that no longer knows it, or refuses a GET on it.
             min_chunk = self._start()

@@ -203,7 +203,8 @@ blobs:
       description: Blob media type.
       type: str
     action:
-      description: V(uploaded), V(mounted) (linked from another repository, no bytes sent) or V(exists).
+      description: V(uploaded), V(resumed) (went on from the upload session a killed run left, sending only the bytes the
+        registry lacked), V(mounted) (linked from another repository, no bytes sent) or V(exists).
       type: str
 manifests:
   description: Manifests pushed (children first, then the tagged one), each with C(digest), C(media_type), C(size).

@@ -13,6 +13,7 @@ server answers the distribution API from a script and records every request:
         repo.manifest("v2", other, OCI_MANIFEST, digest_header=None)   # no Docker-Content-Digest
         repo.manifest("v3", body, OCI_MANIFEST, head_digest_header=None, digest_header=lie)
         evil.repo("bad/upload").upload_location = "http://127.0.0.2:9/elsewhere"
+        evil.repo("slow/app").trickle["v1"] = 2.0   # the manifest's body: one byte every 2 s
         ... pull f"{evil.host}/bad/path-digest:v1" ...
         evil.requests                                  # [Recorded(method, path, headers)]
 
@@ -31,6 +32,7 @@ import http.server
 import json
 import re
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 
@@ -70,6 +72,7 @@ class Repo:
         self.upload_location: str | None = None  # Location answered to POST uploads (None: our own)
         self.mount_location: str | None = None  # Location answered to a cross-repository mount POST
         self.tag_pages: list[tuple[list[str], str | None]] | None = None
+        self.trickle: dict[str, float] = {}  # manifest ref or blob digest -> seconds between two body bytes
         self.uploads: dict[str, bytearray] = {}
         self.pushed: dict[str, bytes] = {}  # blobs and manifests put here, by digest / tag
 
@@ -143,7 +146,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
-    def _send(self, code: int, body: bytes = b"", headers: dict | None = None, head_only: bool = False):
+    def _send(self, code: int, body: bytes = b"", headers: dict | None = None, head_only: bool = False,
+              trickle: float | None = None):
         self.send_response(code)
         headers = dict(headers or {})
         headers.setdefault("Content-Length", str(len(body)))
@@ -152,7 +156,21 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header(key, value)
         self.end_headers()
         if body and not head_only:
+            if trickle:
+                return self._trickle(body, trickle)
             self.wfile.write(body)
+
+    def _trickle(self, body: bytes, pause: float):
+        """One byte every ``pause`` seconds, until done or the client goes away (its deadline)."""
+        self.wfile.flush()
+        for index in range(len(body)):
+            try:
+                self.wfile.write(body[index:index + 1])
+                self.wfile.flush()
+            except OSError:
+                self.close_connection = True
+                return
+            time.sleep(pause)
 
     def _error(self, code: int, error: str, message: str):
         body = json.dumps({"errors": [{"code": error, "message": message}]}).encode()
@@ -191,17 +209,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             announced = served.head_digest_header if head_only else served.digest_header
             if announced:
                 headers["Docker-Content-Digest"] = announced
-            return self._send(200, served.body, headers, head_only)
+            return self._send(200, served.body, headers, head_only, trickle=repo.trickle.get(match["ref"]))
         match = _BLOB_RE.match(path)
         if match:
             repo = self.owner.repos.get(match["repo"])
             data = repo.blobs.get(match["digest"]) if repo else None
             if data is None:
                 return self._error(404, "BLOB_UNKNOWN", "blob unknown")
-            return self._blob(data, match["digest"], head_only)
+            return self._blob(data, match["digest"], head_only, repo.trickle.get(match["digest"]))
         return self._error(404, "NAME_UNKNOWN", "no such route")
 
-    def _blob(self, data: bytes, digest: str, head_only: bool):
+    def _blob(self, data: bytes, digest: str, head_only: bool, trickle: float | None = None):
         headers = {"Content-Type": "application/octet-stream", "Docker-Content-Digest": digest,
                    "Accept-Ranges": "bytes"}
         wanted = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
@@ -210,8 +228,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if start >= len(data):
                 return self._send(416, b"", {"Content-Range": f"bytes */{len(data)}"})
             headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
-            return self._send(206, data[start:], headers)
-        return self._send(200, data, headers, head_only)
+            return self._send(206, data[start:], headers, trickle=trickle)
+        return self._send(200, data, headers, head_only, trickle=trickle)
 
     def _tags(self, name: str, query: str):
         repo = self.owner.repos.get(name)

@@ -283,3 +283,18 @@ def test_upload_stream_releases_the_stream_when_the_registry_fails():
     with pytest.raises(TransportError):
         upload_stream(client, TARGET, DIGEST, SIZE, stream)
     assert stream.released and ("finish",) not in [c[:1] for c in client.calls]
+
+
+def test_send_blob_says_resumed_only_for_a_session_an_earlier_run_left(blob, tmp_path):
+    sessions = UploadSessions(str(tmp_path / "cache"))
+    sessions.save(TARGET.registry, TARGET.repository, DIGEST, "/up/killed?at=6", 6)
+    assert _upload.send_blob(FakeClient(held=6), TARGET, DIGEST, SIZE, blob, sessions, quiet_budget()) == (
+        "resumed", SIZE - 6)
+    # gone from the registry (404): a fresh upload of every byte
+    sessions.save(TARGET.registry, TARGET.repository, DIGEST, "/up/killed?at=6", 6)
+    assert _upload.send_blob(FakeClient(held=None), TARGET, DIGEST, SIZE, blob, sessions, quiet_budget()) == (
+        "uploaded", SIZE)
+    # a drop within this run that goes on from the registry's offset is still an upload of this run
+    client = FakeClient(patches=[None, DROP], held=4)
+    assert _upload.send_blob(client, TARGET, DIGEST, SIZE, blob, NoSessions(), quiet_budget(), chunk_size=4)[0] == (
+        "uploaded")
