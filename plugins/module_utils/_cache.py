@@ -407,5 +407,3 @@ class Cache:
                     atomic_write(self._sources_path(), json.dumps(data, sort_keys=True).encode("utf-8"), self.root)
                 except OSError as exc:
                     raise _os_error(exc, "recording blob sources", self._sources_path())
-
-

@@ -131,8 +131,8 @@ def test_move_file_refuses_a_link_as_source(root, outside):
         _safe_files.move_file(root, source, os.path.join(root, "sub", "t"))
 
 
-@pytest.mark.parametrize("umask, file_mode, dir_mode", [(0o077, 0o600, 0o700), (0o022, 0o644, 0o755),
-                                                         (0o000, 0o666, 0o777)])
+@pytest.mark.parametrize("umask, file_mode, dir_mode", [
+    (0o077, 0o600, 0o700), (0o022, 0o644, 0o755), (0o000, 0o666, 0o777)])
 def test_modes_follow_the_umask(root, umask, file_mode, dir_mode):
     old = os.umask(umask)
     try:
