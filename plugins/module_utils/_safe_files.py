@@ -43,10 +43,14 @@ def refuse(path, expected="regular file"):
 
 
 def _parts(root, path):
-    relative = os.path.relpath(path, root)
-    if relative == os.curdir:
+    if path == root:
         return []
-    parts = relative.split(os.sep)
+    prefix = root.rstrip(os.sep) + os.sep
+    if path.startswith(prefix):  # the usual case, cheaper than relpath: paths the cache built from its root
+        parts = [part for part in path[len(prefix):].split(os.sep) if part not in ("", os.curdir)]
+    else:
+        relative = os.path.relpath(path, root)
+        parts = [] if relative == os.curdir else relative.split(os.sep)
     if os.pardir in parts:
         raise ValueError("%s is not below %s" % (path, root))
     return parts
@@ -55,10 +59,9 @@ def _parts(root, path):
 def open_directory(root, path, create=False):
     """A descriptor of directory `path`, reached from `root` without following a link (made, with `create`)."""
     fd = os.open(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _CLOEXEC)
-    where = root
     try:
-        for part in _parts(root, path):
-            where = os.path.join(where, part)
+        parts = _parts(root, path)
+        for depth, part in enumerate(parts, 1):
             if create:
                 try:
                     os.mkdir(part, DIR_MODE, dir_fd=fd)
@@ -69,7 +72,7 @@ def open_directory(root, path, create=False):
                 child = os.open(part, _DIR_FLAGS, dir_fd=fd)
             except OSError as exc:
                 if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                    raise refuse(where, "directory")
+                    raise refuse(os.path.join(root, *parts[:depth]), "directory")
                 raise
             os.close(fd)
             fd = child
