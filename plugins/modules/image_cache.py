@@ -238,7 +238,8 @@ not_found:
 removed:
   description:
     - With O(state=absent), the names removed from C(index.json).
-    - With O(state=verified), the digests of the bad blobs deleted (O(remove_bad=true)).
+    - With O(state=verified), the digests of the bad blobs deleted (O(remove_bad=true)); for a link where a
+      directory of C(blobs/) should be, its path.
   returned: when O(state) is V(absent) or V(verified)
   type: list
   elements: str
