@@ -11,6 +11,12 @@ manifests and configs are read into memory (bounded), and blobs stream into the 
 through the copy engine (_engine.py) and the cache's download, which verifies digest and size before a blob enters blobs/.
 Member names that are absolute or contain ``..`` make the whole archive refused, and
 links are followed only to regular files inside the archive.
+
+Limits (an archive is a file anyone may have crafted): at most MAX_MEMBERS members; no single
+tar header (pax, GNU long name) or read larger than READ_LIMIT; the decompressed tar may hold no
+more than the files the images use (the declared blobs, the manifests and configs, the layout
+files) plus TAR_OVERHEAD per member and EXTRA_LIMIT for small files nobody reads, so a gzip bomb
+is refused before anything enters the cache; image names must be valid references.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -37,6 +43,10 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._reference im
 from ansible_collections.imagepusher.registry.plugins.module_utils._retry import RetryBudget
 
 MAX_LINK_DEPTH = 8
+MAX_MEMBERS = 20000  # an image of 100 layers in a classic docker save is about 400 members
+READ_LIMIT = max(JSON_LIMIT, _manifest.MAX_MANIFEST_BYTES, _tree.CONFIG_LIMIT, COPY_BUFFER) + 1
+TAR_OVERHEAD = 3 * 512  # per member: its header, a pax header, and the padding of its data
+EXTRA_LIMIT = 4 * 1024 * 1024  # files no image uses (docker save's repositories, <id>/json, VERSION)
 CONTAINERD_IMAGE_NAME = "io.containerd.image.name"
 # Uncompressed layer in a Docker v2 manifest (what `docker save` holds); containerd's name for it.
 DOCKER_LAYER_TAR = "application/vnd.docker.image.rootfs.diff.tar"
@@ -55,21 +65,99 @@ def _safe_name(name, archive):
     return "/".join(parts)
 
 
+class _CountedStream:
+    """The (decompressed) tar stream as tarfile reads it: how far it has reached, reads bounded.
+
+    tarfile reads a pax or GNU long-name header whole, and skips data by seeking, which for a
+    compressed archive means decompressing it: counting the furthest position tells how much
+    the archive decompresses to, and `limit` (once known) stops it there.
+    """
+
+    def __init__(self, fileobj, path):
+        self._fileobj = fileobj
+        self.path = path
+        self.reached = 0
+        self.limit = None
+
+    def read(self, size=-1):
+        if size is None or size < 0 or size > READ_LIMIT:
+            raise ArchiveError("archive %s: a tar header or member needs a read of %s bytes, more than the %d allowed; "
+                               "refusing the archive" % (self.path, "all" if size is None or size < 0 else size,
+                                                         READ_LIMIT), path=self.path)
+        data = self._fileobj.read(size)
+        self._advance()
+        return data
+
+    def seek(self, offset, whence=0):
+        result = self._fileobj.seek(offset, whence)
+        self._advance()
+        return result
+
+    def tell(self):
+        return self._fileobj.tell()
+
+    def seekable(self):
+        return True
+
+    def readable(self):
+        return True
+
+    def close(self):
+        self._fileobj.close()
+
+    def _advance(self):
+        position = self._fileobj.tell()
+        if position > self.reached:
+            self.reached = position
+            if self.limit is not None and position > self.limit:
+                raise too_large(self.path, position, self.limit)
+
+
+def too_large(path, size, limit):
+    return ArchiveError("archive %s decompresses to more than %d bytes (at least %d), more than its images declare "
+                        "plus tar overhead: refusing it (a decompression bomb, or files no image uses)"
+                        % (path, limit, size), path=path)
+
+
+class _BoundedTarFile(tarfile.TarFile):
+    """A TarFile reading through a _CountedStream from its first header on (tarfile.open picks the
+    decompressor and hands its file object here)."""
+
+    def __init__(self, name=None, mode="r", fileobj=None, **kwargs):
+        owned = fileobj is None
+        if owned:
+            fileobj = open(name, "rb")
+        self.stream = _CountedStream(fileobj, name)
+        try:
+            super(_BoundedTarFile, self).__init__(name, mode, self.stream, **kwargs)
+        except BaseException:
+            if owned:
+                fileobj.close()
+            raise
+        if owned:
+            self._extfileobj = False  # ours to close
+
+
 class _Archive:
     """A tar opened for random access by member name, without extracting anything."""
 
     def __init__(self, path):
         self.path = path
         try:
-            self.tar = tarfile.open(path, "r:*")
+            self.tar = _BoundedTarFile.open(path, "r:*")
         except (tarfile.TarError, EOFError) as exc:
             raise ArchiveError("%s is not a tar archive (an OCI archive or a docker save tarball): %s" % (path, exc),
                                path=path)
         except OSError as exc:
             raise ArchiveError("cannot read %s: %s" % (path, exc.strerror or exc), path=path)
+        self.stream = self.tar.stream
+        self.used = {}  # name -> TarInfo of every regular member an image needs
         try:
             self.members = {}
-            for info in self.tar.getmembers():
+            for count, info in enumerate(self.tar, 1):
+                if count > MAX_MEMBERS:
+                    raise ArchiveError("archive %s has more than %d members; refusing it" % (path, MAX_MEMBERS),
+                                       path=path)
                 name = _safe_name(info.name, path)
                 if not name or info.isdir():
                     continue
@@ -86,12 +174,22 @@ class _Archive:
     def close(self):
         self.tar.close()
 
+    def bound(self):
+        """Refuse an archive that decompresses to more than what its images use plus overhead; bound the rest."""
+        limit = sum(info.size for info in self.used.values()) + TAR_OVERHEAD * (len(self.members) + 1) \
+            + tarfile.RECORDSIZE + EXTRA_LIMIT
+        if self.stream.reached > limit:
+            raise too_large(self.path, self.stream.reached, limit)
+        self.stream.limit = limit
+
     def __contains__(self, name):
         return name in self.members
 
     def regular(self, name, depth=0):
         """The TarInfo of the regular file `name` designates (links followed inside the archive), or None."""
         info = self.members.get(name)
+        if info is not None and info.isreg():
+            self.used[info.name] = info
         if info is None or info.isreg():
             return info
         if depth >= MAX_LINK_DEPTH:
@@ -162,11 +260,14 @@ class _Image:
         self.annotations = annotations or {}
 
 
-def _normalized_name(text):
+def _image_name(text, archive, normalize=True):
+    """An image name from the archive, checked against the reference grammar (normalized, with `normalize`)."""
     try:
-        return str(ImageReference.parse(text))
-    except ImagePusherError:
-        return text
+        reference = ImageReference.parse(text)
+    except ImagePusherError as exc:
+        raise ArchiveError("archive %s names an image %r, which is not a valid image reference (%s); refusing the "
+                           "archive" % (archive.path, text[:200], exc.message), path=archive.path)
+    return str(reference) if normalize else text
 
 
 def _read_oci(archive):
@@ -192,7 +293,12 @@ def _read_oci(archive):
         descriptor = _manifest.Descriptor.from_dict(item, "manifests[%d]" % position, "archive %s: index.json" % archive.path)
         annotations = dict(descriptor.annotations)
         name = annotations.get(CONTAINERD_IMAGE_NAME)  # docker save: ref.name is only the tag
-        name = _normalized_name(name) if name else annotations.get(REF_NAME) or descriptor.digest
+        if name:
+            name = _image_name(name, archive)
+        elif annotations.get(REF_NAME):
+            name = _image_name(annotations[REF_NAME], archive, normalize=False)
+        else:
+            name = descriptor.digest
         annotations.pop(REF_NAME, None)
         try:
             top = load(descriptor)
@@ -238,7 +344,7 @@ def _read_docker(archive):
         blobs.setdefault(config.digest, (config, archive.regular(config_name)))
         top = _docker_manifest(config, layers)
         tags = item.get("RepoTags") if isinstance(item.get("RepoTags"), list) else []
-        names = [_normalized_name(t) for t in tags if isinstance(t, str)] or [top.digest]
+        names = [_image_name(t, archive) for t in tags if isinstance(t, str)] or [top.digest]
         for name in names:
             images.append(_Image(name, top, [top]))
     return images, blobs
@@ -293,6 +399,10 @@ def read_archive(path):
         else:
             raise ArchiveError("%s is neither an OCI archive (oci-layout + index.json) nor a docker save tarball "
                                "(manifest.json)" % path, path=path)
+        for _descriptor, info in blobs.values():
+            if info is not None:
+                archive.used[info.name] = info
+        archive.bound()
     except BaseException:
         archive.close()
         raise

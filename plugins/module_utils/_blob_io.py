@@ -24,6 +24,7 @@ import errno
 import fcntl
 import mmap
 import os
+import stat
 
 ALIGN = 4096
 BUFFER_SIZE = 1024 * 1024
@@ -74,9 +75,10 @@ class BlobWriter(_BlobFile):
     OSError escapes unchanged: the cache turns it into a message naming the file.
     """
 
-    def __init__(self, path, offset=0):
+    def __init__(self, path, offset=0, fd=None):
         self.path = path
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+        # The cache passes a descriptor it opened without following links; the mode follows the umask.
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o666) if fd is None else fd
         try:
             os.ftruncate(self._fd, offset)
             os.lseek(self._fd, offset, os.SEEK_SET)
@@ -125,9 +127,13 @@ class BlobReader(_BlobFile):
     """
 
     def __init__(self, path, offset=0, length=None, buffer_size=BUFFER_SIZE):
-        self._fd = os.open(path, os.O_RDONLY)
+        # A link is never read through (a planted one must not feed a push other bytes) nor a FIFO waited on.
+        self._fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         try:
-            total = os.fstat(self._fd).st_size - offset
+            found = os.fstat(self._fd)
+            if not stat.S_ISREG(found.st_mode):
+                raise OSError(errno.EINVAL, "not a regular file", path)
+            total = found.st_size - offset
         except OSError:
             os.close(self._fd)
             raise

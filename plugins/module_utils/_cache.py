@@ -23,12 +23,13 @@ import errno
 import fcntl
 import json
 import os
-import tempfile
+import stat
 import time
 
 from ansible_collections.imagepusher.registry.plugins.module_utils import _blob_io
 from ansible_collections.imagepusher.registry.plugins.module_utils import _digest
 from ansible_collections.imagepusher.registry.plugins.module_utils import _media_types
+from ansible_collections.imagepusher.registry.plugins.module_utils import _safe_files
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import (
     CacheError,
     LockTimeoutError,
@@ -41,6 +42,9 @@ PLATFORMS = "io.imagepusher.platforms"
 LAYOUT_FILE = {"imageLayoutVersion": "1.0.0"}
 STATE_DIR = ".imagepusher"
 DEFAULT_LOCK_TIMEOUT = 6 * 3600  # a lock is held for one blob download at most
+# index.json is read whole: 16 MiB holds about 40,000 names; beyond that it is refused, not read.
+INDEX_LIMIT = 16 * 1024 * 1024
+SOURCES_LIMIT = 16 * 1024 * 1024
 
 
 def default_cache_dir():
@@ -58,16 +62,28 @@ def _os_error(exc, what, path):
 
 
 class FileLock:
-    """An exclusive flock on a file; waits up to `timeout` seconds, polling."""
+    """An exclusive flock on a file; waits up to `timeout` seconds, polling.
 
-    def __init__(self, path, timeout=DEFAULT_LOCK_TIMEOUT, poll=0.05):
+    The lock file is opened without following links below `root` (default: its directory); a link
+    or other non-regular entry in its place is removed and a regular file made instead.
+    """
+
+    def __init__(self, path, timeout=DEFAULT_LOCK_TIMEOUT, poll=0.05, root=None):
         self.path = path
         self.timeout = timeout
         self.poll = poll
+        self.root = root or os.path.dirname(path)
         self._fd = None
 
+    def _open(self):
+        try:
+            return _safe_files.open_file(self.root, self.path, os.O_RDWR | os.O_CREAT)
+        except _safe_files.UnsafeEntryError:
+            _safe_files.remove_entry(self.root, self.path)  # never a lock of ours: a regular file takes its place
+            return _safe_files.open_file(self.root, self.path, os.O_RDWR | os.O_CREAT)
+
     def __enter__(self):
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        self._fd = self._open()
         deadline = time.time() + self.timeout
         while True:
             try:
@@ -89,46 +105,27 @@ class FileLock:
         self._fd = None
 
 
-def _fsync_dir(path):
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path, data):
-    """Write bytes to a temp file beside `path`, fsync, rename over it."""
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.rename(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(directory)
+def atomic_write(path, data, root=None):
+    """Write bytes to a temp file beside `path`, fsync, rename over it; no link below `root` (default: the
+    file's directory) is followed, and the file's mode follows the umask."""
+    _safe_files.replace_file(root or os.path.dirname(path), path, data)
 
 
 class PartialWriter:
     """A BlobWriter on one partial download whose OSErrors become CacheErrors naming the file."""
 
-    def __init__(self, digest, path, offset):
+    def __init__(self, digest, path, offset, root):
         self.path = path
         self._what = "writing blob %s" % digest
-        self._writer = self._call(_blob_io.BlobWriter, path, offset)
+        self._writer = self._call(_blob_io.BlobWriter, path, offset, self._call(self._open, root))
+
+    def _open(self, root):
+        flags = os.O_WRONLY | os.O_CREAT
+        try:
+            return _safe_files.open_file(root, self.path, flags, create_dirs=True)
+        except _safe_files.UnsafeEntryError:
+            _safe_files.remove_entry(root, self.path)  # a planted link is never written through
+            return _safe_files.open_file(root, self.path, flags, create_dirs=True)
 
     def _call(self, operation, *args):
         try:
@@ -163,20 +160,25 @@ class Cache:
     # -- layout -----------------------------------------------------------
 
     def exists(self):
-        return os.path.isfile(os.path.join(self.root, "index.json"))
+        """Whether index.json is there (anything but a regular file is refused when it is read)."""
+        try:
+            return _safe_files.entry_stat(self.root, self._index_path()) is not None
+        except OSError:
+            return False
 
     def ensure(self):
         """Create the layout if needed (idempotent, safe against a concurrent creator)."""
         try:
+            os.makedirs(self.root, exist_ok=True)  # the root is the user's choice: links allowed there
             for sub in ("blobs", os.path.join(STATE_DIR, "ingest"), os.path.join(STATE_DIR, "locks")):
-                os.makedirs(os.path.join(self.root, sub), exist_ok=True)
+                with _safe_files.Directory(self.root, os.path.join(self.root, sub), create=True):
+                    pass
             with self.lock("index"):
                 layout = os.path.join(self.root, "oci-layout")
-                if not os.path.exists(layout):
-                    atomic_write(layout, json.dumps(LAYOUT_FILE).encode("utf-8"))
-                index = os.path.join(self.root, "index.json")
-                if not os.path.exists(index):
-                    atomic_write(index, self._dump_index([]))
+                if _safe_files.entry_stat(self.root, layout) is None:
+                    atomic_write(layout, json.dumps(LAYOUT_FILE).encode("utf-8"), self.root)
+                if _safe_files.entry_stat(self.root, self._index_path()) is None:
+                    atomic_write(self._index_path(), self._dump_index([]), self.root)
         except OSError as exc:
             raise _os_error(exc, "creating the cache", self.root)
         return self
@@ -184,10 +186,13 @@ class Cache:
     def lock(self, name):
         locks = os.path.join(self._state, "locks")
         try:
-            os.makedirs(locks, exist_ok=True)  # a layout made by another tool has no state dir yet
+            os.makedirs(self.root, exist_ok=True)
+            # a layout made by another tool has no state dir yet
+            with _safe_files.Directory(self.root, locks, create=True):
+                pass
         except OSError as exc:
             raise _os_error(exc, "creating the lock directory", locks)
-        return FileLock(os.path.join(locks, name + ".lock"), timeout=self.lock_timeout)
+        return FileLock(os.path.join(locks, name + ".lock"), timeout=self.lock_timeout, root=self.root)
 
     # -- blobs ------------------------------------------------------------
 
@@ -200,21 +205,23 @@ class Cache:
         return os.path.join(self._state, "ingest", "%s-%s.partial" % (algorithm, hexdigest))
 
     def has_blob(self, digest, size=None):
+        """Whether the blob is a regular file (a link or anything else is never trusted) of `size` bytes."""
         try:
-            found = os.stat(self.blob_path(digest)).st_size
-        except OSError:
+            found = _safe_files.regular_size(self.root, self.blob_path(digest))
+        except (OSError, CacheError):
             return False
-        return size is None or size < 0 or found == size
+        return found is not None and (size is None or size < 0 or found == size)
 
     def partial_size(self, digest):
+        """The length of the blob's partial download; 0 when there is none or it is not a regular file."""
         try:
-            return os.stat(self.partial_path(digest)).st_size
-        except OSError:
+            return _safe_files.regular_size(self.root, self.partial_path(digest)) or 0
+        except (OSError, CacheError):
             return 0
 
     def open_blob(self, digest):
         try:
-            return open(self.blob_path(digest), "rb")
+            return os.fdopen(_safe_files.open_file(self.root, self.blob_path(digest), os.O_RDONLY), "rb")
         except OSError as exc:
             raise _os_error(exc, "reading blob %s" % digest, self.blob_path(digest))
 
@@ -222,8 +229,7 @@ class Cache:
         """Bytes of a manifest or config blob (bounded); re-verified, since they drive decisions."""
         path = self.blob_path(digest)
         try:
-            with open(path, "rb") as handle:
-                data = handle.read(limit + 1)
+            data = _safe_files.read_bounded(self.root, path, limit)
         except OSError as exc:
             raise _os_error(exc, "reading blob %s" % digest, path)
         if len(data) > limit:
@@ -246,8 +252,7 @@ class Cache:
             except CacheError:
                 pass  # damaged by something outside us: rewrite it below
         try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            atomic_write(path, data)
+            atomic_write(path, data, self.root)
         except OSError as exc:
             raise _os_error(exc, "storing %s" % digest, path)
         return True
@@ -256,18 +261,23 @@ class Cache:
 
     def open_partial(self, digest, offset):
         """The partial file of `digest`, cut to `offset` bytes and open to append (a context manager)."""
-        return PartialWriter(digest, self.partial_path(digest), offset)
+        return PartialWriter(digest, self.partial_path(digest), offset, self.root)
 
     def hash_partial(self, digest, verifier):
         """Feed what the partial file holds to `verifier` (resuming must hash the bytes kept)."""
         partial = self.partial_path(digest)
         try:
-            verifier.update_from_file(partial)
+            with os.fdopen(_safe_files.open_file(self.root, partial, os.O_RDONLY), "rb") as handle:
+                for chunk in iter(lambda: handle.read(_blob_io.BUFFER_SIZE), b""):
+                    verifier.update(chunk)
         except OSError as exc:
             raise _os_error(exc, "reading blob %s" % digest, partial)
 
     def discard_partial(self, digest):
-        _unlink(self.partial_path(digest))
+        try:
+            _safe_files.remove_entry(self.root, self.partial_path(digest))
+        except OSError:
+            pass
 
     def commit_partial(self, digest, verifier):
         """Rename the partial file into blobs/ once `verifier` (fed with all its bytes) matches the digest.
@@ -277,9 +287,10 @@ class Cache:
         verifier.check("blob %s" % digest)
         final = self.blob_path(digest)
         try:
-            os.makedirs(os.path.dirname(final), exist_ok=True)
-            os.rename(self.partial_path(digest), final)
-            _fsync_dir(os.path.dirname(final))
+            found = _safe_files.entry_stat(self.root, final)
+            if found is not None and stat.S_ISDIR(found.st_mode):
+                raise _safe_files.refuse(final)  # rename cannot replace a directory: say why
+            _safe_files.move_file(self.root, self.partial_path(digest), final)
         except OSError as exc:
             raise _os_error(exc, "storing blob %s" % digest, final)
 
@@ -294,19 +305,29 @@ class Cache:
         return (json.dumps(index, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
     def entries(self):
-        """The descriptors in index.json (each with its ref name annotation)."""
+        """The descriptors in index.json (each with its ref name annotation).
+
+        A malformed index.json is a CacheError, never read as empty: the next write would lose its names.
+        """
         path = self._index_path()
         try:
-            with open(path, "rb") as handle:
-                data = json.loads(handle.read().decode("utf-8"))
+            raw = _safe_files.read_bounded(self.root, path, INDEX_LIMIT)
         except (IOError, OSError) as exc:
             if getattr(exc, "errno", None) == errno.ENOENT:
                 return []
             raise _os_error(exc, "reading index.json", path)
-        except ValueError:
+        if len(raw) > INDEX_LIMIT:
+            raise CacheError("%s is larger than %d MiB, more than an image index of the cache may be; it is "
+                             "left as it is: move it away or fix it by hand" % (path, INDEX_LIMIT >> 20), path=path)
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
             raise CacheError("%s is not valid JSON: the cache is damaged" % path, path=path)
         manifests = data.get("manifests") if isinstance(data, dict) else None
-        return [m for m in manifests or [] if isinstance(m, dict)]
+        if not isinstance(manifests, list) or not all(isinstance(m, dict) for m in manifests):
+            raise CacheError("%s is not an OCI image index (a JSON object whose 'manifests' is a list of objects): "
+                             "the cache is damaged; it is left as it is: fix it or move it away" % path, path=path)
+        return manifests
 
     def get_ref(self, name):
         for entry in self.entries():
@@ -335,7 +356,7 @@ class Cache:
             kept.append(entry)
             kept.sort(key=lambda m: (m.get("annotations") or {}).get(REF_NAME, ""))
             try:
-                atomic_write(self._index_path(), self._dump_index(kept))
+                atomic_write(self._index_path(), self._dump_index(kept), self.root)
             except OSError as exc:
                 raise _os_error(exc, "updating index.json", self._index_path())
         return True
@@ -347,7 +368,7 @@ class Cache:
             if len(kept) == len(manifests):
                 return False
             try:
-                atomic_write(self._index_path(), self._dump_index(kept))
+                atomic_write(self._index_path(), self._dump_index(kept), self.root)
             except OSError as exc:
                 raise _os_error(exc, "updating index.json", self._index_path())
         return True
@@ -359,11 +380,10 @@ class Cache:
 
     def _read_sources(self):
         try:
-            with open(self._sources_path(), "rb") as handle:
-                data = json.loads(handle.read().decode("utf-8"))
+            data = json.loads(_safe_files.read_bounded(self.root, self._sources_path(), SOURCES_LIMIT).decode("utf-8"))
             return data if isinstance(data, dict) else {}
-        except (IOError, OSError, ValueError):
-            return {}
+        except (IOError, OSError, ValueError, CacheError):
+            return {}  # only a hint for mounts: a damaged or planted file is replaced by the next record
 
     def sources(self, digest):
         """Repositories ("registry/repo") known to hold this blob."""
@@ -384,13 +404,6 @@ class Cache:
                     changed = True
             if changed:
                 try:
-                    atomic_write(self._sources_path(), json.dumps(data, sort_keys=True).encode("utf-8"))
+                    atomic_write(self._sources_path(), json.dumps(data, sort_keys=True).encode("utf-8"), self.root)
                 except OSError as exc:
                     raise _os_error(exc, "recording blob sources", self._sources_path())
-
-
-def _unlink(path):
-    try:
-        os.unlink(path)
-    except OSError:
-        pass

@@ -46,6 +46,7 @@ import tempfile
 import time
 
 from ansible_collections.imagepusher.registry.plugins.module_utils import _digest
+from ansible_collections.imagepusher.registry.plugins.module_utils import _safe_files
 from ansible_collections.imagepusher.registry.plugins.module_utils import _tree
 from ansible_collections.imagepusher.registry.plugins.module_utils._cache import REF_NAME, STATE_DIR
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import (
@@ -78,19 +79,34 @@ def parse_age(text):
 
 # -- files under blobs/ and .imagepusher/ingest -------------------------------------
 
-def blob_files(cache):
-    """(digest, path, stat) of every blob file, plus (path, stat) of leftover temp files."""
+def _real_dir(cache, path):
+    """Whether `path` is a directory reached from the cache root without following a link."""
+    try:
+        with _safe_files.Directory(cache.root, path):
+            return True
+    except (OSError, CacheError):
+        return False
+
+
+def blob_files(cache, odd=None):
+    """(digest, path, stat) of every blob file, plus (path, stat) of leftover temp files.
+
+    Links and other non-regular entries (which are never trusted) are left out; given a list `odd`,
+    (digest or None, path, lstat) of each of them is appended to it.
+    """
     blobs, temps = [], []
     top = os.path.join(cache.root, "blobs")
-    try:
-        algorithms = sorted(os.listdir(top))
-    except OSError as exc:
-        if exc.errno == errno.ENOENT:
-            return blobs, temps
-        raise CacheError("cannot read %s: %s" % (top, exc.strerror), path=top)
-    for algorithm in algorithms:
+    if not _real_dir(cache, top):
+        if odd is not None and os.path.lexists(top):
+            odd.append((None, top, os.lstat(top)))
+        return blobs, temps
+    for algorithm in sorted(os.listdir(top)):
         directory = os.path.join(top, algorithm)
-        if algorithm not in _digest.ALGORITHMS or not os.path.isdir(directory):
+        if algorithm not in _digest.ALGORITHMS:
+            continue
+        if not _real_dir(cache, directory):
+            if odd is not None and os.path.lexists(directory):
+                odd.append((None, directory, os.lstat(directory)))
             continue
         for name in sorted(os.listdir(directory)):
             path = os.path.join(directory, name)
@@ -99,6 +115,8 @@ def blob_files(cache):
             except OSError:
                 continue  # removed meanwhile
             if not _is_regular(st):
+                if odd is not None and _valid_digest("%s:%s" % (algorithm, name)):
+                    odd.append(("%s:%s" % (algorithm, name), path, st))
                 continue
             if name.startswith(".tmp-"):
                 temps.append((path, st))
@@ -112,10 +130,20 @@ def blob_files(cache):
     return blobs, temps
 
 
+def _valid_digest(digest):
+    try:
+        _digest.validate(digest)
+    except ImagePusherError:
+        return False
+    return True
+
+
 def temp_files(cache):
     """(path, stat) of leftover atomic-write temp files (".tmp-*") beside index.json and in .imagepusher/."""
     found = []
     for directory in (cache.root, os.path.join(cache.root, STATE_DIR)):
+        if not _real_dir(cache, directory):
+            continue
         try:
             names = sorted(os.listdir(directory))
         except OSError:
@@ -135,6 +163,8 @@ def partial_files(cache):
     """(digest, path, stat) of every partial download."""
     directory = os.path.join(cache.root, STATE_DIR, "ingest")
     found = []
+    if not _real_dir(cache, directory):
+        return found
     try:
         names = sorted(os.listdir(directory))
     except OSError:
@@ -279,7 +309,8 @@ def _make_state_dirs(cache):
     for sub in ("locks", "ingest"):
         directory = os.path.join(cache.root, STATE_DIR, sub)
         try:
-            os.makedirs(directory, exist_ok=True)
+            with _safe_files.Directory(cache.root, directory, create=True):
+                pass
         except OSError as exc:
             raise CacheError("cannot write in the cache %s: %s" % (cache.root, exc.strerror), path=directory)
 
@@ -288,7 +319,8 @@ def filesystem_now_ns(cache):
     """The current time as the cache's file system stamps files (create, stat, delete a file)."""
     directory = os.path.join(cache.root, STATE_DIR)
     try:
-        os.makedirs(directory, exist_ok=True)
+        with _safe_files.Directory(cache.root, directory, create=True):
+            pass
         fd, path = tempfile.mkstemp(dir=directory, prefix=".tmp-prune-start-")
     except OSError as exc:
         raise CacheError("cannot write in the cache %s: %s" % (cache.root, exc.strerror), path=directory)
@@ -393,9 +425,9 @@ def _prune_partials(cache, result, cutoff, check_mode):
 def _lock_free(path):
     """Whether nobody holds the flock on `path` (probed read-only; creates nothing)."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
-        return True
+        return True  # absent, or a link: no run holds a lock through it
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except (IOError, OSError):
@@ -417,9 +449,21 @@ def _remove(path):
 
 # -- state=verified ---------------------------------------------------------------------
 
+def _odd_entry(cache, digest, path, st):
+    """A bad-blob report for a link or other non-regular entry under blobs/."""
+    kind = "a symbolic link" if stat_mod.S_ISLNK(st.st_mode) else (
+        "a directory" if stat_mod.S_ISDIR(st.st_mode) else "not a regular file")
+    return {"digest": digest, "actual_digest": None, "size": None, "path": os.path.relpath(path, cache.root),
+            "reason": "%s (never trusted)" % kind, "_stat": st, "_path": path}
+
+
 def hash_file(path, algorithm):
     hasher = hashlib.new(algorithm)
-    with open(path, "rb") as handle:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    if not _is_regular(os.fstat(fd)):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", path)
+    with os.fdopen(fd, "rb") as handle:
         while True:
             chunk = handle.read(HASH_BUFFER)
             if not chunk:
@@ -429,9 +473,11 @@ def hash_file(path, algorithm):
 
 
 def verify(cache, remove_bad=False, check_mode=False):
-    """Re-hash every blob; report (and optionally delete) those that do not match their name."""
-    blobs, _temps = blob_files(cache)
-    bad, checked_bytes = [], 0
+    """Re-hash every blob; report (and optionally delete) those that do not match their name, and the
+    links and other non-regular entries under blobs/, which are never trusted."""
+    odd = []
+    blobs, _temps = blob_files(cache, odd)
+    bad, checked_bytes = [_odd_entry(cache, digest, path, st) for digest, path, st in odd], 0
     for digest, path, st in blobs:
         try:
             actual = hash_file(path, _digest.split(digest)[0])
@@ -441,7 +487,7 @@ def verify(cache, remove_bad=False, check_mode=False):
             raise CacheError("cannot read blob %s (%s): %s" % (digest, path, exc.strerror), path=path)
         checked_bytes += st.st_size
         if actual != digest:
-            bad.append({"digest": digest, "actual_digest": actual, "size": st.st_size,
+            bad.append({"digest": digest, "actual_digest": actual, "size": st.st_size, "reason": "digest mismatch",
                         "path": os.path.relpath(path, cache.root), "_stat": st, "_path": path})
     removed = []
     if remove_bad:
@@ -449,10 +495,10 @@ def verify(cache, remove_bad=False, check_mode=False):
             if not check_mode:
                 if not _same_file(item["_path"], item["_stat"]):
                     continue  # rewritten since we hashed it (a pull repairing it): not ours to delete
-                _remove(item["_path"])
-            removed.append(item["digest"])
+                _safe_files.remove_entry(cache.root, item["_path"])  # a link goes, never what it points at
+            removed.append(item["digest"] or item["path"])
     gone = frozenset(removed)
-    bad_digests = set(item["digest"] for item in bad)
+    bad_digests = set(item["digest"] or item["path"] for item in bad)
     incomplete, affected = [], []
     for entry in cache.entries() if cache.exists() else []:
         name = ref_name(entry) or entry.get("digest")

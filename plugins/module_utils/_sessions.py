@@ -18,13 +18,18 @@ import hashlib
 import json
 import os
 
+from ansible_collections.imagepusher.registry.plugins.module_utils import _safe_files
 from ansible_collections.imagepusher.registry.plugins.module_utils._cache import STATE_DIR, atomic_write
+from ansible_collections.imagepusher.registry.plugins.module_utils._errors import CacheError
+
+SESSION_LIMIT = 64 * 1024  # a Location and an offset; anything larger was not written by us
 
 
 class UploadSessions:
     """Saved upload Locations, keyed by (registry, repository, blob digest)."""
 
     def __init__(self, cache_root):
+        self.root = cache_root
         self.directory = os.path.join(cache_root, STATE_DIR, "uploads")
 
     def _path(self, registry, repository, digest):
@@ -33,10 +38,10 @@ class UploadSessions:
 
     def load(self, registry, repository, digest):
         """The saved Location, or None."""
-        try:
-            with open(self._path(registry, repository, digest), "rb") as handle:
-                data = json.loads(handle.read().decode("utf-8"))
-        except (IOError, OSError, ValueError):
+        try:  # never through a link, bounded
+            data = json.loads(_safe_files.read_bounded(self.root, self._path(registry, repository, digest),
+                                                       SESSION_LIMIT).decode("utf-8"))
+        except (IOError, OSError, ValueError, CacheError):
             return None
         location = data.get("location") if isinstance(data, dict) else None
         return location if isinstance(location, str) else None
@@ -44,16 +49,16 @@ class UploadSessions:
     def save(self, registry, repository, digest, location, offset):
         """Best effort: losing a session costs a restart of that blob, never correctness."""
         try:
-            os.makedirs(self.directory, exist_ok=True)
+            os.makedirs(self.root, exist_ok=True)  # the root is the user's choice; below it no link is followed
             atomic_write(self._path(registry, repository, digest), json.dumps(
-                {"location": location, "offset": offset, "digest": digest}).encode("utf-8"))
-        except OSError:
+                {"location": location, "offset": offset, "digest": digest}).encode("utf-8"), self.root)
+        except (OSError, CacheError):
             pass
 
     def clear(self, registry, repository, digest):
         try:
-            os.unlink(self._path(registry, repository, digest))
-        except OSError:
+            _safe_files.remove_entry(self.root, self._path(registry, repository, digest))
+        except (OSError, CacheError):
             pass
 
 

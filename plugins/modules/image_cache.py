@@ -78,7 +78,8 @@ options:
     type: str
   remove_bad:
     description:
-      - With O(state=verified), delete the blobs whose content does not match their digest.
+      - With O(state=verified), delete the blobs whose content does not match their digest, and the symbolic links
+        and other non-regular entries under C(blobs/) (the entry itself, never what a link points at).
       - Images that need them are then reported in RV(incomplete), pull them again.
     type: bool
     default: false
@@ -100,6 +101,12 @@ notes:
     named by its digest.
   - Archive members are never extracted to the file system. An archive with an absolute member name or one
     containing C(..) is refused.
+  - "Import limits: an archive with more than 20,000 members, a tar header (pax, GNU long name) over 4 MiB, or that
+    decompresses to more than the files its images use (declared blobs, manifests, configs, layout files) plus
+    1.5 KiB per member and 4 MiB of small files no image uses, is refused before anything is written to the cache.
+    Image names in an archive must be valid image references."
+  - The cache never follows a symbolic link below O(cache_dir), and C(index.json) is read only up to 16 MiB and
+    must be an OCI image index; see the README section "Security" for what a shared cache needs.
 seealso:
   - module: imagepusher.registry.image_pull
   - module: imagepusher.registry.image_push
@@ -231,7 +238,8 @@ not_found:
 removed:
   description:
     - With O(state=absent), the names removed from C(index.json).
-    - With O(state=verified), the digests of the bad blobs deleted (O(remove_bad=true)).
+    - With O(state=verified), the digests of the bad blobs deleted (O(remove_bad=true)); for a link where a
+      directory of C(blobs/) should be, its path.
   returned: when O(state) is V(absent) or V(verified)
   type: list
   elements: str
@@ -270,7 +278,12 @@ bytes_checked:
   returned: when O(state=verified)
   type: int
 bad:
-  description: Blobs whose content does not match their digest, with C(digest), C(actual_digest), C(size), C(path).
+  description:
+    - Blobs whose content does not match their digest, with C(digest), C(actual_digest), C(size), C(path), and
+      C(reason) (V(digest mismatch)).
+    - Also symbolic links and other non-regular entries under C(blobs/), which are never trusted; for those
+      C(actual_digest) and C(size) are V(null) and C(reason) says what the entry is (for example
+      V(a symbolic link (never trusted\))); C(digest) is V(null) for a link where a directory of C(blobs/) should be.
   returned: when O(state=verified)
   type: list
   elements: dict

@@ -18,6 +18,7 @@ Run: .venv/bin/python -m pytest tests/integration/test_faults.py -q
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -682,3 +683,182 @@ def test_disk_full_fails_clearly_and_the_rerun_resumes(small_fs, registry, sampl
     assert big.digest in assert_blobs_verify(cache)
     assert set(read_index(cache)) == {single.ref, large.ref}
     assert partial_files(cache) == []
+
+
+# ==================================================================================================
+# A shared cache no local user can turn against a run: links and other entries planted in the
+# cache, a malformed index.json, crafted archives, and modes under a strict umask. Each case
+# checks that the planted link's target keeps its bytes, that no wrong byte is trusted or sent,
+# and that a failure says clearly what is wrong.
+# ==================================================================================================
+CACHE_ADMIN = "imagepusher.registry.image_cache"
+VICTIM = b"victim\n"  # 7 bytes, as in the issue
+
+
+def plant_link(link: Path, target: Path) -> None:
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if link.exists() or link.is_symlink():
+        link.unlink()
+    link.symlink_to(target)
+
+
+@dataclass
+class Planted:
+    run: PlaybookRun
+    strict: PlaybookRun
+    outside: Path
+    caches: Path
+    target: Registry
+    wrong: bytes
+
+
+@pytest.fixture(scope="module")
+def planted(registry, samples, filled_cache, tmp_path_factory) -> Planted:
+    from tests.support import archives
+    root = tmp_path_factory.mktemp("planted")
+    outside, caches = root / "outside", root / "caches"
+    outside.mkdir()
+    single = samples["oci_single"]
+    layer = big_layer(single.obj)
+    wrong = b"X" * layer.size  # wrong bytes of the right size
+    for name in ("partial", "lock", "blob-lock"):
+        (outside / name).write_bytes(VICTIM)
+    (outside / "wrong").write_bytes(wrong)
+    # a planted partial download: the issue's 7-byte file that became 1 MB
+    plant_link(caches / "partial" / ".imagepusher" / "ingest" / f"sha256-{layer.digest[7:]}.partial", outside / "partial")
+    # blobs that are links to wrong bytes of the right size, in copies of a filled cache
+    for name in ("blob-pull", "blob-push", "verify"):
+        copy_cache(filled_cache, caches / name)
+        plant_link(caches / name / "blobs" / "sha256" / layer.digest[7:], outside / "wrong")
+    # linked lock files
+    plant_link(caches / "lock" / ".imagepusher" / "locks" / "index.lock", outside / "lock")
+    plant_link(caches / "lock" / ".imagepusher" / "locks" / f"{layer.digest[7:]}.lock", outside / "blob-lock")
+    # a malformed index.json, and one too large to read
+    for name, content in (("not-object", b"[1, 2]\n"), ("oversized", b"{" + b" " * (17 * MiB) + b"}")):
+        (caches / name).mkdir(parents=True)
+        (caches / name / "index.json").write_bytes(content)
+        (caches / name / "oci-layout").write_bytes(b'{"imageLayoutVersion":"1.0.0"}')
+    archives.gzip_bomb(root / "bomb.tar.gz", single.obj, "reg.test/bomb:v1", 64 * MiB)
+    archives.many_members(root / "many.tar", single.obj, "reg.test/many:v1", 20001)
+    bad = [(n, d.replace(b'"reg.test/bad:v1"', json.dumps("../../../etc/passwd\nX").encode()) if n == "index.json"
+            else d) for n, d in archives.layout_members(single.obj, "reg.test/bad:v1")]
+    archives.raw_tar(root / "bad-name.tar", bad)
+
+    def pull(name, cache, **kw):
+        return task(name, PULL, {"name": single.ref, "cache_dir": str(caches / cache)}, ignore_errors=True, **kw)
+
+    def imported(name, archive):
+        return task(name, CACHE_ADMIN, {"state": "imported", "path": str(root / archive),
+                                        "cache_dir": str(caches / "imports")}, ignore_errors=True)
+
+    def verify(name, **kw):
+        return task(name, CACHE_ADMIN, {"state": "verified", "remove_bad": True, "cache_dir": str(caches / "verify")},
+                    **kw)
+
+    with Registry() as target:
+        ws = AnsibleWorkspace(root / "ansible")
+        try:
+            run = ws.run_playbook(play(
+                pull("partial check", "partial", check_mode=True), pull("partial", "partial"),
+                pull("partial again", "partial"),
+                pull("blob check", "blob-pull", check_mode=True), pull("blob", "blob-pull"),
+                task("push linked blob", PUSH, {"name": single.ref, "target": f"{target.host}/planted/app:v1",
+                                                "cache_dir": str(caches / "blob-push")}, ignore_errors=True),
+                pull("lock", "lock"),
+                verify("verify check", check_mode=True), verify("verify"), verify("verify again"),
+                pull("not object", "not-object"), pull("oversized", "oversized"),
+                imported("bomb", "bomb.tar.gz"), imported("many", "many.tar"), imported("bad name", "bad-name.tar"),
+            ), diff=True, timeout=600)
+            old = os.umask(0o077)
+            try:
+                strict = ws.run_playbook(play(pull("strict", "strict")), timeout=300)
+            finally:
+                os.umask(old)
+        finally:
+            ws.cleanup()
+        yield Planted(run, strict, outside, caches, target, wrong)
+
+
+def test_nothing_outside_the_cache_is_written_through_a_planted_link(planted):
+    assert {p.name: p.read_bytes() for p in planted.outside.iterdir()} == {
+        "partial": VICTIM, "lock": VICTIM, "blob-lock": VICTIM, "wrong": planted.wrong}
+
+
+def layer_action(result: dict, digest: str) -> str:
+    return {b["digest"]: b["action"] for b in result["blobs"]}[digest]
+
+
+def test_a_planted_partial_link_is_not_resumed_through(planted, samples):
+    layer = big_layer(samples["oci_single"].obj)
+    assert layer_action(ok(planted.run, "partial check"), layer.digest) == "downloaded"
+    result = ok(planted.run, "partial")
+    assert result["changed"] and layer_action(result, layer.digest) == "downloaded"
+    assert layer_action(ok(planted.run, "partial again"), layer.digest) == "cached"
+    assert_blobs_verify(planted.caches / "partial")
+    assert partial_files(planted.caches / "partial") == []
+
+
+def test_a_blob_linked_to_wrong_bytes_is_downloaded_not_trusted(planted, samples):
+    layer = big_layer(samples["oci_single"].obj)
+    assert layer_action(ok(planted.run, "blob check"), layer.digest) == "downloaded"
+    result = ok(planted.run, "blob")
+    assert layer_action(result, layer.digest) == "downloaded"
+    blob = planted.caches / "blob-pull" / "blobs" / "sha256" / layer.digest[7:]
+    assert not blob.is_symlink() and sha256_file(blob) == layer.digest
+    assert_blobs_verify(planted.caches / "blob-pull")
+
+
+def test_a_push_never_sends_a_linked_blob(planted, samples):
+    layer = big_layer(samples["oci_single"].obj)
+    result = failed(planted.run, "push linked blob")
+    assert "incomplete" in result["msg"] and "pull it again" in result["msg"], result["msg"]
+    assert registry_head(planted.target, f"/v2/planted/app/blobs/{layer.digest}") == 404
+    assert registry_head(planted.target, "/v2/planted/app/manifests/v1") == 404
+
+
+def test_linked_lock_files_are_replaced_not_followed(planted):
+    ok(planted.run, "lock")
+    locks = planted.caches / "lock" / ".imagepusher" / "locks"
+    assert not any(p.is_symlink() for p in locks.iterdir())
+    assert_blobs_verify(planted.caches / "lock")
+
+
+def test_verify_reports_and_removes_a_linked_blob(planted, samples):
+    layer = big_layer(samples["oci_single"].obj)
+    check = ok(planted.run, "verify check")
+    assert [(b["digest"], b["reason"]) for b in check["bad"]] == [(layer.digest, "a symbolic link (never trusted)")]
+    assert check["changed"] and check["removed"] == [layer.digest]
+    assert [i["name"] for i in check["incomplete"]] == [samples["oci_single"].ref]
+    real = ok(planted.run, "verify")
+    assert real["changed"] and real["removed"] == [layer.digest]
+    assert real["diff"] == {"before": {"bad_blobs": [layer.digest]}, "after": {"bad_blobs": []}}
+    again = ok(planted.run, "verify again")
+    assert not again["changed"] and again["bad"] == []
+    assert not (planted.caches / "verify" / "blobs" / "sha256" / layer.digest[7:]).exists()
+
+
+@pytest.mark.parametrize("name, words", [("not object", "is not an OCI image index"),
+                                         ("oversized", "is larger than 16 MiB")])
+def test_a_malformed_index_json_is_a_clear_error_and_never_rewritten(planted, name, words):
+    result = failed(planted.run, name)
+    assert words in result["msg"] and "index.json" in result["msg"], result["msg"]
+    cache = planted.caches / name.replace(" ", "-")
+    assert (cache / "index.json").read_bytes() == ({"not object": b"[1, 2]\n"}.get(name)
+                                                   or b"{" + b" " * (17 * MiB) + b"}")
+
+
+@pytest.mark.parametrize("name, words", [("bomb", "decompresses to more than"), ("many", "more than 20000 members"),
+                                         ("bad name", "not a valid image reference")])
+def test_a_crafted_archive_is_refused_before_anything_is_cached(planted, name, words):
+    result = failed(planted.run, name)
+    assert words in result["msg"], result["msg"]
+    assert not (planted.caches / "imports").exists()  # refused before the cache was even created
+
+
+def test_under_umask_077_every_file_and_directory_is_private(planted):
+    ok(planted.strict, "strict")
+    cache = planted.caches / "strict"
+    modes = {p.relative_to(cache): p.stat().st_mode & 0o777 for p in [cache, *cache.rglob("*")]}
+    assert {Path("index.json"), Path("oci-layout")} <= set(modes)
+    assert {m for p, m in modes.items() if (cache / p).is_dir()} == {0o700}
+    assert {m for p, m in modes.items() if not (cache / p).is_dir()} == {0o600}

@@ -138,3 +138,39 @@ def layout_members(obj, ref_name: str) -> list:
     members = [("oci-layout", b'{"imageLayoutVersion":"1.0.0"}'), ("index.json", json.dumps(index).encode())]
     members += [("blobs/sha256/" + d.split(":", 1)[1], data) for d, data in sorted(content.items())]
     return members
+
+
+class _Zeros:
+    """`size` zero bytes as a file object for tarfile.addfile, never held in memory whole."""
+
+    def __init__(self, size: int):
+        self.left = size
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.left if n < 0 else min(n, self.left)
+        self.left -= n
+        return bytes(n)
+
+
+def gzip_bomb(path, obj, ref_name: str, zeros: int) -> Path:
+    """A valid OCI archive (.tar.gz) of ``obj`` plus one member no image uses holding ``zeros``
+    zero bytes: a few KB on disk per 10 MB decompressed."""
+    path = Path(path)
+    with tarfile.open(path, "w:gz", compresslevel=9) as tar:
+        for name, data in layout_members(obj, ref_name):
+            _add(tar, name, data)
+        info = tarfile.TarInfo("blobs/sha256/" + "0" * 64)
+        info.size, info.mode, info.mtime = zeros, 0o644, images.FIXED_MTIME
+        tar.addfile(info, _Zeros(zeros))
+    return path
+
+
+def many_members(path, obj, ref_name: str, count: int) -> Path:
+    """A valid OCI archive of ``obj`` padded with ``count`` empty members."""
+    path = Path(path)
+    with tarfile.open(path, "w") as tar:
+        for name, data in layout_members(obj, ref_name):
+            _add(tar, name, data)
+        for number in range(count):
+            _add(tar, "pad/%d" % number, b"")
+    return path

@@ -10,6 +10,7 @@ import tarfile
 import pytest
 
 from ansible_collections.imagepusher.registry.plugins.module_utils import _archive as archive
+from ansible_collections.imagepusher.registry.plugins.module_utils import _cache_admin as admin
 from ansible_collections.imagepusher.registry.plugins.module_utils._cache import REF_NAME, SOURCE_DIGEST, Cache
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import CacheError, NotCachedError
 from tests.support import images
@@ -121,6 +122,22 @@ def test_export_refuses_to_ship_a_damaged_blob(cache, tmp_path):
         archive.export_images(cache, [MULTI], str(out))
     assert layer.digest in raised.value.message and "state=verified" in raised.value.message
     assert sorted(os.listdir(str(tmp_path))) == ["cache"]  # neither the archive nor a temp file
+
+
+def test_export_of_a_linked_blob_says_what_verify_then_finds(cache, tmp_path):
+    """A blob that is a link to wrong bytes of the right size is missing for export, and verify reports it."""
+    layer = images.multi_arch_index().images[0].layers[0]
+    path = cache.blob_path(layer.digest)
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"X" * layer.size)
+    os.unlink(path)
+    os.symlink(str(victim), path)
+    with pytest.raises(CacheError) as raised:
+        archive.export_images(cache, [MULTI], str(tmp_path / "x.tar"))
+    assert "%s missing" % layer.digest in raised.value.message
+    assert not (tmp_path / "x.tar").exists()
+    assert [b["digest"] for b in admin.verify(cache)["bad"]] == [layer.digest]
+    assert victim.read_bytes() == b"X" * layer.size
 
 
 @pytest.mark.parametrize("where", ["missing/dir/x.tar", ""])

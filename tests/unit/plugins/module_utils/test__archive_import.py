@@ -4,6 +4,7 @@
 
 import gzip
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -369,3 +370,106 @@ def test_a_member_that_cannot_be_read_is_a_damaged_archive(tmp_path):
         next(body)
     assert raised.value.message == ("archive /tmp/x.tar is damaged or truncated (reading %s): unexpected end of data"
                                     % info.name)
+
+
+# -- import limits -------------------------------------------------------------------------------
+
+def cache_untouched(tmp_path):
+    return not os.path.exists(str(tmp_path / "c"))
+
+
+def test_import_refuses_a_gzip_bomb_before_writing_anything(tmp_path):
+    path = archives.gzip_bomb(tmp_path / "bomb.tar.gz", images.oci_single(), "reg.test/x:v1", 64 * 1024 * 1024)
+    assert path.stat().st_size < 1024 * 1024
+    for check_mode in (True, False):
+        with pytest.raises(archive.ArchiveError) as raised:
+            archive_import.import_archive(Cache(str(tmp_path / "c")), str(path), check_mode=check_mode)
+        assert "decompresses to more than" in raised.value.message and str(path) in raised.value.message
+        assert cache_untouched(tmp_path)
+
+
+def test_import_accepts_small_files_no_image_uses(tmp_path):
+    path = archives.raw_tar(tmp_path / "ok.tar", layout() + [("README", b"x" * 4096), ("repositories", b"{}")])
+    result = archive_import.import_archive(Cache(str(tmp_path / "c")), str(path))
+    assert [i["name"] for i in result["images"]] == ["x:v1"]
+
+
+def test_the_stream_stops_at_its_limit_while_ingesting(tmp_path, monkeypatch):
+    """The limit also holds while blobs stream: a tar that reads further than it was bound to is refused."""
+    path = archives.raw_tar(tmp_path / "ok.tar", layout())
+    monkeypatch.setattr(archive_import, "EXTRA_LIMIT", -10 ** 9)  # every archive is then too large
+    with pytest.raises(archive.ArchiveError) as raised:
+        archive_import.import_archive(Cache(str(tmp_path / "c")), str(path))
+    assert "decompresses to more than" in raised.value.message
+
+
+def test_import_refuses_too_many_members(tmp_path, monkeypatch):
+    monkeypatch.setattr(archive_import, "MAX_MEMBERS", 50)
+    path = archives.many_members(tmp_path / "many.tar", images.oci_single(), "reg.test/x:v1", 60)
+    with pytest.raises(archive.ArchiveError) as raised:
+        archive_import.import_archive(Cache(str(tmp_path / "c")), str(path))
+    assert "more than 50 members" in raised.value.message
+    assert cache_untouched(tmp_path)
+    fine = archives.many_members(tmp_path / "fine.tar", images.oci_single(), "reg.test/x:v1", 10)
+    assert archive_import.import_archive(Cache(str(tmp_path / "c")), str(fine))["changed"]
+
+
+@pytest.mark.parametrize("first", [True, False])
+def test_import_refuses_an_oversized_tar_header(tmp_path, monkeypatch, first):
+    monkeypatch.setattr(archive_import, "READ_LIMIT", 8192)
+    path = tmp_path / "pax.tar"
+    with tarfile.open(str(path), "w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in [] if first else layout():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        info = tarfile.TarInfo("x")
+        info.pax_headers = {"comment": "y" * 20000}
+        tar.addfile(info, None)
+    with pytest.raises(archive.ArchiveError) as raised:
+        archive_import.import_archive(Cache(str(tmp_path / "c")), str(path))
+    assert "more than the 8192 allowed" in raised.value.message
+
+
+@pytest.mark.parametrize("bad_name", ["../../../etc/passwd\nX", "Reg.test/UPPER:v1", "x:v1 ; rm", ""])
+def test_import_refuses_a_bad_image_name(tmp_path, bad_name):
+    img = images.oci_single()
+    members = archives.layout_members(img, "placeholder")
+    members = [(n, d.replace(b'"placeholder"', json.dumps(bad_name).encode()) if n == "index.json" else d)
+               for n, d in members]
+    path = archives.raw_tar(tmp_path / "bad.tar", members)
+    if not bad_name:  # an empty name is no name: the image is named by its digest
+        assert archive_import.import_archive(Cache(str(tmp_path / "c")), str(path))["images"][0]["name"] == img.digest
+        return
+    with pytest.raises(archive.ArchiveError) as raised:
+        archive_import.import_archive(Cache(str(tmp_path / "c")), str(path))
+    assert "not a valid image reference" in raised.value.message and repr(bad_name) in raised.value.message
+    assert cache_untouched(tmp_path)
+
+
+def test_import_refuses_a_bad_repo_tag_in_a_docker_save(tmp_path):
+    path = archives.docker_save_legacy(tmp_path / "save.tar", {"../evil:v1": docker_image()[0]})
+    with pytest.raises(archive.ArchiveError) as raised:
+        archive_import.import_archive(Cache(str(tmp_path / "c")), str(path))
+    assert "'../evil:v1'" in raised.value.message
+
+
+@pytest.mark.parametrize("index", [b"[]", b"\"x\"", b"{\"manifests\": 3}"])
+def test_import_refuses_a_malformed_archive_index(tmp_path, index):
+    members = [(n, index if n == "index.json" else d) for n, d in layout()]
+    path = archives.raw_tar(tmp_path / "bad.tar", members)
+    with pytest.raises(archive.ArchiveError) as raised:
+        archive_import.import_archive(Cache(str(tmp_path / "c")), str(path))
+    assert "index.json has no 'manifests' list" in raised.value.message
+
+
+def test_import_into_a_cache_with_a_malformed_index_json_changes_nothing(tmp_path):
+    target = Cache(str(tmp_path / "c")).ensure()
+    index = os.path.join(target.root, "index.json")
+    with open(index, "wb") as handle:
+        handle.write(b"[1, 2]")
+    path = archives.raw_tar(tmp_path / "ok.tar", layout())
+    with pytest.raises(CacheError) as raised:
+        archive_import.import_archive(target, str(path))
+    assert "not an OCI image index" in raised.value.message
+    assert open(index, "rb").read() == b"[1, 2]"

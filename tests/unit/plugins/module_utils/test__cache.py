@@ -165,7 +165,7 @@ def test_set_ref_failing_on_a_full_disk_leaves_index_json_unchanged(cache, monke
     cache.set_ref("reg.test/a:v1", descriptor(b"{}"))
     before = read(os.path.join(cache.root, "index.json"))
 
-    def full(path, data):
+    def full(path, data, root=None):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     monkeypatch.setattr(_cache, "atomic_write", full)
     with pytest.raises(CacheError) as info:
@@ -178,7 +178,7 @@ def test_atomic_write_leaves_no_temp_file_on_failure(tmp_path, monkeypatch):
     target = tmp_path / "index.json"
     target.write_bytes(b"old")
 
-    def broken_rename(src, dst):
+    def broken_rename(src, dst, **dir_fds):
         raise OSError(errno.EXDEV, "nope")
     monkeypatch.setattr(_cache.os, "rename", broken_rename)
     with pytest.raises(OSError):
@@ -360,3 +360,124 @@ def test_file_lock_times_out_when_another_process_holds_it(tmp_path):
     assert info.value.details == {"path": path}
     with FileLock(path, timeout=1):  # released with the other process
         pass
+
+
+# -- planted links and other non-regular entries (a shared cache) ------------------------------
+
+SECRET = b"outside the cache\n"
+
+
+@pytest.fixture
+def outside(tmp_path):
+    """A file outside the cache that planted links point at: it must keep its bytes."""
+    path = tmp_path / "outside" / "victim"
+    path.parent.mkdir()
+    path.write_bytes(SECRET)
+    return path
+
+
+def test_a_planted_partial_link_is_never_written_through(cache, outside):
+    os.symlink(str(outside), cache.partial_path(DIGEST))
+    assert cache.partial_size(DIGEST) == 0  # not trusted: no resume from it
+    opener = Opener(serve())
+    assert download_blob(cache, DIGEST, SIZE, opener, RetryBudget(0)) == ("downloaded", SIZE)
+    assert opener.calls == [0]
+    assert outside.read_bytes() == SECRET
+    assert read(cache.blob_path(DIGEST)) == DATA and not os.path.islink(cache.blob_path(DIGEST))
+    assert partial_files(cache) == []
+
+
+def test_a_blob_linked_to_wrong_bytes_of_the_right_size_is_not_trusted(cache, outside):
+    outside.write_bytes(b"X" * SIZE)
+    os.makedirs(os.path.dirname(cache.blob_path(DIGEST)), exist_ok=True)
+    os.symlink(str(outside), cache.blob_path(DIGEST))
+    assert not cache.has_blob(DIGEST, SIZE) and not cache.has_blob(DIGEST)
+    with pytest.raises(CacheError) as info:
+        cache.open_blob(DIGEST)
+    assert "symbolic link" in info.value.message and cache.blob_path(DIGEST) in info.value.message
+    with pytest.raises(CacheError):
+        cache.read_small_blob(DIGEST, SIZE)
+    assert download_blob(cache, DIGEST, SIZE, Opener(serve()), RetryBudget(0)) == ("downloaded", SIZE)
+    assert not os.path.islink(cache.blob_path(DIGEST)) and read(cache.blob_path(DIGEST)) == DATA
+    assert outside.read_bytes() == b"X" * SIZE
+
+
+def test_a_linked_lock_file_is_replaced_not_followed(cache, outside):
+    lock = cache.lock("index")
+    if os.path.lexists(lock.path):
+        os.unlink(lock.path)
+    os.symlink(str(outside), lock.path)
+    with lock:
+        assert not os.path.islink(lock.path)
+    assert outside.read_bytes() == SECRET
+
+
+def test_a_linked_ingest_directory_is_refused(cache, outside):
+    ingest = os.path.join(cache.root, ".imagepusher", "ingest")
+    os.rmdir(ingest)
+    os.symlink(str(outside.parent), ingest)
+    with pytest.raises(CacheError) as info:
+        download_blob(cache, DIGEST, SIZE, Opener(serve()), RetryBudget(0))
+    assert ingest in info.value.message
+    assert sorted(os.listdir(str(outside.parent))) == ["victim"] and outside.read_bytes() == SECRET
+
+
+def test_a_linked_index_json_is_refused_not_rewritten(cache, outside):
+    index = os.path.join(cache.root, "index.json")
+    os.unlink(index)
+    os.symlink(str(outside), index)
+    assert cache.exists()
+    with pytest.raises(CacheError) as info:
+        cache.set_ref(NGINX, descriptor(b"{}"))
+    assert index in info.value.message
+    cache.ensure()
+    assert os.path.islink(index) and outside.read_bytes() == SECRET
+
+
+# -- a malformed index.json is an error, never rewritten -------------------------------------
+
+@pytest.mark.parametrize("content", [b"[]", b"\"text\"", b"{\"manifests\": {}}", b"{\"manifests\": [1]}", b"{}"])
+def test_a_malformed_index_json_is_a_clear_error_and_kept(cache, content):
+    index = os.path.join(cache.root, "index.json")
+    with open(index, "wb") as handle:
+        handle.write(content)
+    with pytest.raises(CacheError) as info:
+        cache.set_ref(NGINX, descriptor(b"{}"))
+    assert "is not an OCI image index" in info.value.message and index in info.value.message
+    assert read(index) == content
+
+
+def test_an_oversized_index_json_is_refused_without_reading_it_whole(cache, monkeypatch):
+    monkeypatch.setattr(_cache, "INDEX_LIMIT", 1024)
+    index = os.path.join(cache.root, "index.json")
+    content = json.dumps({"schemaVersion": 2, "manifests": [{"digest": "x" * 2000}]}).encode("utf-8")
+    with open(index, "wb") as handle:
+        handle.write(content)
+    with pytest.raises(CacheError) as info:
+        cache.entries()
+    assert "larger than" in info.value.message and index in info.value.message
+    assert read(index) == content
+
+
+# -- modes follow the umask ------------------------------------------------------------------
+
+@pytest.mark.parametrize("umask, file_mode, dir_mode", [(0o077, 0o600, 0o700), (0o022, 0o644, 0o755)])
+def test_every_file_and_directory_the_cache_creates_follows_the_umask(tmp_path, umask, file_mode, dir_mode):
+    old = os.umask(umask)
+    try:
+        cache = Cache(str(tmp_path / "cache")).ensure()
+        download_blob(cache, DIGEST, SIZE, Opener(serve()), RetryBudget(0))
+        cache.write_blob_bytes(of_bytes(b"{}"), b"{}")
+        cache.set_ref(NGINX, descriptor(b"{}"))
+        cache.record_sources([DIGEST], "reg.test/team/app")
+    finally:
+        os.umask(old)
+    modes = {}
+    for directory, dirs, names in os.walk(cache.root):
+        for name in dirs + names:
+            path = os.path.join(directory, name)
+            modes[os.path.relpath(path, cache.root)] = os.stat(path).st_mode & 0o777
+    dirs = [p for p in modes if os.path.isdir(os.path.join(cache.root, p))]
+    assert {"index.json", "oci-layout", ".imagepusher/sources.json"} <= set(modes)
+    assert set(modes[p] for p in dirs) == {dir_mode}
+    assert set(modes[p] for p in modes if p not in dirs) == {file_mode}

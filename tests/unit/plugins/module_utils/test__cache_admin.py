@@ -339,3 +339,34 @@ def test_prune_next_to_a_pull_that_is_downloading(cache):
     # the pull has not named its image yet: older_than keeps what it just wrote
     assert admin.prune(cache, older_than=3600)["removed_blobs"] == []
     assert cache.has_blob(digest, len(data))
+
+
+def test_verify_reports_and_removes_a_linked_blob_but_not_its_target(cache, tmp_path):
+    img = images.docker_v2()
+    layer = img.layers[0]
+    path = cache.blob_path(layer.digest)
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"X" * layer.size)  # wrong bytes of the right size
+    os.unlink(path)
+    os.symlink(str(victim), path)
+    check = admin.verify(cache, remove_bad=True, check_mode=True)
+    assert [(b["digest"], b["actual_digest"], b["reason"]) for b in check["bad"]] == [
+        (layer.digest, None, "a symbolic link (never trusted)")]
+    assert check["removed"] == [layer.digest] and os.path.islink(path)
+    assert [i["name"] for i in check["incomplete"]] == [DOCKER]
+    real = admin.verify(cache, remove_bad=True)
+    assert real["removed"] == [layer.digest] and not os.path.lexists(path)
+    assert victim.read_bytes() == b"X" * layer.size
+    assert admin.verify(cache)["bad"] == []
+
+
+def test_prune_never_walks_a_linked_blob_directory(cache, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    planted = outside / ("ab" * 64)  # named like a sha512 blob
+    planted.write_bytes(b"not yours")
+    os.symlink(str(outside), os.path.join(cache.root, "blobs", "sha512"))
+    admin.prune(cache, started_ns=FAR_FUTURE)
+    assert planted.read_bytes() == b"not yours"
+    result = admin.verify(cache)
+    assert [b["path"] for b in result["bad"]] == ["blobs/sha512"]
