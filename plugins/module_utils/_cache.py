@@ -27,6 +27,7 @@ import tempfile
 import time
 
 from ansible_collections.imagepusher.registry.plugins.module_utils import _blob_io
+from ansible_collections.imagepusher.registry.plugins.module_utils import _cache_errors
 from ansible_collections.imagepusher.registry.plugins.module_utils import _digest
 from ansible_collections.imagepusher.registry.plugins.module_utils import _media_types
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import (
@@ -48,26 +49,25 @@ def default_cache_dir():
     return os.path.join(base, "imagepusher")
 
 
-def _os_error(exc, what, path):
-    if exc.errno == errno.ENOSPC:
-        return CacheError("cache is out of disk space while %s (%s): free space or choose another cache_dir"
-                          % (what, path), path=path)
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return CacheError("cache_dir is not writable while %s (%s): %s" % (what, path, exc.strerror), path=path)
-    return CacheError("cache error while %s (%s): %s" % (what, path, exc.strerror or exc), path=path)
+def _os_error(exc, what, path, root=None):
+    return _cache_errors.os_error(exc, what, path, root)
 
 
 class FileLock:
     """An exclusive flock on a file; waits up to `timeout` seconds, polling."""
 
-    def __init__(self, path, timeout=DEFAULT_LOCK_TIMEOUT, poll=0.05):
+    def __init__(self, path, timeout=DEFAULT_LOCK_TIMEOUT, poll=0.05, root=None):
         self.path = path
+        self.root = root  # the cache it locks, named in errors
         self.timeout = timeout
         self.poll = poll
         self._fd = None
 
     def __enter__(self):
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise _os_error(exc, "opening cache lock %s" % os.path.basename(self.path), self.path, self.root)
         deadline = time.time() + self.timeout
         while True:
             try:
@@ -76,7 +76,7 @@ class FileLock:
             except (IOError, OSError) as exc:
                 if exc.errno not in (errno.EAGAIN, errno.EACCES):
                     os.close(self._fd)
-                    raise
+                    raise _os_error(exc, "locking %s" % os.path.basename(self.path), self.path, self.root)
             if time.time() >= deadline:
                 os.close(self._fd)
                 raise LockTimeoutError("timed out after %ds waiting for cache lock %s held by another run"
@@ -125,8 +125,9 @@ def atomic_write(path, data):
 class PartialWriter:
     """A BlobWriter on one partial download whose OSErrors become CacheErrors naming the file."""
 
-    def __init__(self, digest, path, offset):
+    def __init__(self, digest, path, offset, root=None):
         self.path = path
+        self.root = root
         self._what = "writing blob %s" % digest
         self._writer = self._call(_blob_io.BlobWriter, path, offset)
 
@@ -134,7 +135,7 @@ class PartialWriter:
         try:
             return operation(*args)
         except OSError as exc:
-            raise _os_error(exc, self._what, self.path)
+            raise _os_error(exc, self._what, self.path, self.root)
 
     def write(self, view):
         self._call(self._writer.write, view)
@@ -167,6 +168,8 @@ class Cache:
 
     def ensure(self):
         """Create the layout if needed (idempotent, safe against a concurrent creator)."""
+        # An existing cache the user cannot write is not one being created: the message says which.
+        what = "opening the cache" if self.exists() else "creating the cache"
         try:
             for sub in ("blobs", os.path.join(STATE_DIR, "ingest"), os.path.join(STATE_DIR, "locks")):
                 os.makedirs(os.path.join(self.root, sub), exist_ok=True)
@@ -178,7 +181,7 @@ class Cache:
                 if not os.path.exists(index):
                     atomic_write(index, self._dump_index([]))
         except OSError as exc:
-            raise _os_error(exc, "creating the cache", self.root)
+            raise _os_error(exc, what, self.root, self.root)
         return self
 
     def lock(self, name):
@@ -186,8 +189,8 @@ class Cache:
         try:
             os.makedirs(locks, exist_ok=True)  # a layout made by another tool has no state dir yet
         except OSError as exc:
-            raise _os_error(exc, "creating the lock directory", locks)
-        return FileLock(os.path.join(locks, name + ".lock"), timeout=self.lock_timeout)
+            raise _os_error(exc, "creating the lock directory", locks, self.root)
+        return FileLock(os.path.join(locks, name + ".lock"), timeout=self.lock_timeout, root=self.root)
 
     # -- blobs ------------------------------------------------------------
 
@@ -216,7 +219,7 @@ class Cache:
         try:
             return open(self.blob_path(digest), "rb")
         except OSError as exc:
-            raise _os_error(exc, "reading blob %s" % digest, self.blob_path(digest))
+            raise _os_error(exc, "reading blob %s" % digest, self.blob_path(digest), self.root)
 
     def read_small_blob(self, digest, limit):
         """Bytes of a manifest or config blob (bounded); re-verified, since they drive decisions."""
@@ -225,7 +228,7 @@ class Cache:
             with open(path, "rb") as handle:
                 data = handle.read(limit + 1)
         except OSError as exc:
-            raise _os_error(exc, "reading blob %s" % digest, path)
+            raise _os_error(exc, "reading blob %s" % digest, path, self.root)
         if len(data) > limit:
             raise CacheError("cached blob %s is larger than %d bytes" % (digest, limit), path=path)
         if _digest.of_bytes(data, _digest.split(digest)[0]) != digest:
@@ -249,14 +252,14 @@ class Cache:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             atomic_write(path, data)
         except OSError as exc:
-            raise _os_error(exc, "storing %s" % digest, path)
+            raise _os_error(exc, "storing %s" % digest, path, self.root)
         return True
 
     # -- partial downloads (written by _download.py) ---------------------
 
     def open_partial(self, digest, offset):
         """The partial file of `digest`, cut to `offset` bytes and open to append (a context manager)."""
-        return PartialWriter(digest, self.partial_path(digest), offset)
+        return PartialWriter(digest, self.partial_path(digest), offset, self.root)
 
     def hash_partial(self, digest, verifier):
         """Feed what the partial file holds to `verifier` (resuming must hash the bytes kept)."""
@@ -264,7 +267,7 @@ class Cache:
         try:
             verifier.update_from_file(partial)
         except OSError as exc:
-            raise _os_error(exc, "reading blob %s" % digest, partial)
+            raise _os_error(exc, "reading blob %s" % digest, partial, self.root)
 
     def discard_partial(self, digest):
         _unlink(self.partial_path(digest))
@@ -281,7 +284,7 @@ class Cache:
             os.rename(self.partial_path(digest), final)
             _fsync_dir(os.path.dirname(final))
         except OSError as exc:
-            raise _os_error(exc, "storing blob %s" % digest, final)
+            raise _os_error(exc, "storing blob %s" % digest, final, self.root)
 
     # -- references (index.json) -----------------------------------------
 
@@ -302,7 +305,7 @@ class Cache:
         except (IOError, OSError) as exc:
             if getattr(exc, "errno", None) == errno.ENOENT:
                 return []
-            raise _os_error(exc, "reading index.json", path)
+            raise _os_error(exc, "reading index.json", path, self.root)
         except ValueError:
             raise CacheError("%s is not valid JSON: the cache is damaged" % path, path=path)
         manifests = data.get("manifests") if isinstance(data, dict) else None
@@ -337,7 +340,7 @@ class Cache:
             try:
                 atomic_write(self._index_path(), self._dump_index(kept))
             except OSError as exc:
-                raise _os_error(exc, "updating index.json", self._index_path())
+                raise _os_error(exc, "updating index.json", self._index_path(), self.root)
         return True
 
     def remove_ref(self, name):
@@ -349,7 +352,7 @@ class Cache:
             try:
                 atomic_write(self._index_path(), self._dump_index(kept))
             except OSError as exc:
-                raise _os_error(exc, "updating index.json", self._index_path())
+                raise _os_error(exc, "updating index.json", self._index_path(), self.root)
         return True
 
     # -- where blobs came from (for cross-repository mounts) -------------
@@ -386,7 +389,7 @@ class Cache:
                 try:
                     atomic_write(self._sources_path(), json.dumps(data, sort_keys=True).encode("utf-8"))
                 except OSError as exc:
-                    raise _os_error(exc, "recording blob sources", self._sources_path())
+                    raise _os_error(exc, "recording blob sources", self._sources_path(), self.root)
 
 
 def _unlink(path):

@@ -48,6 +48,7 @@ import time
 from ansible_collections.imagepusher.registry.plugins.module_utils import _digest
 from ansible_collections.imagepusher.registry.plugins.module_utils import _tree
 from ansible_collections.imagepusher.registry.plugins.module_utils._cache import REF_NAME, STATE_DIR
+from ansible_collections.imagepusher.registry.plugins.module_utils._cache_errors import os_error
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import (
     CacheError,
     ImagePusherError,
@@ -87,7 +88,7 @@ def blob_files(cache):
     except OSError as exc:
         if exc.errno == errno.ENOENT:
             return blobs, temps
-        raise CacheError("cannot read %s: %s" % (top, exc.strerror), path=top)
+        raise os_error(exc, "listing the blobs", top, cache.root)
     for algorithm in algorithms:
         directory = os.path.join(top, algorithm)
         if algorithm not in _digest.ALGORITHMS or not os.path.isdir(directory):
@@ -281,7 +282,7 @@ def _make_state_dirs(cache):
         try:
             os.makedirs(directory, exist_ok=True)
         except OSError as exc:
-            raise CacheError("cannot write in the cache %s: %s" % (cache.root, exc.strerror), path=directory)
+            raise os_error(exc, "writing in the cache", directory, cache.root)
 
 
 def filesystem_now_ns(cache):
@@ -291,7 +292,7 @@ def filesystem_now_ns(cache):
         os.makedirs(directory, exist_ok=True)
         fd, path = tempfile.mkstemp(dir=directory, prefix=".tmp-prune-start-")
     except OSError as exc:
-        raise CacheError("cannot write in the cache %s: %s" % (cache.root, exc.strerror), path=directory)
+        raise os_error(exc, "writing in the cache", directory, cache.root)
     try:
         return os.fstat(fd).st_mtime_ns
     finally:
@@ -412,7 +413,7 @@ def _remove(path):
         os.unlink(path)
     except OSError as exc:
         if exc.errno != errno.ENOENT:
-            raise CacheError("cannot remove %s: %s" % (path, exc.strerror), path=path)
+            raise os_error(exc, "removing a file", path)
 
 
 # -- state=verified ---------------------------------------------------------------------
@@ -438,7 +439,7 @@ def verify(cache, remove_bad=False, check_mode=False):
         except OSError as exc:
             if exc.errno == errno.ENOENT:
                 continue  # removed meanwhile (a prune): nothing to verify
-            raise CacheError("cannot read blob %s (%s): %s" % (digest, path, exc.strerror), path=path)
+            raise os_error(exc, "reading blob %s" % digest, path, cache.root)
         checked_bytes += st.st_size
         if actual != digest:
             bad.append({"digest": digest, "actual_digest": actual, "size": st.st_size,
