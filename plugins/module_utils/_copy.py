@@ -58,6 +58,8 @@ def mirror_images(images, client_for, cache, concurrency=4, check_mode=False, ev
             result = copy.run(source, image["platforms"], check_mode=check_mode)
         except ImagePusherError as exc:
             details = dict(exc.details, images=results)
+            # Images mirrored before this one changed their targets: the failure says so.
+            details["changed"] = bool(exc.details.get("changed")) or any(r["changed"] for r in results)
             raise type(exc)("images[%d] (%s -> %s): %s" % (number, source, target, exc.message), **details)
         before[result["target"]] = result.pop("diff")["before"]["digest"]
         results.append(result)

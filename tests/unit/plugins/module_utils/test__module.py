@@ -298,6 +298,20 @@ def test_run_reports_a_registry_error_with_its_status_and_code():
                       "registry": "reg"}
 
 
+def test_run_says_changed_when_the_error_says_something_was_written():
+    done = {"blobs_uploaded": 1, "manifests_pushed": ["reg/app:v1"]}
+
+    def operation():
+        raise CacheError("the cache belongs to another user", path="/c", changed=True, done=done)
+    failed = failure(_module.run, FakeModule(), operation)
+    assert failed == {"msg": "the cache belongs to another user", "error": "CacheError", "cache_path": "/c",
+                      "changed": True, "done": done}
+
+    def unchanged():
+        raise CacheError("nothing written", changed=False)
+    assert failure(_module.run, FakeModule(), unchanged) == {"msg": "nothing written", "error": "CacheError"}
+
+
 def test_run_lets_a_bug_through():
     def operation():
         raise ValueError("a bug, not a user error")

@@ -13,7 +13,11 @@ from ansible_collections.imagepusher.registry.plugins.module_utils import _media
 from ansible_collections.imagepusher.registry.plugins.module_utils._cache import Cache
 from ansible_collections.imagepusher.registry.plugins.module_utils._endpoints import RegistryEndpoint, StoreEndpoint
 from ansible_collections.imagepusher.registry.plugins.module_utils._engine import Engine
-from ansible_collections.imagepusher.registry.plugins.module_utils._errors import DigestMismatchError
+from ansible_collections.imagepusher.registry.plugins.module_utils._errors import (
+    CacheFullError,
+    CachePermissionError,
+    DigestMismatchError,
+)
 from ansible_collections.imagepusher.registry.plugins.module_utils._pull import Pull
 from ansible_collections.imagepusher.registry.plugins.module_utils._reference import ImageReference
 
@@ -148,3 +152,30 @@ def test_an_index_declaring_a_wrong_child_size_fails_whether_or_not_the_cache_ho
     pull(client, cache).run(REF)  # the child is now cached under its own tag
     with pytest.raises(DigestMismatchError):
         pull(client, cache).run(index_ref)
+
+
+def test_a_pull_that_fails_after_storing_blobs_says_changed_and_what_it_stored(tmp_path, monkeypatch):
+    store, index, _children = multiarch()
+    client, cache = setup(tmp_path, store, index)
+
+    def full(*args, **kwargs):
+        raise CacheFullError("cache is out of disk space while updating index.json", path=cache.root)
+    monkeypatch.setattr(cache, "set_ref", full)
+    with pytest.raises(CacheFullError) as info:
+        pull(client, cache).run(REF)
+    done = info.value.details["done"]
+    assert info.value.details["changed"] is True
+    assert done["blobs_downloaded"] == len(store.blobs) and done["bytes_downloaded"] == blob_sizes(store)
+    assert done["manifests_stored"] == 4 and done["cache_names"] == [] and done["manifests_pushed"] == []
+
+
+def test_a_pull_into_a_cache_it_cannot_create_is_unchanged(tmp_path, monkeypatch):
+    store, index, _children = multiarch()
+    client, cache = setup(tmp_path, store, index)
+
+    def denied():
+        raise CachePermissionError("permission denied", path=cache.root)
+    monkeypatch.setattr(cache, "ensure", denied)
+    with pytest.raises(CachePermissionError) as info:
+        pull(client, cache).run(REF)
+    assert info.value.details == {"path": cache.root}
