@@ -137,7 +137,9 @@ class Pull:
             "cache_name": job.name,
             "digest": tree.digest,
             "source_digest": job.source_digest,
-            "digest_changed": tree.digest != job.source_digest,
+            # A new digest only when the cache holds an index this run wrote (narrowed to several platforms);
+            # one platform's manifest is the registry's own, its digest preserved.
+            "digest_changed": tree.digest != job.source_digest and tree.top.is_index,
             "media_type": tree.media_type,
             "platforms": list(tree.platforms),
             "blobs": _plan.render_blobs(fetches),
