@@ -45,6 +45,7 @@ import stat as stat_mod
 import tempfile
 import time
 
+from ansible_collections.imagepusher.registry.plugins.module_utils import _close_names
 from ansible_collections.imagepusher.registry.plugins.module_utils import _digest
 from ansible_collections.imagepusher.registry.plugins.module_utils import _tree
 from ansible_collections.imagepusher.registry.plugins.module_utils._cache import REF_NAME, STATE_DIR
@@ -235,6 +236,15 @@ def disk_usage(cache):
     return usage
 
 
+def not_found_message(entries, not_found, prefix=""):
+    """'not in the cache: a (did you mean b?), c' for names that designate nothing; '' when all were found."""
+    if not not_found:
+        return ""
+    held = [ref_name(e) or e.get("digest") for e in entries]
+    return prefix + "not in the cache: " + ", ".join(
+        name + _close_names.hint(_close_names.close_names(name, held)) for name in not_found)
+
+
 # -- state=absent --------------------------------------------------------------------
 
 def remove_refs(cache, names, check_mode=False):
@@ -256,7 +266,7 @@ def remove_refs(cache, names, check_mode=False):
     return {
         "msg": ("%s %d name%s from index.json; the blobs stay until image_cache state=pruned removes what no name "
                 "reaches" % ("would remove" if check_mode else "removed", len(removed), "" if len(removed) == 1 else "s")
-                if removed else "no name to remove"),
+                if removed else "no name to remove") + not_found_message(entries, not_found, "; "),
         "changed": bool(removed),
         "removed": removed,
         "not_found": not_found,
