@@ -121,7 +121,7 @@ source_digest:
   sample: sha256:0d17b565c37bcbd895e9d92315a05c1c3c9a29f762b011a10c54a66cd53c9b31
 digest_changed:
   description:
-    - Whether RV(digest) is a new digest, one the registry does not serve: V(true) only when O(platforms) narrows an
+    - Whether RV(digest) is a new digest, one the registry does not serve. V(true) only when O(platforms) narrows an
       index to several platforms, for which the cache holds a new index listing only them.
     - With one platform the cache holds that platform's manifest exactly as the registry serves it (its digest
       preserved), so this is V(false) although RV(digest) is not RV(source_digest), the index's digest.

@@ -77,7 +77,8 @@ def test_our_own_file_with_a_mode_that_forbids_it_says_chmod(tmp_path):
 
 def test_any_other_os_error_keeps_its_reason():
     error = os_error(oserror(errno.EIO), "reading blob sha256:ab", "/c/b", "/c")
-    assert type(error) is CacheError
+    assert isinstance(error, CacheError)
+    assert not isinstance(error, (CacheFullError, CachePermissionError, CacheReadOnlyError))
     assert error.message == "cache error while reading blob sha256:ab (/c/b): Input/output error"
 
 

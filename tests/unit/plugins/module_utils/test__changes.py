@@ -33,8 +33,11 @@ def test_the_summary_adds_up_both_ends():
 
 def test_blobs_noted_from_many_threads_are_all_counted():
     changes = Changes(pushes=True)
-    threads = [threading.Thread(target=lambda: [changes.blob(_plan.UPLOADED, 1) for _ in range(500)])
-               for _ in range(4)]
+
+    def upload_many():
+        for _count in range(500):
+            changes.blob(_plan.UPLOADED, 1)
+    threads = [threading.Thread(target=upload_many) for _thread in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
