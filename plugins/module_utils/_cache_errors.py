@@ -51,6 +51,11 @@ def _permission_error(what, path, root, cause):
     me = os.geteuid()
     root_owner = _owner(root, None) if root else None
     owner = _owner(path, root)
+    if root_owner is not None and root_owner != me and root and not os.path.lexists(root):
+        return CachePermissionError(
+            "permission denied while %s (%s): the cache would be created in a directory that belongs to another user "
+            "(uid %d; this task runs as uid %d): choose a cache_dir of your own" % (what, path, root_owner, me),
+            path=path, cause=cause, owner_uid=root_owner)
     if root_owner is not None and root_owner != me:
         return CachePermissionError(
             "permission denied while %s (%s): the cache %s belongs to another user (uid %d; this task runs as uid %d): "

@@ -52,6 +52,15 @@ def test_a_cache_of_another_user_says_whose_it_is_and_what_to_do(tmp_path, monke
     assert error.details["owner_uid"] == ME and error.details["cause"] == "EACCES"
 
 
+def test_a_cache_to_create_in_another_users_directory_says_so(tmp_path, monkeypatch):
+    monkeypatch.setattr(_cache_errors.os, "geteuid", lambda: ME + 1000)
+    root = str(tmp_path / "cache")
+    error = os_error(oserror(errno.EACCES), "creating the cache", root, root)
+    assert error.message == ("permission denied while creating the cache (%s): the cache would be created in a directory "
+                             "that belongs to another user (uid %d; this task runs as uid %d): choose a cache_dir of "
+                             "your own" % (root, ME, ME + 1000))
+
+
 def test_a_file_of_another_user_in_our_cache_is_told_apart(tmp_path, monkeypatch):
     root = tmp_path / "cache"
     root.mkdir()
