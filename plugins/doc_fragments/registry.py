@@ -98,6 +98,10 @@ options:
       - A download that drops part way resumes from the bytes already received, and an upload that fails part way
         goes on from what the registry holds. Each blob has one budget of O(retries) shared by its requests and
         these resumes, so a blob waits at most O(retries) times 30 seconds in all.
+      - A registry name that does not resolve is not retried. A refused connection (nothing listens on that host and
+        port, or on the proxy's) is retried for about 3 seconds of waiting in all, however many O(retries) allow. The
+        message says how many attempts were made over how long, and names the proxy and the variable that set it when
+        the connection went through one.
     type: int
     default: 5
   requests_per_second:

@@ -22,6 +22,7 @@ import os
 import tarfile
 import tempfile
 
+from ansible_collections.imagepusher.registry.plugins.module_utils import _close_names
 from ansible_collections.imagepusher.registry.plugins.module_utils import _digest
 from ansible_collections.imagepusher.registry.plugins.module_utils import _media_types as _mt
 from ansible_collections.imagepusher.registry.plugins.module_utils import _names
@@ -95,10 +96,13 @@ def select(cache, names):
                 selected.append(found)
     if missing:
         held = sorted(names_of(entries))
+        close = dict((name, _close_names.close_names(name, held)) for name in missing)
         raise NotCachedError("image%s %s not in the cache %s (it holds: %s); pull %s first with imagepusher.registry.image_pull"
-                             % ("s" if len(missing) > 1 else "", ", ".join(missing), cache.root,
+                             % ("s" if len(missing) > 1 else "", ", ".join(name + _close_names.hint(close[name])
+                                                                           for name in missing), cache.root,
                                 ", ".join(held[:10]) + (", ..." if len(held) > 10 else "") if held else "nothing",
-                                "them" if len(missing) > 1 else "it"), name=missing[0])
+                                "them" if len(missing) > 1 else "it"), name=missing[0],
+                             did_you_mean=dict((k, v) for k, v in close.items() if v) or None)
     return sorted(selected, key=lambda pair: pair[0])
 
 

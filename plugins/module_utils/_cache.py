@@ -27,6 +27,7 @@ import stat
 import time
 
 from ansible_collections.imagepusher.registry.plugins.module_utils import _blob_io
+from ansible_collections.imagepusher.registry.plugins.module_utils import _cache_errors
 from ansible_collections.imagepusher.registry.plugins.module_utils import _digest
 from ansible_collections.imagepusher.registry.plugins.module_utils import _media_types
 from ansible_collections.imagepusher.registry.plugins.module_utils import _safe_files
@@ -52,13 +53,8 @@ def default_cache_dir():
     return os.path.join(base, "imagepusher")
 
 
-def _os_error(exc, what, path):
-    if exc.errno == errno.ENOSPC:
-        return CacheError("cache is out of disk space while %s (%s): free space or choose another cache_dir"
-                          % (what, path), path=path)
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return CacheError("cache_dir is not writable while %s (%s): %s" % (what, path, exc.strerror), path=path)
-    return CacheError("cache error while %s (%s): %s" % (what, path, exc.strerror or exc), path=path)
+def _os_error(exc, what, path, root=None):
+    return _cache_errors.os_error(exc, what, path, root)
 
 
 class FileLock:
@@ -72,7 +68,7 @@ class FileLock:
         self.path = path
         self.timeout = timeout
         self.poll = poll
-        self.root = root or os.path.dirname(path)
+        self.root = root or os.path.dirname(path)  # the cache it locks, also named in errors
         self._fd = None
 
     def _open(self):
@@ -83,7 +79,10 @@ class FileLock:
             return _safe_files.open_file(self.root, self.path, os.O_RDWR | os.O_CREAT)
 
     def __enter__(self):
-        self._fd = self._open()
+        try:
+            self._fd = self._open()
+        except OSError as exc:
+            raise _os_error(exc, "opening cache lock %s" % os.path.basename(self.path), self.path, self.root)
         deadline = time.time() + self.timeout
         while True:
             try:
@@ -92,7 +91,7 @@ class FileLock:
             except (IOError, OSError) as exc:
                 if exc.errno not in (errno.EAGAIN, errno.EACCES):
                     os.close(self._fd)
-                    raise
+                    raise _os_error(exc, "locking %s" % os.path.basename(self.path), self.path, self.root)
             if time.time() >= deadline:
                 os.close(self._fd)
                 raise LockTimeoutError("timed out after %ds waiting for cache lock %s held by another run"
@@ -116,6 +115,7 @@ class PartialWriter:
 
     def __init__(self, digest, path, offset, root):
         self.path = path
+        self.root = root
         self._what = "writing blob %s" % digest
         self._writer = self._call(_blob_io.BlobWriter, path, offset, self._call(self._open, root))
 
@@ -131,7 +131,7 @@ class PartialWriter:
         try:
             return operation(*args)
         except OSError as exc:
-            raise _os_error(exc, self._what, self.path)
+            raise _os_error(exc, self._what, self.path, self.root)
 
     def write(self, view):
         self._call(self._writer.write, view)
@@ -168,6 +168,8 @@ class Cache:
 
     def ensure(self):
         """Create the layout if needed (idempotent, safe against a concurrent creator)."""
+        # An existing cache the user cannot write is not one being created: the message says which.
+        what = "opening the cache" if self.exists() else "creating the cache"
         try:
             os.makedirs(self.root, exist_ok=True)  # the root is the user's choice: links allowed there
             for sub in ("blobs", os.path.join(STATE_DIR, "ingest"), os.path.join(STATE_DIR, "locks")):
@@ -180,7 +182,7 @@ class Cache:
                 if _safe_files.entry_stat(self.root, self._index_path()) is None:
                     atomic_write(self._index_path(), self._dump_index([]), self.root)
         except OSError as exc:
-            raise _os_error(exc, "creating the cache", self.root)
+            raise _os_error(exc, what, self.root, self.root)
         return self
 
     def lock(self, name):
@@ -191,7 +193,7 @@ class Cache:
             with _safe_files.Directory(self.root, locks, create=True):
                 pass
         except OSError as exc:
-            raise _os_error(exc, "creating the lock directory", locks)
+            raise _os_error(exc, "creating the lock directory", locks, self.root)
         return FileLock(os.path.join(locks, name + ".lock"), timeout=self.lock_timeout, root=self.root)
 
     # -- blobs ------------------------------------------------------------
@@ -223,7 +225,7 @@ class Cache:
         try:
             return os.fdopen(_safe_files.open_file(self.root, self.blob_path(digest), os.O_RDONLY), "rb")
         except OSError as exc:
-            raise _os_error(exc, "reading blob %s" % digest, self.blob_path(digest))
+            raise _os_error(exc, "reading blob %s" % digest, self.blob_path(digest), self.root)
 
     def read_small_blob(self, digest, limit):
         """Bytes of a manifest or config blob (bounded); re-verified, since they drive decisions."""
@@ -231,7 +233,7 @@ class Cache:
         try:
             data = _safe_files.read_bounded(self.root, path, limit)
         except OSError as exc:
-            raise _os_error(exc, "reading blob %s" % digest, path)
+            raise _os_error(exc, "reading blob %s" % digest, path, self.root)
         if len(data) > limit:
             raise CacheError("cached blob %s is larger than %d bytes" % (digest, limit), path=path)
         if _digest.of_bytes(data, _digest.split(digest)[0]) != digest:
@@ -254,7 +256,7 @@ class Cache:
         try:
             atomic_write(path, data, self.root)
         except OSError as exc:
-            raise _os_error(exc, "storing %s" % digest, path)
+            raise _os_error(exc, "storing %s" % digest, path, self.root)
         return True
 
     # -- partial downloads (written by _download.py) ---------------------
@@ -271,7 +273,7 @@ class Cache:
                 for chunk in iter(lambda: handle.read(_blob_io.BUFFER_SIZE), b""):
                     verifier.update(chunk)
         except OSError as exc:
-            raise _os_error(exc, "reading blob %s" % digest, partial)
+            raise _os_error(exc, "reading blob %s" % digest, partial, self.root)
 
     def discard_partial(self, digest):
         try:
@@ -292,7 +294,7 @@ class Cache:
                 raise _safe_files.refuse(final)  # rename cannot replace a directory: say why
             _safe_files.move_file(self.root, self.partial_path(digest), final)
         except OSError as exc:
-            raise _os_error(exc, "storing blob %s" % digest, final)
+            raise _os_error(exc, "storing blob %s" % digest, final, self.root)
 
     # -- references (index.json) -----------------------------------------
 
@@ -315,7 +317,7 @@ class Cache:
         except (IOError, OSError) as exc:
             if getattr(exc, "errno", None) == errno.ENOENT:
                 return []
-            raise _os_error(exc, "reading index.json", path)
+            raise _os_error(exc, "reading index.json", path, self.root)
         if len(raw) > INDEX_LIMIT:
             raise CacheError("%s is larger than %d MiB, more than an image index of the cache may be; it is "
                              "left as it is: move it away or fix it by hand" % (path, INDEX_LIMIT >> 20), path=path)
@@ -358,7 +360,7 @@ class Cache:
             try:
                 atomic_write(self._index_path(), self._dump_index(kept), self.root)
             except OSError as exc:
-                raise _os_error(exc, "updating index.json", self._index_path())
+                raise _os_error(exc, "updating index.json", self._index_path(), self.root)
         return True
 
     def remove_ref(self, name):
@@ -370,7 +372,7 @@ class Cache:
             try:
                 atomic_write(self._index_path(), self._dump_index(kept), self.root)
             except OSError as exc:
-                raise _os_error(exc, "updating index.json", self._index_path())
+                raise _os_error(exc, "updating index.json", self._index_path(), self.root)
         return True
 
     # -- where blobs came from (for cross-repository mounts) -------------
@@ -406,4 +408,4 @@ class Cache:
                 try:
                     atomic_write(self._sources_path(), json.dumps(data, sort_keys=True).encode("utf-8"), self.root)
                 except OSError as exc:
-                    raise _os_error(exc, "recording blob sources", self._sources_path())
+                    raise _os_error(exc, "recording blob sources", self._sources_path(), self.root)

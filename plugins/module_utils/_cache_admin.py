@@ -45,10 +45,12 @@ import stat as stat_mod
 import tempfile
 import time
 
+from ansible_collections.imagepusher.registry.plugins.module_utils import _close_names
 from ansible_collections.imagepusher.registry.plugins.module_utils import _digest
 from ansible_collections.imagepusher.registry.plugins.module_utils import _safe_files
 from ansible_collections.imagepusher.registry.plugins.module_utils import _tree
 from ansible_collections.imagepusher.registry.plugins.module_utils._cache import REF_NAME, STATE_DIR
+from ansible_collections.imagepusher.registry.plugins.module_utils._cache_errors import os_error
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import (
     CacheError,
     ImagePusherError,
@@ -100,7 +102,11 @@ def blob_files(cache, odd=None):
         if odd is not None and os.path.lexists(top):
             odd.append((None, top, os.lstat(top)))
         return blobs, temps
-    for algorithm in sorted(os.listdir(top)):
+    try:
+        algorithms = sorted(os.listdir(top))
+    except OSError as exc:
+        raise os_error(exc, "listing the blobs", top, cache.root)
+    for algorithm in algorithms:
         directory = os.path.join(top, algorithm)
         if algorithm not in _digest.ALGORITHMS:
             continue
@@ -264,6 +270,15 @@ def disk_usage(cache):
     return usage
 
 
+def not_found_message(entries, not_found, prefix=""):
+    """'not in the cache: a (did you mean b?), c' for names that designate nothing; '' when all were found."""
+    if not not_found:
+        return ""
+    held = [ref_name(e) or e.get("digest") for e in entries]
+    return prefix + "not in the cache: " + ", ".join(
+        name + _close_names.hint(_close_names.close_names(name, held)) for name in not_found)
+
+
 # -- state=absent --------------------------------------------------------------------
 
 def remove_refs(cache, names, check_mode=False):
@@ -285,7 +300,7 @@ def remove_refs(cache, names, check_mode=False):
     return {
         "msg": ("%s %d name%s from index.json; the blobs stay until image_cache state=pruned removes what no name "
                 "reaches" % ("would remove" if check_mode else "removed", len(removed), "" if len(removed) == 1 else "s")
-                if removed else "no name to remove"),
+                if removed else "no name to remove") + not_found_message(entries, not_found, "; "),
         "changed": bool(removed),
         "removed": removed,
         "not_found": not_found,
@@ -312,7 +327,7 @@ def _make_state_dirs(cache):
             with _safe_files.Directory(cache.root, directory, create=True):
                 pass
         except OSError as exc:
-            raise CacheError("cannot write in the cache %s: %s" % (cache.root, exc.strerror), path=directory)
+            raise os_error(exc, "writing in the cache", directory, cache.root)
 
 
 def filesystem_now_ns(cache):
@@ -323,7 +338,7 @@ def filesystem_now_ns(cache):
             pass
         fd, path = tempfile.mkstemp(dir=directory, prefix=".tmp-prune-start-")
     except OSError as exc:
-        raise CacheError("cannot write in the cache %s: %s" % (cache.root, exc.strerror), path=directory)
+        raise os_error(exc, "writing in the cache", directory, cache.root)
     try:
         return os.fstat(fd).st_mtime_ns
     finally:
@@ -444,7 +459,7 @@ def _remove(path):
         os.unlink(path)
     except OSError as exc:
         if exc.errno != errno.ENOENT:
-            raise CacheError("cannot remove %s: %s" % (path, exc.strerror), path=path)
+            raise os_error(exc, "removing a file", path)
 
 
 # -- state=verified ---------------------------------------------------------------------
@@ -484,7 +499,7 @@ def verify(cache, remove_bad=False, check_mode=False):
         except OSError as exc:
             if exc.errno == errno.ENOENT:
                 continue  # removed meanwhile (a prune): nothing to verify
-            raise CacheError("cannot read blob %s (%s): %s" % (digest, path, exc.strerror), path=path)
+            raise os_error(exc, "reading blob %s" % digest, path, cache.root)
         checked_bytes += st.st_size
         if actual != digest:
             bad.append({"digest": digest, "actual_digest": actual, "size": st.st_size, "reason": "digest mismatch",

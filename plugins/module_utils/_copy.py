@@ -130,5 +130,9 @@ def _named_failure(images, outcomes, number):
     for result in done_before:
         result.pop("diff", None)
     details = dict(exc.details, images=done_before, image_states=states)
+    # Images mirrored (or half mirrored) beside this one changed their targets: the failure says so.
+    details["changed"] = bool(exc.details.get("changed")) or any(
+        value["changed"] if state == _parallel.DONE else bool(getattr(value, "details", {}).get("changed"))
+        for state, value in outcomes if state in (_parallel.DONE, _parallel.FAILED))
     return type(exc)("images[%d] (%s -> %s): %s (entries: %s)" % (number, source, target, exc.message, counts),
                      **details)

@@ -24,6 +24,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.imagepusher.registry.plugins.module_utils import _download
+from ansible_collections.imagepusher.registry.plugins.module_utils._changes import Changes
 from ansible_collections.imagepusher.registry.plugins.module_utils import _manifest
 from ansible_collections.imagepusher.registry.plugins.module_utils import _plan
 from ansible_collections.imagepusher.registry.plugins.module_utils import _upload
@@ -46,6 +47,7 @@ class RegistryEndpoint:
         self.name = reference.name  # "registry/repository", as the cache records where blobs are
         self.chunk_size = chunk_size
         self.sessions = sessions or NoSessions()
+        self.changes = Changes(pushes=True)  # what this run wrote here, for a failure's result
         self._scopes = [repository_scope(self.repository, "pull", "push") if writable
                         else repository_scope(self.repository, "pull")]
 
@@ -100,21 +102,27 @@ class RegistryEndpoint:
                 return _plan.EXISTS, 0
             for repository in mount_from:
                 if self.mount_blob(digest, repository, budget):
+                    self.changes.blob(_plan.MOUNTED, 0)
                     return _plan.MOUNTED, 0
             # A resumed session sends only what the registry lacked (and says RESUMED).
-            return _upload.send_blob(
+            action, sent = _upload.send_blob(
                 self.client, self.reference, digest, size, store.blob_path(digest), self.sessions, budget,
                 chunk_size=self.chunk_size, resumable=store.keeps_sessions)
+            self.changes.blob(action, sent)
+            return action, sent
 
     def stream_blob(self, digest, size, handoff):
         """Upload from a download's buffer while it downloads (see _handoff.py); the bytes sent."""
-        return _upload.upload_stream(self.client, self.reference, digest, size, handoff)
+        sent = _upload.upload_stream(self.client, self.reference, digest, size, handoff)
+        self.changes.blob(_plan.UPLOADED, sent)
+        return sent
 
     def put_manifest(self, ref, manifest):
         pushed = self.client.put_manifest(self.repository, ref, manifest.raw, manifest.media_type)
         if pushed != manifest.digest:
             raise RegistryError("registry %s stored manifest %s as %s: it changed the bytes"
                                 % (self.registry, manifest.digest, pushed))
+        self.changes.manifest("%s:%s" % (self.name, ref) if ":" not in ref else "%s@%s" % (self.name, ref))
 
 
 class StoreEndpoint:
@@ -125,6 +133,7 @@ class StoreEndpoint:
         self.cache = cache
         self.root = cache.root
         self.keeps_sessions = keeps_sessions
+        self.changes = Changes()  # what this run wrote here, for a failure's result
 
     def upload_lock(self, target_name, digest):
         """What a push of `digest` to `target_name` holds while it mounts or uploads it (see _upload_lock.py)."""
@@ -172,11 +181,26 @@ class StoreEndpoint:
     def put_blob(self, digest, size, source, tee=None, on_bytes=None):
         """Download from `source` into the layout (verified, resumable): (action, bytes transferred)."""
         opener, budget = source.opener(digest)
-        return _download.download_blob(self.cache, digest, size, opener, budget, tee=tee, on_bytes=on_bytes)
+        action, count = _download.download_blob(self.cache, digest, size, opener, budget, tee=tee, on_bytes=on_bytes)
+        self.changes.blob(action, count)
+        return action, count
 
     def put_small_blob(self, digest, data):
         """Store bytes already in memory (and verified by whoever read them). True when newly written."""
-        return self.cache.write_blob_bytes(digest, data)
+        written = self.cache.write_blob_bytes(digest, data)
+        if written:
+            self.changes.blob(_plan.DOWNLOADED, len(data))
+        return written
 
     def put_manifest(self, ref, manifest):
-        return self.cache.write_blob_bytes(manifest.digest, manifest.raw)
+        written = self.cache.write_blob_bytes(manifest.digest, manifest.raw)
+        if written:
+            self.changes.manifest(manifest.digest)
+        return written
+
+    def set_ref(self, name, descriptor, annotations=None, require=()):
+        """Point the cache name `name` at an image (see Cache.set_ref). True when index.json changed."""
+        changed = self.cache.set_ref(name, descriptor, annotations, require=require)
+        if changed:
+            self.changes.name(name)
+        return changed

@@ -103,6 +103,18 @@ class CacheError(ImagePusherError):
     """The on-host cache cannot be used (permissions, corruption, disk full)."""
 
 
+class CachePermissionError(CacheError):
+    """The cache, or a file in it, may not be written (or read) by the user running the task."""
+
+
+class CacheFullError(CacheError):
+    """The cache's file system is out of space (or the user out of quota)."""
+
+
+class CacheReadOnlyError(CacheError):
+    """The cache is on a file system mounted read-only."""
+
+
 class NotCachedError(CacheError):
     """The image asked for is not in the cache."""
 

@@ -16,6 +16,7 @@ __metaclass__ = type
 
 import json
 
+from ansible_collections.imagepusher.registry.plugins.module_utils import _close_names
 from ansible_collections.imagepusher.registry.plugins.module_utils import _media_types
 from ansible_collections.imagepusher.registry.plugins.module_utils import _names
 from ansible_collections.imagepusher.registry.plugins.module_utils import _tree
@@ -192,6 +193,9 @@ def inspect_cache(cache, name, list_tags=False):
         result["reference"] = cache_name
         result["complete"] = scan.complete
         result["missing"] = scan.missing
+    else:
+        close = _close_names.close_names(name, [_names.entry_name(e) for e in entries])
+        result["msg"] = "image %s is not in the cache %s%s" % (name, cache.root, _close_names.hint(close))
     if list_tags:
         repository = _names.repository_of(cache_name or name)
         result["tags"] = _names.cache_tags(entries, repository) if repository else []

@@ -17,6 +17,8 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.imagepusher.registry.plugins.module_utils import _plan
+from ansible_collections.imagepusher.registry.plugins.module_utils._changes import mark_failure
+from ansible_collections.imagepusher.registry.plugins.module_utils._errors import ImagePusherError
 
 
 class Mirror:
@@ -47,10 +49,13 @@ class Mirror:
             # Check mode fills no cache, but reports the bytes the real run would download.
             pulled = self.pull.result(job, plan.fetches, plan.stores)
         else:
-            fetched, sent = self.engine.copy(plan.pairs(), self.pull.source, self.pull.cache, self.push.target,
-                                             done=self.pull.begin(job))
-            pulled = self.pull.finish(job, fetched)
-            sends = self.push.finish(job.tree, sends, puts, sent)
+            try:
+                fetched, sent = self.engine.copy(plan.pairs(), self.pull.source, self.pull.cache, self.push.target,
+                                                 done=self.pull.begin(job))
+                pulled = self.pull.finish(job, fetched)
+                sends = self.push.finish(job.tree, sends, puts, sent)
+            except ImagePusherError as exc:
+                raise mark_failure(exc, self.pull.cache.changes, self.push.target.changes)
         pushed = self.push.result(job.name, job.tree, sends, puts, True, before)
         return _result(job, pushed, pulled, cached=job.done or not check_mode)
 

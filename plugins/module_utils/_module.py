@@ -212,6 +212,10 @@ def run(module, operation):
         # "path" in a result makes Ansible add that file's mode/owner/size: name it for what it is.
         details = dict(("cache_path" if k == "path" else k, v) for k, v in exc.details.items() if v is not None)
         details.update(_quota_report(module))
+        # A failure after a registry or the cache was written says changed: true (and `done`, what was);
+        # any other failure leaves `changed` out, which Ansible reads as false.
+        if not details.get("changed"):
+            details.pop("changed", None)
         module.fail_json(msg=exc.message, error=type(exc).__name__, **details)
     if not module._diff:
         result.pop("diff", None)

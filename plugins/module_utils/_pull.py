@@ -15,7 +15,8 @@ __metaclass__ = type
 from ansible_collections.imagepusher.registry.plugins.module_utils import _cache as cache_mod
 from ansible_collections.imagepusher.registry.plugins.module_utils import _names
 from ansible_collections.imagepusher.registry.plugins.module_utils import _plan
-from ansible_collections.imagepusher.registry.plugins.module_utils._errors import MissingBlobError
+from ansible_collections.imagepusher.registry.plugins.module_utils._changes import mark_failure
+from ansible_collections.imagepusher.registry.plugins.module_utils._errors import ImagePusherError, MissingBlobError
 from ansible_collections.imagepusher.registry.plugins.module_utils._source import SourceReader
 
 
@@ -57,7 +58,10 @@ class Pull:
             self.prepare(job, source_digest)
         if job.done or check_mode:
             return self.result(job, job.plan.fetches, job.plan.stores)
-        return self.finish(job, self.begin(job))
+        try:
+            return self.finish(job, self.begin(job))
+        except ImagePusherError as exc:
+            raise mark_failure(exc, self.cache.changes)
 
     def new_job(self, reference, platforms):
         return PullJob(reference, _names.normalize_platforms(platforms))
@@ -108,7 +112,7 @@ class Pull:
             stores = [step._replace(action=_plan.DOWNLOADED if self.cache.put_manifest(step.ref, step.manifest)
                                     else _plan.CACHED) for step in job.plan.stores]
             try:
-                ref_changed = self.cache.cache.set_ref(
+                ref_changed = self.cache.set_ref(
                     job.name, {"mediaType": tree.media_type, "digest": tree.digest, "size": len(tree.top.raw)},
                     job.annotations, require=[s.digest for s in fetches] + [m.digest for m in tree.manifests])
                 break
@@ -136,7 +140,9 @@ class Pull:
             "cache_name": job.name,
             "digest": tree.digest,
             "source_digest": job.source_digest,
-            "digest_changed": tree.digest != job.source_digest,
+            # A new digest only when the cache holds an index this run wrote (narrowed to several platforms);
+            # one platform's manifest is the registry's own, its digest preserved.
+            "digest_changed": tree.digest != job.source_digest and tree.top.is_index,
             "media_type": tree.media_type,
             "platforms": list(tree.platforms),
             "blobs": _plan.render_blobs(fetches),

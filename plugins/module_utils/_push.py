@@ -16,7 +16,8 @@ __metaclass__ = type
 from ansible_collections.imagepusher.registry.plugins.module_utils import _names
 from ansible_collections.imagepusher.registry.plugins.module_utils import _plan
 from ansible_collections.imagepusher.registry.plugins.module_utils import _tree
-from ansible_collections.imagepusher.registry.plugins.module_utils._errors import NotCachedError
+from ansible_collections.imagepusher.registry.plugins.module_utils._changes import mark_failure
+from ansible_collections.imagepusher.registry.plugins.module_utils._errors import ImagePusherError, NotCachedError
 from ansible_collections.imagepusher.registry.plugins.module_utils._parallel import parallel_map
 
 
@@ -35,7 +36,10 @@ class Push:
             return self.result(source_name, tree, [], [], False, before)
         sends, puts = self.plan(tree)
         if not check_mode:
-            sends = self.finish(tree, sends, puts)
+            try:
+                sends = self.finish(tree, sends, puts)
+            except ImagePusherError as exc:
+                raise mark_failure(exc, self.target.changes)
         return self.result(source_name, tree, sends, puts, True, before)
 
     def source_tree(self, source_name, entry, platforms=None):

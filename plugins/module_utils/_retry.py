@@ -22,6 +22,9 @@ import random
 import time
 
 RETRY_STATUSES = frozenset([408, 429, 500, 502, 503, 504])
+# Seconds of backoff one transfer spends on refused connections, whatever `retries` allows: a registry
+# restarting comes back within that, a wrong host or port never does (18.5 s with retries=5 before).
+REFUSED_WAIT = 3.0
 
 
 def should_retry_status(status):
@@ -65,6 +68,7 @@ class RetryBudget:
         self.base = base
         self.cap = cap
         self.spent = 0
+        self.refused_waited = 0.0
         self._sleep = sleep
         self._on_retry = on_retry
 
@@ -80,11 +84,23 @@ class RetryBudget:
         """
         if self.spent >= self.retries:
             return False
-        delay = backoff_delay(self.spent, self.base, self.cap, retry_after)
+        self._take(backoff_delay(self.spent, self.base, self.cap, retry_after))
+        return True
+
+    def retry_refused(self):
+        """retry() for a refused connection: all such waits together stay within REFUSED_WAIT seconds."""
+        left = REFUSED_WAIT - self.refused_waited
+        if self.spent >= self.retries or left <= 0:
+            return False
+        delay = min(backoff_delay(self.spent, self.base, self.cap), left)
+        self.refused_waited += delay
+        self._take(delay)
+        return True
+
+    def _take(self, delay):
         self.spent += 1
         self.count()
         self._sleep(delay)
-        return True
 
     def count(self):
         """Report a retry that the policy makes whatever the budget (one fresh download after a

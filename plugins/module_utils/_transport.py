@@ -41,6 +41,7 @@ except ImportError as exc:  # pragma: no cover - depends on the host
     HAS_REQUESTS = False
     REQUESTS_IMPORT_ERROR = exc
 
+from ansible_collections.imagepusher.registry.plugins.module_utils import _connection_errors
 from ansible_collections.imagepusher.registry.plugins.module_utils import _deadline
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import (
     TLSError,
@@ -64,11 +65,17 @@ def describe_connection_error(exc):
     reason = exc.args[0] if getattr(exc, "args", None) else exc
     # requests wraps urllib3's MaxRetryError, whose .reason is the real failure.
     reason = getattr(reason, "reason", None) or reason
+    # urllib3's ProxyError is ("Unable to connect to proxy", the error): its str() is a tuple's repr.
+    args = getattr(reason, "args", ())
+    if len(args) == 2 and isinstance(args[1], Exception):
+        reason = args[1]
     text = str(reason)
     # urllib3 prefixes "HTTPConnection(host=..., port=...): "; our message names the host already.
-    if "): " in text:
-        text = text.split("): ", 1)[1]
+    text = _POOL_PREFIX_RE.sub("", text, count=1)
     return scrub_urls(text)[:300]
+
+
+_POOL_PREFIX_RE = re.compile(r"^[A-Za-z]+(?:Pool)?\(host=[^)]*\): ")
 
 
 _URL_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)([^/\s'\"?#]*)[^\s'\"]*")
@@ -314,6 +321,7 @@ class Transport:
             budget = self.new_budget()
         attempts = 0
         last_exc = None
+        started = time.monotonic()
         while True:
             attempts += 1
             self.rate_limits.wait(host)
@@ -327,7 +335,7 @@ class Transport:
                 stall = _deadline.take_stall()  # the deadline shut it: a TLS read then fails as an SSLError too
                 if isinstance(exc, requests.exceptions.SSLError) and stall is None:
                     raise tls_error(host, exc, self.client_cert)
-                if budget.retry():
+                if _connection_errors.retry(stall or exc, budget):  # a bad name at once, a refusal briefly
                     continue
                 last_exc = stall or exc
                 break
@@ -344,8 +352,8 @@ class Transport:
                 budget.retry(retry_after)
                 continue
             return response
-        raise TransportError("cannot reach registry %s after %d attempt(s): %s"
-                             % (host, attempts, describe_connection_error(last_exc)), registry=host)
+        raise _connection_errors.unreachable(last_exc, url, host, attempts, time.monotonic() - started,
+                                             describe_connection_error(last_exc))
 
     def close(self):
         self.session.close()

@@ -244,9 +244,13 @@ removed:
   type: list
   elements: str
 msg:
-  description: What O(state=absent) did; it reminds that blobs stay until O(state=pruned).
-  returned: when O(state=absent)
+  description:
+    - What O(state=absent) did; it reminds that blobs stay until O(state=pruned).
+    - With O(state=present) or O(state=absent), the names of O(name) the cache does not hold, each with the cached
+      names close to it (the same repository and tag under another registry, or a similar spelling).
+  returned: when O(state=absent), or O(state=present) with names not found
   type: str
+  sample: "not in the cache: eco/small:v1 (did you mean 127.0.0.1:5150/eco/small:v1?)"
 removed_blobs:
   description: Blobs deleted by O(state=pruned) (in check mode, that would be), each with C(digest) and C(size).
   returned: when O(state=pruned)
@@ -344,7 +348,10 @@ from ansible_collections.imagepusher.registry.plugins.module_utils import _modul
 
 def present(module, cache):
     images, not_found = _cache_admin.list_images(cache, module.params["name"])
-    return {"changed": False, "images": images, "not_found": not_found, "usage": _cache_admin.disk_usage(cache)}
+    result = {"changed": False, "images": images, "not_found": not_found, "usage": _cache_admin.disk_usage(cache)}
+    if not_found:
+        result["msg"] = _cache_admin.not_found_message(cache.entries() if cache.exists() else [], not_found)
+    return result
 
 
 def pruned(module, cache):

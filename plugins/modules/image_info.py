@@ -241,6 +241,13 @@ cache_name:
   description: The name the cache holds the image under, V(null) when it holds none.
   returned: when O(source=cache)
   type: str
+msg:
+  description:
+    - That the cache does not hold O(name), with the cached names close to it (the same repository and tag under
+      another registry, or a similar spelling).
+  returned: when O(source=cache) and RV(exists=false)
+  type: str
+  sample: image eco/small:v1 is not in the cache /home/me/.cache/imagepusher (did you mean 127.0.0.1:5150/eco/small:v1?)
 cache_dir:
   description: Absolute path of the cache.
   returned: when O(source=cache)

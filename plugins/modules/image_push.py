@@ -260,6 +260,48 @@ rate_limits:
       description: Seconds until the window resets.
       type: int
       returned: when announced
+done:
+  description:
+    - When the task fails after it already wrote to the target registry (or, with O(source), the cache), what it wrote before the failure; the task then
+      reports C(changed=true). Absent from a failure that changed nothing.
+  returned: on failure, after something was written
+  type: dict
+  contains:
+    blobs_downloaded:
+      description: Blobs downloaded into the cache.
+      type: int
+    bytes_downloaded:
+      description: Bytes of those blobs.
+      type: int
+    blobs_uploaded:
+      description: Blobs uploaded to the target.
+      type: int
+    blobs_mounted:
+      description: Blobs mounted on the target from another repository of its registry.
+      type: int
+    bytes_uploaded:
+      description: Bytes uploaded.
+      type: int
+    manifests_pushed:
+      description: Manifests put on the target, as C(registry/repository@digest) or C(registry/repository:tag).
+      type: list
+      elements: str
+    manifests_stored:
+      description: Manifests newly stored in the cache.
+      type: int
+    cache_names:
+      description: Names pointed at an image in the cache's C(index.json).
+      type: list
+      elements: str
+  sample:
+    blobs_downloaded: 0
+    bytes_downloaded: 0
+    blobs_uploaded: 3
+    blobs_mounted: 0
+    bytes_uploaded: 31457280
+    manifests_pushed: [registry.example.com/team/app:v1]
+    manifests_stored: 0
+    cache_names: []
 """
 
 import re

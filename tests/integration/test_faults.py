@@ -662,6 +662,9 @@ def test_disk_full_fails_clearly_and_the_rerun_resumes(small_fs, registry, sampl
         full = ws.run_playbook(pb, timeout=120)
         result = failed(full, "pull")
         assert "disk space" in result["msg"] and big.digest in result["msg"], result["msg"]
+        # issue 14: what it stored before the disk filled (the config, the small layers) is said, with changed
+        assert result["error"] == "CacheFullError" and result["changed"] is True, result
+        assert result["done"]["blobs_downloaded"] >= 1 and result["done"]["cache_names"] == [], result["done"]
         assert (cache / "index.json").read_bytes() == index_before
         files = assert_blobs_verify(cache)
         assert big.digest not in files

@@ -104,6 +104,10 @@ def test_export_refuses_unknown_and_incomplete_images(cache, tmp_path):
     with pytest.raises(NotCachedError) as raised:
         archive.export_images(cache, [SINGLE, "127.0.0.1:5000/test/nope:v1"], str(tmp_path / "x.tar"))
     assert "127.0.0.1:5000/test/nope:v1" in raised.value.message and SINGLE in raised.value.message
+    with pytest.raises(NotCachedError) as raised:  # issue 14: a close cached name is suggested
+        archive.export_images(cache, ["test/oci-single:v1"], str(tmp_path / "x.tar"))
+    assert raised.value.message.startswith("image test/oci-single:v1 (did you mean %s?) not in the cache" % SINGLE)
+    assert raised.value.details["did_you_mean"] == {"test/oci-single:v1": [SINGLE]}
     os.unlink(cache.blob_path(images.oci_single().layers[0].digest))
     with pytest.raises(NotCachedError) as raised:
         archive.export_images(cache, [SINGLE], str(tmp_path / "x.tar"))

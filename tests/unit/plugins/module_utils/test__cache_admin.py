@@ -113,6 +113,15 @@ def test_list_images_filtered(cache):
     assert not_found == ["nothing/here:v1"]
 
 
+def test_names_not_found_come_with_close_cached_names(cache):
+    _listed, not_found = admin.list_images(cache, ["test/multi:v1", "nothing/here:v1"])
+    assert admin.not_found_message(cache.entries(), not_found) == (
+        "not in the cache: test/multi:v1 (did you mean %s?), nothing/here:v1" % MULTI)
+    assert admin.not_found_message(cache.entries(), []) == ""
+    assert admin.remove_refs(cache, ["ngnix"], check_mode=True)["msg"] == (
+        "no name to remove; not in the cache: ngnix (did you mean %s?)" % HUB)
+
+
 def test_list_images_of_a_missing_cache(tmp_path):
     cache = Cache(str(tmp_path / "nowhere"))
     assert admin.list_images(cache) == ([], [])

@@ -136,6 +136,7 @@ def test_a_failure_names_its_entry_and_carries_the_images_mirrored_before_it(cac
     assert error.status == 404 and error.details["status"] == 404
     assert [r["target"] for r in error.details["images"]] == ["reg.test/prod/one:v1"]
     assert error.details["images"][0]["digest"] == first.digest
+    assert error.details["changed"] is True  # images[0] was mirrored: the failed task changed its target
     assert not [c for c in target.calls if c[1] == "prod/two"]  # the run stopped at the failure
 
 

@@ -233,8 +233,9 @@ def test_ingest_more_bytes_than_declared_discards_the_partial_and_retries_fresh(
 
 @pytest.mark.parametrize("error, message", [
     (errno.ENOSPC, "cache is out of disk space while writing blob %s (%s): free space or choose another cache_dir"),
-    (errno.EDQUOT, "cache error while writing blob %s (%s): Disk quota exceeded"),
-    (errno.EACCES, "cache_dir is not writable while writing blob %s (%s): Permission denied"),
+    (errno.EDQUOT, "cache is over its disk quota while writing blob %s (%s): free space or choose another cache_dir"),
+    (errno.EACCES, "permission denied while writing blob %s (%s): its permissions do not allow this user (uid " + str(os.geteuid())
+     + "): give the owner write access to the cache %s (chmod -R u+rwX), or choose another cache_dir"),
     (errno.EIO, "cache error while writing blob %s (%s): Input/output error"),
 ])
 def test_ingest_write_failure_is_a_cache_error_and_leaves_blobs_and_index_alone(cache, monkeypatch, error,
@@ -254,7 +255,7 @@ def test_ingest_write_failure_is_a_cache_error_and_leaves_blobs_and_index_alone(
     opener = Opener(serve())
     with pytest.raises(CacheError) as info:
         download_blob(cache, DIGEST, SIZE, opener, retry_budget())
-    assert info.value.message == message % (DIGEST, cache.partial_path(DIGEST))
+    assert info.value.message == message.replace("cache %s", "cache " + cache.root) % (DIGEST, cache.partial_path(DIGEST))
     assert opener.calls == [0] and opener.closed == 1  # not retried: the disk will not get emptier
     assert blob_files(cache) == []
     assert read(os.path.join(cache.root, "index.json")) == index_before

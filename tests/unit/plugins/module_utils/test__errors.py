@@ -37,7 +37,8 @@ REGISTRY = [RegistryError, NotFoundError, AuthenticationError, AuthorizationErro
 
 
 def test_every_class_of_the_module_is_in_the_tree():
-    assert len(ALL) == 19
+    assert len(ALL) == 22
+    assert len(ALL) == 21
     defined_here = [cls for _name, cls in inspect.getmembers(_errors, inspect.isclass) if cls.__module__ == _errors.__name__]
     assert set(ALL) == set(defined_here)
 
@@ -145,3 +146,8 @@ def test_messages_quote_through_the_one_helper():
         ImageReference.parse(long_name)
     assert quote_value(long_name) in info.value.message
     assert info.value.details["reference"] == quote_value(long_name)
+
+
+def test_the_typed_cache_os_errors_are_cache_errors():
+    for cls in (_errors.CachePermissionError, _errors.CacheFullError, _errors.CacheReadOnlyError):
+        assert issubclass(cls, CacheError) and not issubclass(cls, NotCachedError)

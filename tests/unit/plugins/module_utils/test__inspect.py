@@ -137,6 +137,13 @@ def test_cache_absent_is_not_an_error(cache, name):
     assert result["cache_name"] is None
 
 
+def test_cache_absent_says_so_and_suggests_a_close_name(cache):
+    result = inspect_mod.inspect_cache(cache, "test/multi:v1")
+    assert result["exists"] is False
+    assert result["msg"] == ("image test/multi:v1 is not in the cache %s (did you mean 127.0.0.1:5000/test/multi:v1 "
+                             "or 127.0.0.1:5000/test/multi:v1+linux-amd64?)" % cache.root)
+
+
 def test_cache_that_does_not_exist(tmp_path):
     result = inspect_mod.inspect_cache(Cache(str(tmp_path / "none")), SINGLE, list_tags=True)
     assert result["exists"] is False and result["tags"] == []

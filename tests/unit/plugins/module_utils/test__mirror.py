@@ -5,9 +5,12 @@
 
 import os
 
+import pytest
+
 from ansible_collections.imagepusher.registry.plugins.module_utils._cache import Cache
 from ansible_collections.imagepusher.registry.plugins.module_utils._endpoints import RegistryEndpoint, StoreEndpoint
 from ansible_collections.imagepusher.registry.plugins.module_utils._engine import Engine
+from ansible_collections.imagepusher.registry.plugins.module_utils._errors import RegistryError
 from ansible_collections.imagepusher.registry.plugins.module_utils._mirror import Mirror
 from ansible_collections.imagepusher.registry.plugins.module_utils._pull import Pull
 from ansible_collections.imagepusher.registry.plugins.module_utils._push import Push
@@ -113,3 +116,24 @@ def test_a_narrowed_mirror_pushes_the_platforms_manifest_and_names_it_in_the_cac
     s.source.calls = []
     again = s.mirror().run(SOURCE, platforms=["linux/arm64"])
     assert again["changed"] is False and s.source.seen(*BLOB_READS) == []
+
+
+def test_a_mirror_that_fails_after_both_ends_changed_says_what_it_did_on_each(tmp_path):
+    s = Setup(tmp_path)
+    real_put = s.target.put_manifest
+
+    def refuse_the_tag(repository, ref, raw, media_type):
+        if ref == "v1":
+            raise RegistryError("tag v1 is immutable", status=400)
+        return real_put(repository, ref, raw, media_type)
+    s.target.put_manifest = refuse_the_tag
+    with pytest.raises(RegistryError) as info:
+        s.mirror().run(SOURCE)
+    details = info.value.details
+    assert details["changed"] is True and details["status"] == 400
+    done = details["done"]
+    assert done["blobs_downloaded"] == done["blobs_uploaded"] == len(s.store.blobs)
+    assert done["bytes_downloaded"] == done["bytes_uploaded"] == s.size
+    assert done["manifests_pushed"] == ["reg.test/prod/app@%s" % c.digest for c in s.children]
+    assert done["cache_names"] == [NAME] and done["manifests_stored"] == 1 + len(s.children)
+    assert "v1" not in s.target.repo("prod/app").tags

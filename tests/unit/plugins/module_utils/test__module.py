@@ -352,6 +352,18 @@ def test_client_for_holds_the_registry_to_requests_per_second_and_a_source_to_th
     assert buckets["registry.example.com"].interval == pytest.approx(0.1)
     assert buckets["src.example.com"].interval == pytest.approx(0.5)
     transport.close()
+def test_run_says_changed_when_the_error_says_something_was_written():
+    done = {"blobs_uploaded": 1, "manifests_pushed": ["reg/app:v1"]}
+
+    def operation():
+        raise CacheError("the cache belongs to another user", path="/c", changed=True, done=done)
+    failed = failure(_module.run, FakeModule(), operation)
+    assert failed == {"msg": "the cache belongs to another user", "error": "CacheError", "cache_path": "/c",
+                      "changed": True, "done": done}
+
+    def unchanged():
+        raise CacheError("nothing written", changed=False)
+    assert failure(_module.run, FakeModule(), unchanged) == {"msg": "nothing written", "error": "CacheError"}
 
 
 def test_run_lets_a_bug_through():

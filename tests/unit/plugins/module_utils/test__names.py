@@ -239,6 +239,11 @@ def test_find_source_not_cached(cache, tmp_path):
     assert raised.value.message == ("image 127.0.0.1:5000/test/absent:v1 is not in the cache %s: pull it first with "
                                     "imagepusher.registry.image_pull" % cache.root)
     assert raised.value.details["name"] == "127.0.0.1:5000/test/absent:v1"
+    with pytest.raises(NotCachedError) as raised:  # issue 14: the same repository and tag under its registry
+        _names.find_source(cache, "test/multi:v1")
+    assert raised.value.message == ("image test/multi:v1 is not in the cache %s (did you mean 127.0.0.1:5000/test/multi:v1?): "
+                                    "pull it first with imagepusher.registry.image_pull" % cache.root)
+    assert raised.value.details["did_you_mean"] == ["127.0.0.1:5000/test/multi:v1"]
     with pytest.raises(NotCachedError) as raised:
         _names.find_source(cache, "absent", layout=True)
     assert "is not in the OCI layout %s: the layout names: %s" % (cache.root, DOCKER) in raised.value.message

@@ -13,7 +13,11 @@ from ansible_collections.imagepusher.registry.plugins.module_utils import _media
 from ansible_collections.imagepusher.registry.plugins.module_utils._cache import Cache
 from ansible_collections.imagepusher.registry.plugins.module_utils._endpoints import RegistryEndpoint, StoreEndpoint
 from ansible_collections.imagepusher.registry.plugins.module_utils._engine import Engine
-from ansible_collections.imagepusher.registry.plugins.module_utils._errors import DigestMismatchError
+from ansible_collections.imagepusher.registry.plugins.module_utils._errors import (
+    CacheFullError,
+    CachePermissionError,
+    DigestMismatchError,
+)
 from ansible_collections.imagepusher.registry.plugins.module_utils._pull import Pull
 from ansible_collections.imagepusher.registry.plugins.module_utils._reference import ImageReference
 
@@ -102,13 +106,14 @@ def test_a_single_platform_image_stores_the_config_read_while_planning(tmp_path)
     assert cache.has_blob(config, top.config.size)
 
 
-def test_a_narrowed_pull_has_a_name_of_its_own_and_says_the_digest_changed(tmp_path):
+def test_a_pull_narrowed_to_one_platform_has_a_name_of_its_own_and_keeps_that_platforms_digest(tmp_path):
     store, index, (_amd, arm, _armv7) = multiarch()
     client, cache = setup(tmp_path, store, index)
     result = pull(client, cache).run(REF, platforms=["linux/arm64"])
     assert result["cache_name"] == NAME + "+linux-arm64-v8"
     assert result["digest"] == arm.digest and result["source_digest"] == index.digest
-    assert result["digest_changed"] is True and result["platforms"] == ["linux/arm64/v8"]
+    # The registry's own manifest of that platform, its digest preserved: not a new digest.
+    assert result["digest_changed"] is False and result["platforms"] == ["linux/arm64/v8"]
     assert [m["digest"] for m in result["manifests"]] == [arm.digest]
     assert len(result["blobs"]) == 3  # config, shared base layer, arm64 layer
     entry = cache.get_ref(NAME + "+linux-arm64-v8")
@@ -148,3 +153,30 @@ def test_an_index_declaring_a_wrong_child_size_fails_whether_or_not_the_cache_ho
     pull(client, cache).run(REF)  # the child is now cached under its own tag
     with pytest.raises(DigestMismatchError):
         pull(client, cache).run(index_ref)
+
+
+def test_a_pull_that_fails_after_storing_blobs_says_changed_and_what_it_stored(tmp_path, monkeypatch):
+    store, index, _children = multiarch()
+    client, cache = setup(tmp_path, store, index)
+
+    def full(*args, **kwargs):
+        raise CacheFullError("cache is out of disk space while updating index.json", path=cache.root)
+    monkeypatch.setattr(cache, "set_ref", full)
+    with pytest.raises(CacheFullError) as info:
+        pull(client, cache).run(REF)
+    done = info.value.details["done"]
+    assert info.value.details["changed"] is True
+    assert done["blobs_downloaded"] == len(store.blobs) and done["bytes_downloaded"] == blob_sizes(store)
+    assert done["manifests_stored"] == 4 and done["cache_names"] == [] and done["manifests_pushed"] == []
+
+
+def test_a_pull_into_a_cache_it_cannot_create_is_unchanged(tmp_path, monkeypatch):
+    store, index, _children = multiarch()
+    client, cache = setup(tmp_path, store, index)
+
+    def denied():
+        raise CachePermissionError("permission denied", path=cache.root)
+    monkeypatch.setattr(cache, "ensure", denied)
+    with pytest.raises(CachePermissionError) as info:
+        pull(client, cache).run(REF)
+    assert info.value.details == {"path": cache.root}

@@ -10,7 +10,7 @@ import pytest
 from ansible_collections.imagepusher.registry.plugins.module_utils._cache import Cache
 from ansible_collections.imagepusher.registry.plugins.module_utils._endpoints import RegistryEndpoint, StoreEndpoint
 from ansible_collections.imagepusher.registry.plugins.module_utils._engine import Engine
-from ansible_collections.imagepusher.registry.plugins.module_utils._errors import NotCachedError
+from ansible_collections.imagepusher.registry.plugins.module_utils._errors import CachePermissionError, NotCachedError, RegistryError
 from ansible_collections.imagepusher.registry.plugins.module_utils._pull import Pull
 from ansible_collections.imagepusher.registry.plugins.module_utils._push import Push
 from ansible_collections.imagepusher.registry.plugins.module_utils._reference import ImageReference
@@ -137,3 +137,35 @@ def test_an_incomplete_image_is_refused_before_any_request(cached):
     with pytest.raises(NotCachedError) as info:
         pusher(client, cache).run(NAME, entry)
     assert "is incomplete" in info.value.message and client.calls == []
+
+
+def test_a_push_that_fails_after_the_target_changed_says_so_and_what_it_did(cached, monkeypatch):
+    """A push against a cache it cannot write (another user's) pushes the image, then cannot record where
+    the blobs went: the failure says changed, with the blobs and manifests it pushed."""
+    store, index, children, cache = cached
+    client = FakeRegistryClient()
+
+    def denied(digests, name):
+        raise CachePermissionError("permission denied while opening cache lock sources.lock", path=cache.root)
+    monkeypatch.setattr(cache, "record_sources", denied)
+    with pytest.raises(CachePermissionError) as info:
+        pusher(client, cache).run(NAME, cache.get_ref(NAME))
+    details = info.value.details
+    assert details["changed"] is True
+    assert details["done"]["blobs_uploaded"] == len(store.blobs)
+    assert details["done"]["bytes_uploaded"] == sum(len(b) for b in store.blobs.values())
+    assert details["done"]["manifests_pushed"] == (["reg.test/prod/app@%s" % c.digest for c in children]
+                                                   + ["reg.test/prod/app:v2"])
+    assert client.repo("prod/app").tags["v2"] == index.digest
+
+
+def test_a_push_that_fails_before_writing_anything_is_unchanged(cached):
+    _store, _index, _children, cache = cached
+    client = FakeRegistryClient()
+
+    def refused(*args, **kwargs):
+        raise RegistryError("denied", status=403)
+    client.start_upload = refused
+    with pytest.raises(RegistryError) as info:
+        pusher(client, cache).run(NAME, cache.get_ref(NAME))
+    assert info.value.details == {"status": 403, "code": None}

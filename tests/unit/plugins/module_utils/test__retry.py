@@ -8,6 +8,7 @@ import pytest
 
 from ansible_collections.imagepusher.registry.plugins.module_utils import _retry
 from ansible_collections.imagepusher.registry.plugins.module_utils._retry import (
+    REFUSED_WAIT,
     RetryBudget,
     backoff_delay,
     parse_retry_after,
@@ -143,3 +144,12 @@ def test_budget_without_on_retry_and_a_negative_size():
     assert made.remaining == 0 and made.retry() is False
     made.count()  # no hook: nothing to report to
     assert sleeps == []
+
+
+def test_refused_connections_wait_a_few_seconds_in_all_whatever_retries_allows():
+    sleeps = []
+    budget = RetryBudget(20, base=0.5, cap=30.0, sleep=sleeps.append)
+    while budget.retry_refused():
+        pass
+    assert abs(sum(sleeps) - REFUSED_WAIT) < 1e-9 and len(sleeps) < 20
+    assert budget.retry() is True  # other failures still have the rest of the budget
