@@ -169,7 +169,8 @@ class Cache:
     def ensure(self):
         """Create the layout if needed (idempotent, safe against a concurrent creator)."""
         # An existing cache the user cannot write is not one being created: the message says which.
-        what = "opening the cache" if self.exists() else "creating the cache"
+        # (lexists, not exists(): only the wording depends on it, and it must hold when nothing can be opened)
+        what = "opening the cache" if os.path.lexists(self._index_path()) else "creating the cache"
         try:
             os.makedirs(self.root, exist_ok=True)  # the root is the user's choice: links allowed there
             for sub in ("blobs", os.path.join(STATE_DIR, "ingest"), os.path.join(STATE_DIR, "locks")):
