@@ -13,7 +13,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.imagepusher.registry.plugins.module_utils._endpoints import RegistryEndpoint, StoreEndpoint
-from ansible_collections.imagepusher.registry.plugins.module_utils._engine import Engine
+from ansible_collections.imagepusher.registry.plugins.module_utils._engine import Engine, Events
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import ImagePusherError
 from ansible_collections.imagepusher.registry.plugins.module_utils._mirror import Mirror
 from ansible_collections.imagepusher.registry.plugins.module_utils._pull import Pull
@@ -49,13 +49,16 @@ def mirror_images(images, client_for, cache, concurrency=4, check_mode=False, ev
     The first failure stops the run and names the entry; what was mirrored before it is in its details.
     """
     results, before = [], {}
+    events = events or Events()
     for number, (source, target, image) in enumerate(images):
         copy = mirror(client_for(source, image["source_username"], image["source_password"],
                                  image["source_plain_http"]), source,
                       client_for(target, image["target_username"], image["target_password"],
                                  image["target_plain_http"]), target, cache, concurrency, events=events)
         try:
+            events.image_started("%s -> %s" % (source, target))
             result = copy.run(source, image["platforms"], check_mode=check_mode)
+            events.image_finished("%s -> %s" % (source, target))
         except ImagePusherError as exc:
             details = dict(exc.details, images=results)
             raise type(exc)("images[%d] (%s -> %s): %s" % (number, source, target, exc.message), **details)

@@ -34,6 +34,7 @@ requirements:
 extends_documentation_fragment:
   - imagepusher.registry.registry
   - imagepusher.registry.cache
+  - imagepusher.registry.progress
   - imagepusher.registry.attributes
 attributes:
   check_mode:
@@ -139,6 +140,18 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+elapsed:
+  description: Seconds the module ran, from its start to its result (planning included).
+  returned: always
+  type: float
+  sample: 14.21
+bytes_per_second:
+  description:
+    - The average rate of this run, the blob bytes it moved (RV(bytes_downloaded) or RV(bytes_uploaded), whichever is
+      more) divided by RV(elapsed). V(0) in check mode and when nothing moved.
+  returned: always
+  type: int
+  sample: 24117248
 images:
   description:
     - One result per entry of O(images), in order, each with the keys M(imagepusher.registry.image_push) returns for
@@ -173,6 +186,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.imagepusher.registry.plugins.module_utils import _copy
 from ansible_collections.imagepusher.registry.plugins.module_utils import _module
+from ansible_collections.imagepusher.registry.plugins.module_utils import _progress
 from ansible_collections.imagepusher.registry.plugins.module_utils._mirror_entries import settle_entries
 
 IMAGE_OPTIONS = dict(
@@ -195,6 +209,7 @@ def main():
         source_username=dict(type="str"),
         source_password=dict(type="str", no_log=True),
         source_plain_http=dict(type="bool", default=False),
+        progress=dict(type="bool", default=True),
     )
     argument_spec.update(_module.registry_argument_spec())
     argument_spec.update(_module.cache_argument_spec())
@@ -210,9 +225,9 @@ def main():
             return _module.client_for(module, reference, transport, username, password, plain_http)
 
         return _copy.mirror_images(images, client, _module.make_cache(module), module.params["concurrency"],
-                                   check_mode=module.check_mode)
+                                   check_mode=module.check_mode, events=_progress.reporter())
 
-    _module.run(module, mirror_all)
+    _module.run(module, _progress.timed(mirror_all, module.check_mode))
 
 
 if __name__ == "__main__":
