@@ -112,7 +112,7 @@ class ProgressFile:
             except BaseException:
                 os.unlink(temp)
                 raise
-        except (OSError, ValueError):
+        except (OSError, TypeError, ValueError):
             self.broken = True  # progress is a courtesy: the transfer goes on without it
 
 
