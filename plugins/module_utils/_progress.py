@@ -28,7 +28,8 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._engine impor
 
 ENV_FILE = "IMAGEPUSHER_PROGRESS_FILE"
 WRITE_INTERVAL = 1.0  # seconds between two writes of the file (the controller polls about as often)
-KEEP_FINALS = 50  # image-end lines kept in the file for a reader that polled late
+KEEP_FINALS = 50
+MIN_RATE_TIME = 1.0  # seconds of transfer before a rate means anything (a first small blob arrives in no time)  # image-end lines kept in the file for a reader that polled late
 
 
 def human_bytes(count):
@@ -57,12 +58,13 @@ def rate(count, elapsed):
 
 
 def status_line(label, done, total, elapsed):
-    """'<label>: 12.0 MiB of 48.0 MiB (25%) at 4.0 MiB/s, ETA 9s'."""
-    speed = rate(done, elapsed)
+    """'<label>: 12.0 MiB of 48.0 MiB (25%) at 4.0 MiB/s, ETA 9s' (no rate yet within the first second)."""
     percent = 100 * done // total if total else 100
-    eta = human_duration((total - done) / float(speed)) if speed else "unknown"
-    return "%s: %s of %s (%d%%) at %s/s, ETA %s" % (label, human_bytes(done), human_bytes(total), percent,
-                                                    human_bytes(speed), eta)
+    line = "%s: %s of %s (%d%%)" % (label, human_bytes(done), human_bytes(total), percent)
+    speed = rate(done, elapsed) if elapsed >= MIN_RATE_TIME else 0
+    if not speed:
+        return line + ", starting"
+    return line + " at %s/s, ETA %s" % (human_bytes(speed), human_duration((total - done) / float(speed)))
 
 
 def final_line(label, moved, elapsed):

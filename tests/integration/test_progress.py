@@ -32,7 +32,7 @@ RATE = 7 * MiB
 ENV = {"IMAGEPUSHER_PROGRESS_INTERVAL": "1"}
 # "[localhost] 127.0.0.1:1234/test/progress:v1: 12.0 MiB of 24.0 MiB (50%) at 6.0 MiB/s, ETA 2s"
 STATUS = re.compile(r"^\[(?P<host>[^\]]+)\] (?P<label>\S.*): (?P<done>[0-9.]+ (?:B|KiB|MiB)) of "
-                    r"(?P<total>[0-9.]+ MiB) \((?P<percent>\d+)%\) at \S+ \S+/s, ETA \S+$")
+                    r"(?P<total>[0-9.]+ MiB) \((?P<percent>\d+)%\)(?:, starting| at \S+ \S+/s, ETA \S+)$")
 FINAL = re.compile(r"^\[(?P<host>[^\]]+)\] (?P<label>\S.*): done, [0-9.]+ MiB in \d+s \(\S+ \S+/s\)$")
 
 
@@ -78,6 +78,8 @@ def assert_progress(lines, result_line, host="localhost"):
                if STATUS.match(line) and STATUS.match(line)["host"] == host), text
     assert [done for _at, done in statuses] == sorted(done for _at, done in statuses), text
     assert statuses[-1][1] > statuses[0][1], text
+    assert any(re.search(r" at [0-9.]+ (?:KiB|MiB)/s, ETA \d+s$", line) for _at, line in lines
+               if line.startswith("[%s] " % host)), text
     gaps = [b[0] - a[0] for a, b in zip(statuses, statuses[1:])]
     assert min(gaps) >= 0.5, (gaps, text)  # spaced: one per interval, not a burst at the end
     assert len(finals) == 1, text

@@ -55,9 +55,10 @@ def test_status_line_has_image_bytes_percent_rate_and_eta():
     assert line == "reg/app:v1: 12.0 MiB of 48.0 MiB (25%) at 4.0 MiB/s, ETA 9s"
 
 
-def test_status_line_before_any_time_has_no_eta():
-    assert _progress.status_line("x", 0, MiB, 0.0) == "x: 0 B of 1.0 MiB (0%) at 0 B/s, ETA unknown"
-    assert _progress.status_line("x", 0, 0, 1.0).startswith("x: 0 B of 0 B (100%)")
+def test_status_line_within_the_first_second_has_no_rate():
+    assert _progress.status_line("x", 180, MiB, 0.01) == "x: 180 B of 1.0 MiB (0%), starting"
+    assert _progress.status_line("x", 0, MiB, 5.0) == "x: 0 B of 1.0 MiB (0%), starting"
+    assert _progress.status_line("x", 0, 0, 1.0) == "x: 0 B of 0 B (100%), starting"
 
 
 def test_final_line():
@@ -87,7 +88,7 @@ def test_reporter_writes_at_most_once_per_interval_then_a_final_line():
     reporter.planned([big, small])
     clock.now += 2  # planning is not transfer time
     reporter.bytes_moved(big, MiB)
-    assert sink.states[-1]["status"]["text"].startswith("reg/app:v1: 1.0 MiB of 9.0 MiB (11%)")
+    assert sink.states[-1]["status"]["text"].startswith("reg/app:v1: 1.0 MiB of 9.0 MiB (11%), starting")
     for _ in range(4):  # within the interval: no write
         clock.now += 0.125
         reporter.bytes_moved(big, MiB)
