@@ -128,7 +128,7 @@ class ProgressAction(ActionBase):
 
     def _wants_progress(self):
         return (boolean(self._task.args.get("progress", True), strict=False) and not self._task.async_val
-                and not self._play_context.check_mode and not self._connection.has_native_async
+                and not self._task.check_mode and not self._connection.has_native_async
                 and not self._connection.always_pipeline_modules)
 
     def _run_with_progress(self, task_vars):
