@@ -32,7 +32,7 @@ def poll_cost(rounds):
         progress.write_text(json.dumps({"status": {"seq": 1, "text": "x" * 100}, "finals": []}))
         command = "cat -- %s 2>/dev/null; echo; echo MARK; cat -- %s 2>/dev/null" % (job, progress)
         times = []
-        for _ in range(rounds):
+        for _round in range(rounds):
             started = time.monotonic()
             subprocess.run(["/bin/sh", "-c", command], capture_output=True, check=True)
             times.append(time.monotonic() - started)

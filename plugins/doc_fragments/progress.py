@@ -14,14 +14,14 @@ options:
   progress:
     description:
       - Show progress on the controller while the module runs, in plain C(ansible-playbook) output and in AWX
-        job output alike (no terminal needed): about every 5 seconds a line with the image, the bytes done and
+        job output alike (no terminal needed). About every 5 seconds a line with the image, the bytes done and
         the total, the percentage, the rate and the time left, and a line when an image is done (only for
         images that moved bytes). Each line starts with the host's name.
       - To do so, the collection's action plugin runs the module asynchronously on the host and reads a small
         progress file there about once a second; the task's result is the module's own, unchanged.
       - Set the environment variable E(IMAGEPUSHER_PROGRESS_INTERVAL) on the controller to show a line every
         that many seconds instead (at least 1).
-      - No progress is shown in check mode, when the task sets C(async) itself, or with V(false): the module
+      - No progress is shown in check mode, when the task sets C(async) itself, or with V(false); the module
         then runs as any other.
     type: bool
     default: true

@@ -29,7 +29,8 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._engine impor
 ENV_FILE = "IMAGEPUSHER_PROGRESS_FILE"
 WRITE_INTERVAL = 1.0  # seconds between two writes of the file (the controller polls about as often)
 KEEP_FINALS = 50
-MIN_RATE_TIME = 1.0  # seconds of transfer before a rate means anything (a first small blob arrives in no time)  # image-end lines kept in the file for a reader that polled late
+# Seconds of transfer before a rate means anything (a first small blob arrives in no time).
+MIN_RATE_TIME = 1.0  # image-end lines kept in the file for a reader that polled late
 
 
 def human_bytes(count):

@@ -63,8 +63,7 @@ def shell_path(path):
 
 
 def poll_delays():
-    for delay in POLL_DELAYS:
-        yield delay
+    yield from POLL_DELAYS
     while True:
         yield POLL_DELAY
 

@@ -89,7 +89,7 @@ def test_reporter_writes_at_most_once_per_interval_then_a_final_line():
     clock.now += 2  # planning is not transfer time
     reporter.bytes_moved(big, MiB)
     assert sink.states[-1]["status"]["text"].startswith("reg/app:v1: 1.0 MiB of 9.0 MiB (11%), starting")
-    for _ in range(4):  # within the interval: no write
+    for _write in range(4):  # within the interval: no write
         clock.now += 0.125
         reporter.bytes_moved(big, MiB)
     assert len(sink.states) == 1
@@ -139,7 +139,7 @@ def test_reporter_is_safe_from_several_threads():
     reporter = _progress.Reporter(sink, interval=0)
     steps = [Step("sha256:%d" % n, 1000) for n in range(8)]
     reporter.planned(steps)
-    threads = [threading.Thread(target=lambda s=s: [reporter.bytes_moved(s, 10) for _ in range(100)]) for s in steps]
+    threads = [threading.Thread(target=lambda s=s: [reporter.bytes_moved(s, 10) for _chunk in range(100)]) for s in steps]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -167,7 +167,8 @@ def test_progress_file_gives_up_quietly_when_it_cannot_write(tmp_path):
 
 
 def test_reporter_from_the_environment(tmp_path, monkeypatch):
-    assert type(_progress.reporter({})) is Events
+    silent = _progress.reporter({})
+    assert isinstance(silent, Events) and not isinstance(silent, _progress.Reporter)
     monkeypatch.setenv("HOME", str(tmp_path))
     reporter = _progress.reporter({_progress.ENV_FILE: "~/p.json"})
     assert isinstance(reporter, _progress.Reporter)

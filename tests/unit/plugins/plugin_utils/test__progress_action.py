@@ -36,7 +36,7 @@ def test_display_interval(environ, seconds):
 
 def test_polls_start_quick_then_settle_on_one_a_second():
     delays = action.poll_delays()
-    first = [next(delays) for _ in range(8)]
+    first = [next(delays) for _poll in range(8)]
     assert first[:len(action.POLL_DELAYS)] == list(action.POLL_DELAYS)
     assert first[len(action.POLL_DELAYS):] == [action.POLL_DELAY] * (8 - len(action.POLL_DELAYS))
 
