@@ -166,14 +166,15 @@ class ProgressAction(ActionBase):
 
     def _start(self, task_vars, progress_path):
         """Start the module as an async job that writes progress to `progress_path`: the job's start result."""
-        environment, async_val = self._task.environment, self._task.async_val
         # As _execute_module itself passes ANSIBLE_ASYNC_DIR: one more entry, for this run only.
-        self._task.environment = list(environment or []) + [{ENV_FILE: progress_path}]
-        self._task.async_val = ASYNC_LIMIT
+        index = len(self._task.environment)
+        self._task.environment.append({ENV_FILE: progress_path})
+        async_val, self._task.async_val = self._task.async_val, ASYNC_LIMIT
         try:
             return self._execute_module(task_vars=task_vars, wrap_async=True)
         finally:
-            self._task.environment, self._task.async_val = environment, async_val
+            del self._task.environment[index]
+            self._task.async_val = async_val
 
     def _wait(self, job_path, progress_path, host):
         """Poll until the job is done, showing new progress lines prefixed with the host: the job file's text, None if lost."""
