@@ -14,7 +14,7 @@ __metaclass__ = type
 
 from ansible_collections.imagepusher.registry.plugins.module_utils import _parallel
 from ansible_collections.imagepusher.registry.plugins.module_utils._endpoints import RegistryEndpoint, StoreEndpoint
-from ansible_collections.imagepusher.registry.plugins.module_utils._engine import Engine
+from ansible_collections.imagepusher.registry.plugins.module_utils._engine import Engine, Events
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import ImagePusherError
 from ansible_collections.imagepusher.registry.plugins.module_utils._fleet import Fleet
 from ansible_collections.imagepusher.registry.plugins.module_utils._foreign import ForeignLayerSource
@@ -82,6 +82,7 @@ def mirror_images(images, client_for, cache, concurrency=4, check_mode=False, ev
     order) fails the run and names its entry; no image starts after a failure. Its details hold the
     images mirrored before it (`images`) and what each entry did (`image_states`).
     """
+    events = events or Events()
     fleet = Fleet(concurrency)
     outcomes = _parallel.map_until_failure(
         lambda item: mirror_image(item[1], client_for, cache, concurrency, check_mode, events, fleet, foreign),
@@ -104,12 +105,16 @@ def mirror_image(image, client_for, cache, concurrency=4, check_mode=False, even
     """One settled (source, target, entry) of image_mirror: its result (with its diff), referrers included
     when the entry asks for them."""
     source, target, entry = image
+    label, events = "%s -> %s" % (source, target), events or Events()
     copy = mirror(client_for(source, entry["source_username"], entry["source_password"], entry["source_plain_http"]),
                   source,
                   client_for(target, entry["target_username"], entry["target_password"], entry["target_plain_http"]),
-                  target, cache, concurrency, events=events, foreign=foreign, fleet=fleet)
+                  target, cache, concurrency, events=events.for_image(label), foreign=foreign, fleet=fleet)
+    events.image_started(label)
     result = copy.run(source, entry["platforms"], check_mode=check_mode)
-    return with_referrers(copy, result, check_mode) if entry.get("referrers") else result
+    result = with_referrers(copy, result, check_mode) if entry.get("referrers") else result
+    events.image_finished(label)
+    return result
 
 
 def _named_failure(images, outcomes, number):

@@ -33,7 +33,20 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._parallel imp
 
 
 class Events:
-    """What the engine reports while it runs; this base ignores everything."""
+    """What the engine reports while it runs; this base ignores everything.
+
+    image_started/image_finished come from the jobs' callers (an image is one or more engine runs).
+    """
+
+    def image_started(self, label):
+        pass
+
+    def for_image(self, label):
+        """The events of one image among several running at once (here: these same events)."""
+        return self
+
+    def planned(self, steps):
+        """The blob steps an engine run is about to move (their sizes are its total)."""
 
     def blob_started(self, step):
         pass
@@ -42,6 +55,9 @@ class Events:
         pass
 
     def blob_finished(self, step, outcome):
+        pass
+
+    def image_finished(self, label):
         pass
 
 
@@ -80,6 +96,7 @@ class Engine:
     def _each(self, steps, done, run):
         outcomes = _Outcomes(done)
         todo = [s for s in steps if s.moves and s.digest not in outcomes]
+        self.events.planned(todo)
         parallel_map(lambda step: outcomes.record(step.digest, run(step)), todo, self.concurrency)
         return outcomes.by_digest
 
@@ -102,6 +119,8 @@ class Engine:
     def copy(self, pairs, source, cache, target, done=None):
         """Run (fetch, send) step pairs source -> cache -> target; returns (fetch outcomes, send outcomes)."""
         run = _CopyRun(self, source, cache, target, done)
+        self.events.planned([fetch if fetch.moves else send for fetch, send in pairs
+                             if send.moves or (fetch.moves and fetch.digest not in (done or {}))])
         run.start(sorted(pairs, key=lambda pair: -pair[1].size))
         if run.errors:
             raise run.errors[0]

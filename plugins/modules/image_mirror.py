@@ -47,6 +47,7 @@ requirements:
 extends_documentation_fragment:
   - imagepusher.registry.registry
   - imagepusher.registry.cache
+  - imagepusher.registry.progress
   - imagepusher.registry.attributes
 attributes:
   check_mode:
@@ -252,6 +253,18 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+elapsed:
+  description: Seconds the module ran, from its start to its result (planning included).
+  returned: always
+  type: float
+  sample: 14.21
+bytes_per_second:
+  description:
+    - The average rate of this run, the blob bytes it moved (RV(bytes_downloaded) or RV(bytes_uploaded), whichever is
+      more) divided by RV(elapsed). V(0) in check mode and when nothing moved.
+  returned: always
+  type: int
+  sample: 24117248
 images:
   description:
     - One result per entry of O(images), in order, each with the keys M(imagepusher.registry.image_push) returns for
@@ -402,6 +415,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.imagepusher.registry.plugins.module_utils import _copy
 from ansible_collections.imagepusher.registry.plugins.module_utils import _module
+from ansible_collections.imagepusher.registry.plugins.module_utils import _progress
 from ansible_collections.imagepusher.registry.plugins.module_utils import _sync
 from ansible_collections.imagepusher.registry.plugins.module_utils._mirror_entries import settle_entries
 
@@ -436,6 +450,7 @@ def main():
         source_requests_per_second=dict(type="float"),
         referrers=dict(type="bool", default=False),
         image_concurrency=dict(type="int", default=4),
+        progress=dict(type="bool", default=True),
     )
     argument_spec.update(_module.registry_argument_spec())
     argument_spec.update(_module.cache_argument_spec())
@@ -458,12 +473,13 @@ def main():
 
         def mirror(expanded):
             return _copy.mirror_images(expanded, client, _module.make_cache(module), module.params["concurrency"],
-                                       check_mode=module.check_mode, image_concurrency=module.params["image_concurrency"],
+                                       check_mode=module.check_mode, events=_progress.reporter(),
+                                       image_concurrency=module.params["image_concurrency"],
                                        foreign=module.params["foreign_layers"])
 
         return _sync.mirror_expanded(images, list_tags, mirror, module.warn)
 
-    _module.run(module, mirror_all)
+    _module.run(module, _progress.timed(mirror_all, module.check_mode))
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ extends_documentation_fragment:
   - imagepusher.registry.attributes
   - imagepusher.registry.registry
   - imagepusher.registry.cache
+  - imagepusher.registry.progress
 attributes:
   check_mode:
     support: full
@@ -98,6 +99,18 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+elapsed:
+  description: Seconds the module ran, from its start to its result (planning included).
+  returned: always
+  type: float
+  sample: 14.21
+bytes_per_second:
+  description:
+    - The average rate of this run, RV(bytes_downloaded) divided by RV(elapsed). V(0) in check mode and when nothing
+      was downloaded.
+  returned: always
+  type: int
+  sample: 24117248
 reference:
   description: The normalized reference the image is stored under in the cache.
   returned: always
@@ -254,12 +267,14 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.imagepusher.registry.plugins.module_utils import _copy
 from ansible_collections.imagepusher.registry.plugins.module_utils import _module
+from ansible_collections.imagepusher.registry.plugins.module_utils import _progress
 
 
 def main():
     argument_spec = dict(
         name=dict(type="str", required=True),
         platforms=dict(type="list", elements="str"),
+        progress=dict(type="bool", default=True),
     )
     argument_spec.update(_module.registry_argument_spec())
     argument_spec.update(_module.cache_argument_spec())
@@ -271,11 +286,13 @@ def main():
         reference = _module.parse_reference(module.params["name"])
         transport = _module.make_transport(module)
         client = _module.make_client(module, reference, transport)
-        pull = _copy.pull(client, reference, _module.make_cache(module), module.params["concurrency"],
+        events = _progress.reporter()
+        pull = _copy.pull(client, reference, _module.make_cache(module), module.params["concurrency"], events=events,
                           foreign=module.params["foreign_layers"])
-        return pull.run(reference, module.params["platforms"], check_mode=module.check_mode)
+        return _progress.track(events, str(reference), lambda: pull.run(
+            reference, module.params["platforms"], check_mode=module.check_mode))
 
-    _module.run(module, pull_image)
+    _module.run(module, _progress.timed(pull_image, module.check_mode))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ extends_documentation_fragment:
   - imagepusher.registry.attributes
   - imagepusher.registry.registry
   - imagepusher.registry.cache
+  - imagepusher.registry.progress
 attributes:
   check_mode:
     support: full
@@ -158,6 +159,18 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+elapsed:
+  description: Seconds the module ran, from its start to its result (planning included).
+  returned: always
+  type: float
+  sample: 14.21
+bytes_per_second:
+  description:
+    - The average rate of this run, the blob bytes it moved (RV(bytes_downloaded) or RV(bytes_uploaded), whichever is
+      more) divided by RV(elapsed). V(0) in check mode and when nothing moved.
+  returned: always
+  type: int
+  sample: 24117248
 source:
   description: The image pushed, as named in the cache or layout (with O(source), the normalized source reference).
   returned: always
@@ -311,6 +324,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.imagepusher.registry.plugins.module_utils import _cache
 from ansible_collections.imagepusher.registry.plugins.module_utils import _copy
 from ansible_collections.imagepusher.registry.plugins.module_utils import _module
+from ansible_collections.imagepusher.registry.plugins.module_utils import _progress
 from ansible_collections.imagepusher.registry.plugins.module_utils._names import default_target_tag, find_source
 
 
@@ -343,6 +357,7 @@ def main():
         source_password=dict(type="str", no_log=True),
         source_plain_http=dict(type="bool", default=False),
         source_requests_per_second=dict(type="float"),
+        progress=dict(type="bool", default=True),
     )
     argument_spec.update(_module.registry_argument_spec())
     argument_spec.update(_module.cache_argument_spec())
@@ -359,10 +374,13 @@ def main():
         target = _module.parse_target(module.params["target"], str(source), default_target_tag)
         transport = _module.make_transport(module)
         cache = _module.make_cache(module)
+        events = _progress.reporter()
         copy = _copy.mirror(_module.make_client(module, source, transport, for_source=True), source,
                             _module.make_client(module, target, transport), target, cache,
-                            module.params["concurrency"], chunk_size=chunk_size, foreign=module.params["foreign_layers"])
-        return copy.run(source, module.params["platforms"], check_mode=module.check_mode)
+                            module.params["concurrency"], chunk_size=chunk_size, events=events,
+                            foreign=module.params["foreign_layers"])
+        return _progress.track(events, "%s -> %s" % (source, target), lambda: copy.run(
+            source, module.params["platforms"], check_mode=module.check_mode))
 
     def push():
         layout = module.params["layout"]
@@ -372,11 +390,13 @@ def main():
         target = _module.parse_target(module.params["target"], source_name, default_target_tag)
         transport = _module.make_transport(module)
         client = _module.make_client(module, target, transport)
+        events = _progress.reporter()
         copy = _copy.push(client, target, store, layout=bool(layout), concurrency=module.params["concurrency"],
-                          chunk_size=chunk_size, foreign=module.params["foreign_layers"])
-        return copy.run(source_name, entry, module.params["platforms"], check_mode=module.check_mode)
+                          chunk_size=chunk_size, events=events, foreign=module.params["foreign_layers"])
+        return _progress.track(events, "%s -> %s" % (source_name, target), lambda: copy.run(
+            source_name, entry, module.params["platforms"], check_mode=module.check_mode))
 
-    _module.run(module, mirror if module.params["source"] else push)
+    _module.run(module, _progress.timed(mirror if module.params["source"] else push, module.check_mode))
 
 
 if __name__ == "__main__":

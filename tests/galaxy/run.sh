@@ -69,6 +69,8 @@ fi
 for member in MANIFEST.json FILES.json README.md CHANGELOG.md meta/runtime.yml meta/execution-environment.yml \
         requirements.txt bindep.txt plugins/modules/image_pull.py plugins/modules/image_push.py \
         plugins/modules/image_info.py plugins/modules/image_cache.py plugins/module_utils/_module.py \
+        plugins/action/image_pull.py plugins/action/image_push.py plugins/action/image_mirror.py \
+        plugins/plugin_utils/_progress_action.py \
         roles/mirror_images/tasks/main.yml roles/mirror_images/meta/argument_specs.yml \
         roles/mirror_images/defaults/main.yml; do
     grep -qxF "$member" "$WORK/members.txt" || fail "the tarball lacks $member"

@@ -89,6 +89,20 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def workspace_processes(path: Path) -> list[int]:
+    """Processes whose command line names something under `path` (a workspace's temp dirs)."""
+    needle = str(path).encode() + b"/"
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid():
+            try:
+                if needle in Path(f"/proc/{entry}/cmdline").read_bytes():
+                    found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
 def _running(pid: int) -> bool:
     """True while `pid` exists and is not a zombie."""
     try:
@@ -197,8 +211,13 @@ class PlaybookProcess:
         runs live in another session and would keep going. The tree is collected first
         (children are reparented once their parent dies), then each pid is signalled,
         deepest first, and we wait until none is left running.
+
+        A module the collection's action runs as an async job (progress, see
+        plugins/plugin_utils/_progress_action.py) is a daemon outside that tree: it is found by
+        the workspace's remote temp directory in its command line, as the module was.
         """
         pids = [self.proc.pid] + descendants(self.proc.pid)
+        pids += [pid for pid in workspace_processes(self.run_dir.parent.parent / "tmp") if pid not in pids]
         for pid in reversed(pids):
             try:
                 os.kill(pid, sig)

@@ -1,0 +1,31 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to imagepusher.registry
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+
+class ModuleDocFragment(object):
+    # The progress lines the collection's action plugins show while a transfer runs.
+    DOCUMENTATION = r"""
+options:
+  progress:
+    description:
+      - Show progress on the controller while the module runs, in plain C(ansible-playbook) output and in AWX
+        job output alike (no terminal needed). About every 5 seconds a line with the image, the bytes done and
+        the total, the percentage, the rate and the time left, and a line when an image is done (only for
+        images that moved bytes). Each line starts with the host's name.
+      - To do so, the collection's action plugin runs the module asynchronously on the host and reads a small
+        progress file there about once a second; the task's result is the module's own, unchanged.
+      - Set the environment variable E(IMAGEPUSHER_PROGRESS_INTERVAL) on the controller to show a line every
+        that many seconds instead (at least 1).
+      - No progress is shown in check mode, when the task sets C(async) itself, or with V(false); the module
+        then runs as any other.
+    type: bool
+    default: true
+notes:
+  - With O(progress=true) (the default) the task runs as an asynchronous job of up to one week on the host,
+    in the directory of the C(async_dir) shell option (C(~/.ansible_async)); its files are removed when it ends.
+"""

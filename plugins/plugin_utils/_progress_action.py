@@ -1,0 +1,194 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to imagepusher.registry
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The action behind image_pull, image_push and image_mirror: progress lines while the module runs.
+
+Ansible shows a module's output only when it ends, so a transfer of minutes is minutes of silence.
+This action runs the module as an async job on the host, with $IMAGEPUSHER_PROGRESS_FILE naming a
+file in the async directory that the module replaces at most once a second (module_utils/_progress.py).
+It reads that file and the job's status file with one shell command per poll (no module run: a few
+milliseconds, where an async_status run costs a Python start-up and an AnsiballZ unpack), shows new
+lines through Display, which reaches the main process (and ansible-runner's event stream) from a
+worker, and when the job is done returns the module's result as async_status reads it, without
+the async keys, and removes the job's files.
+
+The module runs as usual (no progress) in check mode, when the task sets async itself, with
+progress=false, and over a connection that runs modules its own way.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import secrets
+import shlex
+import time
+
+from ansible.module_utils.parsing.convert_bool import boolean
+from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
+from ansible.utils.vars import merge_hash
+from ansible.vars.clean import remove_internal_keys
+
+display = Display()
+
+ENV_FILE = "IMAGEPUSHER_PROGRESS_FILE"  # read by module_utils/_progress.py on the host
+ENV_INTERVAL = "IMAGEPUSHER_PROGRESS_INTERVAL"  # on the controller: seconds between two status lines
+DEFAULT_INTERVAL = 5.0
+ASYNC_LIMIT = 7 * 24 * 3600  # async_wrapper kills a job past its limit; a transfer has none of its own
+# Seconds between polls: quick at first, so that a short task waits little for its result.
+POLL_DELAYS = (0.1, 0.2, 0.3, 0.4)
+POLL_DELAY = 1.0
+MARK = "--imagepusher-progress--"
+LOST_AFTER = 10  # polls in a row without the job's status file: it is gone (removed, or the host rebooted)
+ASYNC_KEYS = ("ansible_job_id", "finished", "started", "results_file")
+
+
+def display_interval(environ=None):
+    """Seconds between two status lines: $IMAGEPUSHER_PROGRESS_INTERVAL (at least 1), else DEFAULT_INTERVAL."""
+    value = (os.environ if environ is None else environ).get(ENV_INTERVAL)
+    try:
+        return max(1.0, float(value)) if value else DEFAULT_INTERVAL
+    except ValueError:
+        return DEFAULT_INTERVAL
+
+
+def shell_path(path):
+    """`path` quoted for a POSIX shell, a leading ~/ left for the shell to expand."""
+    if path.startswith("~/"):
+        return "~/" + shlex.quote(path[2:])
+    return shlex.quote(path)
+
+
+def poll_delays():
+    yield from POLL_DELAYS
+    while True:
+        yield POLL_DELAY
+
+
+def split_poll(stdout):
+    """The poll command's output -> (the job file's text, its JSON or None while unreadable, progress state dict)."""
+    job_text, _mark, progress_text = stdout.partition(MARK)
+    return job_text.strip(), _json(job_text), _json(progress_text) or {}
+
+
+def job_finished(status):
+    """async_wrapper writes {"started": true, "finished": false, ...} first, the module's result (no "started") last."""
+    return isinstance(status, dict) and "started" not in status
+
+
+def _json(text):
+    try:
+        value = json.loads(text.strip())
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+class ProgressLines:
+    """Which lines of the progress file to show: every image-end line once, a status line every `interval`."""
+
+    def __init__(self, interval, clock=time.monotonic):
+        self.interval = interval
+        self.clock = clock
+        self.shown_at = clock()  # a task shorter than `interval` shows no status line
+        self.final_seq = 0
+        self.status_seq = 0
+
+    def new(self, state):
+        lines = [final["text"] for final in state.get("finals") or [] if final["seq"] > self.final_seq]
+        self.final_seq = max([self.final_seq] + [final["seq"] for final in state.get("finals") or []])
+        status, now = state.get("status"), self.clock()
+        # A status older than the last image-end line belongs to that image: it says less than its end.
+        if status and status["seq"] > max(self.status_seq, self.final_seq) and now - self.shown_at >= self.interval:
+            lines.append(status["text"])
+            self.status_seq = status["seq"]
+        if lines:
+            self.shown_at = now
+        return lines
+
+
+class ProgressAction(ActionBase):
+    _supports_check_mode = True
+    _supports_async = True
+
+    def run(self, tmp=None, task_vars=None):
+        result = super(ProgressAction, self).run(tmp, task_vars)
+        del tmp  # unused, as in every action since ansible-core 2.10
+        wrap_async = self._task.async_val and not self._connection.has_native_async
+        if self._wants_progress() and not wrap_async:
+            return merge_hash(result, self._run_with_progress(task_vars or {}))
+        result = merge_hash(result, self._execute_module(task_vars=task_vars, wrap_async=wrap_async))
+        if not wrap_async:
+            self._remove_tmp_path(self._connection._shell.tmpdir)
+        return result
+
+    def _wants_progress(self):
+        return (boolean(self._task.args.get("progress", True), strict=False) and not self._task.async_val
+                and not self._task.check_mode and not self._connection.has_native_async
+                and not self._connection.always_pipeline_modules)
+
+    def _run_with_progress(self, task_vars):
+        # Not expanded here: async_wrapper expands it with the module's $HOME, and so do the module and the shell.
+        async_dir = self.get_shell_option("async_dir", default="~/.ansible_async")
+        progress_path = self._connection._shell.join_path(async_dir, "imagepusher-progress-%s.json" % secrets.token_hex(8))
+        started = self._start(task_vars, progress_path)
+        jid = started.get("ansible_job_id")
+        if started.get("failed") or not jid:
+            return started
+        job_path = self._connection._shell.join_path(async_dir, jid)
+        try:
+            job_text = self._wait(job_path, progress_path, task_vars.get("inventory_hostname", self._play_context.remote_addr))
+        finally:
+            self._low_level_execute_command("rm -f -- %s %s" % (shell_path(job_path), shell_path(progress_path)),
+                                            sudoable=True)
+        if job_text is None:
+            return {"failed": True, "changed": False, "ansible_job_id": jid,
+                    "msg": "the module's async job %s on the host lost its status file %s: whether it ran to its end "
+                           "is unknown; run the task again (or with progress=false)" % (jid, job_path)}
+        return self._job_result(job_text)
+
+    def _job_result(self, job_text):
+        """The module's result from its job file, as _execute_module makes it of a module's output.
+
+        This is what async_status would print, read by the last poll already: one module run less per task.
+        """
+        final = self._parse_returned_data({"stdout": job_text, "stderr": "", "rc": 0}, "legacy")
+        final.pop("_ansible_suppress_tmpdir_delete", None)
+        remove_internal_keys(final)
+        for key in ASYNC_KEYS:
+            final.pop(key, None)
+        if "stderr" in final and "stderr_lines" not in final:
+            final["stderr_lines"] = (final["stderr"] or "").splitlines()
+        return final
+
+    def _start(self, task_vars, progress_path):
+        """Start the module as an async job that writes progress to `progress_path`: the job's start result."""
+        # As _execute_module itself passes ANSIBLE_ASYNC_DIR: one more entry, for this run only.
+        index = len(self._task.environment)
+        self._task.environment.append({ENV_FILE: progress_path})
+        async_val, self._task.async_val = self._task.async_val, ASYNC_LIMIT
+        try:
+            return self._execute_module(task_vars=task_vars, wrap_async=True)
+        finally:
+            del self._task.environment[index]
+            self._task.async_val = async_val
+
+    def _wait(self, job_path, progress_path, host):
+        """Poll until the job is done, showing new progress lines prefixed with the host: the job file's text, None if lost."""
+        lines, missing = ProgressLines(display_interval()), 0
+        command = "cat -- %s 2>/dev/null; echo; echo %s; cat -- %s 2>/dev/null" % (
+            shell_path(job_path), MARK, shell_path(progress_path))
+        for delay in poll_delays():
+            time.sleep(delay)
+            job_text, status, state = split_poll(self._low_level_execute_command(command, sudoable=True).get("stdout", ""))
+            for line in lines.new(state):
+                display.display("[%s] %s" % (host, line))
+            if job_finished(status):
+                return job_text
+            missing = 0 if status else missing + 1
+            if missing >= LOST_AFTER:
+                return None
+        return None  # not reached: poll_delays() never ends

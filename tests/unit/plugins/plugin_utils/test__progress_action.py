@@ -1,0 +1,90 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to imagepusher.registry
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The pure parts of the progress action: what a poll read, which lines to show, the interval.
+
+The action itself runs in tests/integration/test_progress.py (ansible-playbook, the role, ad hoc, ansible-runner).
+"""
+
+import json
+
+import pytest
+
+from ansible_collections.imagepusher.registry.plugins.plugin_utils import _progress_action as action
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def state(status=None, finals=()):
+    return {"status": status and {"seq": status[0], "text": status[1]},
+            "finals": [{"seq": seq, "text": text} for seq, text in finals]}
+
+
+@pytest.mark.parametrize("environ, seconds", [
+    ({}, 5.0), ({action.ENV_INTERVAL: "2"}, 2.0), ({action.ENV_INTERVAL: "0.1"}, 1.0),
+    ({action.ENV_INTERVAL: "soon"}, 5.0), ({action.ENV_INTERVAL: ""}, 5.0),
+])
+def test_display_interval(environ, seconds):
+    assert action.display_interval(environ) == seconds
+
+
+def test_polls_start_quick_then_settle_on_one_a_second():
+    delays = action.poll_delays()
+    first = [next(delays) for _poll in range(8)]
+    assert first[:len(action.POLL_DELAYS)] == list(action.POLL_DELAYS)
+    assert first[len(action.POLL_DELAYS):] == [action.POLL_DELAY] * (8 - len(action.POLL_DELAYS))
+
+
+@pytest.mark.parametrize("path, quoted", [
+    ("~/.ansible_async/j1", "~/.ansible_async/j1"),
+    ("~/dir with space/j1", "~/'dir with space/j1'"),
+    ("/var/tmp/async/j1", "/var/tmp/async/j1"),
+    ("/tmp/$(rm -rf x)", "'/tmp/$(rm -rf x)'"),
+])
+def test_shell_path_quotes_all_but_a_leading_home(path, quoted):
+    assert action.shell_path(path) == quoted
+
+
+def test_split_poll_while_running_and_when_done():
+    running = json.dumps({"started": True, "finished": False, "ansible_job_id": "j1"})
+    progress = json.dumps(state((3, "x: 1 of 2")))
+    text, status, got = action.split_poll("%s\n%s\n%s" % (running, action.MARK, progress))
+    assert status["started"] and not action.job_finished(status)
+    assert got["status"]["text"] == "x: 1 of 2"
+    done = json.dumps({"changed": True, "digest": "sha256:1"})
+    text, status, got = action.split_poll("%s\n%s\n" % (done, action.MARK))
+    assert action.job_finished(status) and json.loads(text)["digest"] == "sha256:1" and got == {}
+
+
+def test_split_poll_of_missing_or_broken_files():
+    text, status, got = action.split_poll("\n%s\n{half" % action.MARK)
+    assert (text, status, got) == ("", None, {})
+    assert not action.job_finished(status)
+    assert action.split_poll("[1, 2]\n%s\n[]" % action.MARK)[1:] == (None, {})
+
+
+def test_progress_lines_show_a_status_line_per_interval_and_every_final_once():
+    clock = Clock()
+    lines = action.ProgressLines(5.0, clock=clock)
+    clock.now = 1.0
+    assert lines.new(state((1, "a 10%"))) == []  # a task shorter than the interval shows no status
+    clock.now = 5.0
+    assert lines.new(state((2, "a 20%"))) == ["a 20%"]
+    clock.now = 6.0
+    assert lines.new(state((3, "a 30%"))) == []
+    clock.now = 10.0
+    assert lines.new(state((3, "a 30%"))) == ["a 30%"]
+    clock.now = 15.0
+    assert lines.new(state((3, "a 30%"))) == []  # nothing new: no repeat
+    clock.now = 15.5
+    assert lines.new(state((4, "a 90%"), [(5, "a done"), (6, "b done")])) == ["a done", "b done"]
+    clock.now = 30.0
+    # the status line older than the last final belongs to a finished image
+    assert lines.new(state((4, "a 90%"), [(5, "a done"), (6, "b done")])) == []
+    assert lines.new(state((7, "c 5%"), [(5, "a done"), (6, "b done")])) == ["c 5%"]
