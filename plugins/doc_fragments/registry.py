@@ -46,7 +46,9 @@ options:
         credentials from, before the default locations (see O(username) for the whole lookup order).
       - It must exist. Credentials in it, and those a credential helper returns, never appear in results or
         messages.
+      - The alias O(authfile) is the name containers.podman's modules use.
     type: path
+    aliases: [authfile]
   validate_certs:
     description:
       - Verify the registry's TLS certificate.

@@ -31,7 +31,7 @@ def registry_argument_spec():
     return dict(
         username=dict(type="str", fallback=(env_fallback, ["IMAGEPUSHER_USERNAME"])),
         password=dict(type="str", no_log=True, fallback=(env_fallback, ["IMAGEPUSHER_PASSWORD"])),
-        auth_file=dict(type="path"),
+        auth_file=dict(type="path", aliases=["authfile"]),
         validate_certs=dict(type="bool", default=True, aliases=["tls_verify"]),
         ca_path=dict(type="path"),
         client_cert=dict(type="path"),

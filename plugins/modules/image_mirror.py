@@ -71,8 +71,10 @@ options:
           - Mirror only these platforms of a multi-platform image, each C(os/architecture[/variant]); defaults to
             O(platforms). One platform mirrors that platform's manifest (its digest is the source's); several make
             a new index listing only them (a new digest).
+          - Alias O(images[].platform); a single string is a one-item list.
         type: list
         elements: str
+        aliases: [platform]
       source_username:
         description: User name for this entry's source registry (else O(source_username)).
         type: str
@@ -95,8 +97,11 @@ options:
     description:
       - The platforms of every entry without O(images[].platforms) of its own. By default whole images (every
         platform of an index) are mirrored.
+      - The alias O(platform) is the name community.docker's C(docker_image_pull) uses; a single string is a
+        one-item list (V(linux/arm64) is V([linux/arm64])).
     type: list
     elements: str
+    aliases: [platform]
   source_username:
     description: User name for every source registry (an entry's O(images[].source_username) overrides it).
     type: str
@@ -178,7 +183,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._mirror_entri
 IMAGE_OPTIONS = dict(
     source=dict(type="str", required=True),
     target=dict(type="str", required=True),
-    platforms=dict(type="list", elements="str"),
+    platforms=dict(type="list", elements="str", aliases=["platform"]),
     source_username=dict(type="str"),
     source_password=dict(type="str", no_log=True),
     source_plain_http=dict(type="bool"),
@@ -191,7 +196,7 @@ IMAGE_OPTIONS = dict(
 def main():
     argument_spec = dict(
         images=dict(type="list", elements="dict", required=True, options=IMAGE_OPTIONS),
-        platforms=dict(type="list", elements="str"),
+        platforms=dict(type="list", elements="str", aliases=["platform"]),
         source_username=dict(type="str"),
         source_password=dict(type="str", no_log=True),
         source_plain_http=dict(type="bool", default=False),

@@ -60,8 +60,11 @@ options:
         the reference followed by the platforms, for example C(registry.example.com/app:v1+linux-amd64)
         (RV(cache_name)). Pulling the full image and a narrowed one of the same reference keeps both.
       - For a single-platform image, the module fails when its platform is not one of these.
+      - The alias O(platform) is the name community.docker's C(docker_image_pull) uses; a single string is a
+        one-item list (V(linux/arm64) is V([linux/arm64])).
     type: list
     elements: str
+    aliases: [platform]
 notes:
   - The cache can be read by other tools, for example C(skopeo copy oci:<cache_dir>:<reference> ...).
   - Several runs may share one cache at the same time; file locks keep it consistent and a blob that two runs
@@ -186,7 +189,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils import _modul
 def main():
     argument_spec = dict(
         name=dict(type="str", required=True),
-        platforms=dict(type="list", elements="str"),
+        platforms=dict(type="list", elements="str", aliases=["platform"]),
     )
     argument_spec.update(_module.registry_argument_spec())
     argument_spec.update(_module.cache_argument_spec())

@@ -64,8 +64,11 @@ options:
       - Push only these platforms of a multi-platform image, each C(os/architecture[/variant]).
       - One platform pushes that platform's manifest (digest preserved); several push a new index listing only
         them (a new digest). By default the whole index is pushed as stored.
+      - The alias O(platform) is the name community.docker's C(docker_image_pull) uses; a single string is a
+        one-item list (V(linux/arm64) is V([linux/arm64])).
     type: list
     elements: str
+    aliases: [platform]
   source:
     description:
       - Mirror straight from this registry image, C([registry/]repository[:tag][@digest]), instead of pushing
@@ -262,7 +265,7 @@ def main():
         name=dict(type="str"),
         target=dict(type="str", required=True),
         layout=dict(type="path"),
-        platforms=dict(type="list", elements="str"),
+        platforms=dict(type="list", elements="str", aliases=["platform"]),
         chunk_size=dict(type="str"),
         source=dict(type="str"),
         source_username=dict(type="str"),
