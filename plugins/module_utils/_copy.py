@@ -42,20 +42,26 @@ def mirror(source_client, source, target_client, target, cache, concurrency=4, c
                   Push(store, target_endpoint, engine))
 
 
-def mirror_images(images, client_for, cache, concurrency=4, check_mode=False, events=None):
+def mirror_images(images, client_for, cache, concurrency=4, check_mode=False, events=None, read=None):
     """Mirror each settled (source, target, entry) of image_mirror in turn; the module result.
 
     `client_for(reference, username, password, plain_http)` gives the RegistryClient of one side.
+    `read(source, login, attempt)` runs attempt(client, location) at the source's locations (registries.conf
+    mirrors); by default the source itself is the one location.
     The first failure stops the run and names the entry; what was mirrored before it is in its details.
     """
+    read = read or (lambda source, login, attempt: attempt(client_for(source, *login), source))
     results, before = [], {}
     for number, (source, target, image) in enumerate(images):
-        copy = mirror(client_for(source, image["source_username"], image["source_password"],
-                                 image["source_plain_http"]), source,
-                      client_for(target, image["target_username"], image["target_password"],
-                                 image["target_plain_http"]), target, cache, concurrency, events=events)
+        def mirror_from(client, location, source=source, target=target, image=image):
+            target_client = client_for(target, image["target_username"], image["target_password"],
+                                       image["target_plain_http"])
+            return mirror(client, location, target_client, target, cache, concurrency, events=events).run(
+                source, image["platforms"], check_mode=check_mode)
+
         try:
-            result = copy.run(source, image["platforms"], check_mode=check_mode)
+            result = read(source, (image["source_username"], image["source_password"], image["source_plain_http"]),
+                          mirror_from)
         except ImagePusherError as exc:
             details = dict(exc.details, images=results)
             raise type(exc)("images[%d] (%s -> %s): %s" % (number, source, target, exc.message), **details)

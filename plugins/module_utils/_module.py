@@ -17,7 +17,9 @@ from ansible.module_utils.basic import env_fallback, missing_required_lib
 
 from ansible_collections.imagepusher.registry.plugins.module_utils import _cache
 from ansible_collections.imagepusher.registry.plugins.module_utils import _credentials
+from ansible_collections.imagepusher.registry.plugins.module_utils import _locations
 from ansible_collections.imagepusher.registry.plugins.module_utils import _manifest
+from ansible_collections.imagepusher.registry.plugins.module_utils import _registries_conf
 from ansible_collections.imagepusher.registry.plugins.module_utils import _transport
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import CacheError, ImagePusherError, InvalidOptionError
 from ansible_collections.imagepusher.registry.plugins.module_utils._reference import ImageReference
@@ -39,6 +41,7 @@ def registry_argument_spec():
         plain_http=dict(type="bool", default=False),
         timeout=dict(type="int", default=60),
         retries=dict(type="int", default=5),
+        registries_conf=dict(type="path"),
     )
 
 
@@ -117,10 +120,11 @@ def parse_target(text, source_name, resolve):
         raise type(exc)("target: %s" % exc.message, **exc.details)
 
 
-def make_transport(module):
+def make_transport(module, insecure=False):
+    """The run's Transport; insecure: one that verifies no certificate (registries.conf insecure = true)."""
     params = module.params
     return _transport.Transport(
-        timeout=params["timeout"], retries=params["retries"], validate_certs=params["validate_certs"],
+        timeout=params["timeout"], retries=params["retries"], validate_certs=params["validate_certs"] and not insecure,
         ca_path=params.get("ca_path"), client_cert=params.get("client_cert"), client_key=params.get("client_key"),
         pool_size=max(8, (params.get("concurrency") or 4) * 2))
 
@@ -130,20 +134,61 @@ def make_client(module, reference, transport, for_source=False):
 
     for_source: image_push's source registry, with source_username/source_password/source_plain_http.
     """
+    return client_for(module, reference, transport, *login_for(module, for_source))
+
+
+def login_for(module, for_source=False):
+    """(username, password, plain_http) of the target side, or of image_push's source side."""
     params = module.params
     if for_source:
-        username, password = params.get("source_username"), params.get("source_password")
-        plain_http = params.get("source_plain_http") or False
-    else:
-        username, password, plain_http = params.get("username"), params.get("password"), params["plain_http"]
-    return client_for(module, reference, transport, username, password, plain_http)
+        return params.get("source_username"), params.get("source_password"), params.get("source_plain_http") or False
+    return params.get("username"), params.get("password"), params["plain_http"]
 
 
 def client_for(module, reference, transport, username, password, plain_http):
-    """A RegistryClient with these credentials (else the auth files, as _credentials.resolve says)."""
+    """A RegistryClient with these credentials (else the auth files, as _credentials.resolve says).
+
+    registries.conf applies: a blocked registry is refused, an insecure one is talked to without TLS checks.
+    """
+    insecure = registries_conf(module).check_registry(reference)
+    return _client(module, reference, transport, username, password, plain_http, insecure)
+
+
+def _client(module, reference, transport, username, password, plain_http, insecure):
     credentials = _credentials.resolve(reference.registry, reference.repository, username=username,
                                        password=password, auth_file=module.params.get("auth_file"))
-    return RegistryClient.for_reference(reference, transport, credentials, plain_http=plain_http)
+    if not insecure:
+        return RegistryClient.for_reference(reference, transport, credentials, plain_http=plain_http)
+    # As containers/image: no certificate check, and plain HTTP when the registry does not speak TLS.
+    insecure_transport = getattr(module, "_imagepusher_insecure_transport", None)
+    if insecure_transport is None:
+        insecure_transport = module._imagepusher_insecure_transport = make_transport(module, insecure=True)
+    return RegistryClient(reference.registry, insecure_transport, credentials, api_host=reference.api_host,
+                          plain_http=plain_http, loopback=True)
+
+
+def registries_conf(module):
+    """The registries.conf in force for this run (read once; a missing TOML reader is a warning)."""
+    conf = getattr(module, "_imagepusher_registries_conf", None)
+    if conf is None:
+        conf = _registries_conf.load(module.params.get("registries_conf"))
+        for warning in conf.warnings:
+            module.warn(warning)
+        module._imagepusher_registries_conf = conf
+    return conf
+
+
+def read_image(module, reference, transport, login, attempt):
+    """attempt(client, location) at each location registries.conf gives `reference` (mirrors, then the
+    registry, rewritten) until one serves it; the result names it in source_location.
+
+    login: (username, password, plain_http), as login_for gives.
+    """
+    def attempt_at(source):
+        return attempt(_client(module, source.reference, transport, login[0], login[1], login[2], source.insecure),
+                       source.reference)
+
+    return _locations.read_from(registries_conf(module).pull_sources(reference), attempt_at)
 
 
 def make_cache(module):

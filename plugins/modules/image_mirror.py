@@ -148,7 +148,10 @@ images:
   description:
     - One result per entry of O(images), in order, each with the keys M(imagepusher.registry.image_push) returns for
       a one-pass mirror (C(source), C(target), C(digest), C(source_digest), C(media_type), C(platforms), C(blobs),
-      C(manifests), C(bytes_downloaded), C(bytes_uploaded), C(cache_name), C(cached), C(retries)), plus C(changed).
+      C(manifests), C(bytes_downloaded), C(bytes_uploaded), C(cache_name), C(cached), C(retries),
+      C(source_location)), plus C(changed).
+    - C(source_location) is the repository the image was read from, which differs from C(source) when a
+      C(registries.conf) mirror served it or its C(location) rewrote the name (see O(registries_conf)).
     - When an image fails, the entries mirrored before it.
   returned: always
   type: list
@@ -214,8 +217,11 @@ def main():
         def client(reference, username, password, plain_http):
             return _module.client_for(module, reference, transport, username, password, plain_http)
 
+        def read(reference, login, attempt):
+            return _module.read_image(module, reference, transport, login, attempt)
+
         return _copy.mirror_images(images, client, _module.make_cache(module), module.params["concurrency"],
-                                   check_mode=module.check_mode)
+                                   check_mode=module.check_mode, read=read)
 
     _module.run(module, mirror_all)
 

@@ -174,6 +174,13 @@ cache_dir:
   description: Absolute path of the cache.
   returned: always
   type: str
+source_location:
+  description:
+    - The repository the image was read from, C(registry/repository). It differs from the image's own when a
+      C(registries.conf) mirror served it or its C(location) rewrote the name (see O(registries_conf)).
+  returned: always
+  type: str
+  sample: mirror.example.com/library/nginx
 retries:
   description: How many requests were retried after a transient failure.
   returned: always
@@ -200,9 +207,13 @@ def main():
     def pull_image():
         reference = _module.parse_reference(module.params["name"])
         transport = _module.make_transport(module)
-        client = _module.make_client(module, reference, transport)
-        pull = _copy.pull(client, reference, _module.make_cache(module), module.params["concurrency"])
-        return pull.run(reference, module.params["platforms"], check_mode=module.check_mode)
+        cache = _module.make_cache(module)
+
+        def pull_from(client, location):
+            pull = _copy.pull(client, location, cache, module.params["concurrency"])
+            return pull.run(reference, module.params["platforms"], check_mode=module.check_mode)
+
+        return _module.read_image(module, reference, transport, _module.login_for(module), pull_from)
 
     _module.run(module, pull_image)
 

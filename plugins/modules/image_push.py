@@ -227,6 +227,13 @@ bytes_downloaded:
   description: With O(source), blob bytes downloaded from the source (in check mode, that would be downloaded).
   returned: when O(source) is set
   type: int
+source_location:
+  description:
+    - The repository the image was read from, C(registry/repository). It differs from the image's own when a
+      C(registries.conf) mirror served it or its C(location) rewrote the name (see O(registries_conf)).
+  returned: when O(source) is set
+  type: str
+  sample: mirror.example.com/library/nginx
 retries:
   description: How many requests were retried after a transient failure.
   returned: always
@@ -287,10 +294,14 @@ def main():
         target = _module.parse_target(module.params["target"], str(source), default_target_tag)
         transport = _module.make_transport(module)
         cache = _module.make_cache(module)
-        copy = _copy.mirror(_module.make_client(module, source, transport, for_source=True), source,
-                            _module.make_client(module, target, transport), target, cache,
-                            module.params["concurrency"], chunk_size=chunk_size)
-        return copy.run(source, module.params["platforms"], check_mode=module.check_mode)
+        target_client = _module.make_client(module, target, transport)
+
+        def mirror_from(client, location):
+            copy = _copy.mirror(client, location, target_client, target, cache, module.params["concurrency"],
+                                chunk_size=chunk_size)
+            return copy.run(source, module.params["platforms"], check_mode=module.check_mode)
+
+        return _module.read_image(module, source, transport, _module.login_for(module, for_source=True), mirror_from)
 
     def push():
         layout = module.params["layout"]

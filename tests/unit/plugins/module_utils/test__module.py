@@ -64,7 +64,7 @@ def failure(call, *args, **kwargs):
 def test_registry_argument_spec():
     spec = _module.registry_argument_spec()
     assert sorted(spec) == sorted(["username", "password", "auth_file", "validate_certs", "ca_path", "client_cert",
-                                   "client_key", "plain_http", "timeout", "retries"])
+                                   "client_key", "plain_http", "timeout", "retries", "registries_conf"])
     assert spec["password"]["no_log"] is True
     assert spec["client_key"]["no_log"] is False  # a path, not a secret
     assert spec["username"]["fallback"][1] == ["IMAGEPUSHER_USERNAME"]
