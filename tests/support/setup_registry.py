@@ -8,6 +8,7 @@ The setup_registry target runs
 from the collection root. `start` forks a small keeper process that starts Distribution
 (tests/support/registry.py: its own config and storage, 127.0.0.1 on a free port), seeds it with
 what the targets expect (tests/support/target_seeds.py, the same images the pytest drivers seed),
+starts a second, empty registry as the target of mirrors,
 holds a bound-but-never-listening port for "unreachable", and writes the variables the pytest
 drivers pass as extra vars to STATE_DIR/vars.json. The keeper stops the registry when `stop`
 asks, or by itself when the ansible-playbook that started it is gone (a failed play runs no
@@ -30,8 +31,8 @@ from tests.support.registry import Registry
 START_TIMEOUT = 120  # seconds for the registry to start and be seeded (slow, loaded CI machines)
 
 
-def target_vars(registry: Registry, state: Path, unreachable: socket.socket) -> dict:
-    """Seed `registry` and return the variables every target's pytest driver passes in."""
+def target_vars(registry: Registry, target: Registry, state: Path, unreachable: socket.socket) -> dict:
+    """Seed `registry` and return the variables the targets' pytest drivers pass in (`target` stays empty)."""
     digests = {}
     for name, (repo, tag, build) in target_seeds.SAMPLES.items():
         obj = build()
@@ -40,14 +41,17 @@ def target_vars(registry: Registry, state: Path, unreachable: socket.socket) -> 
     latest, docker_list = target_seeds.latest_image(), target_seeds.docker_list()
     seed.push(registry.url, target_seeds.LATEST_REPO, latest, "latest")
     seed.push(registry.url, target_seeds.DOCKER_LIST_REPO, docker_list, "v1")
+    multi = target_seeds.SAMPLES["multi"][2]()
     digests.update(latest=latest.digest, docker_list=docker_list.digest,
-                   multi_arm64=target_seeds.SAMPLES["multi"][2]().image_for("arm64").digest)
+                   multi_arm64=multi.image_for("arm64").digest, multi_amd64=multi.image_for("amd64").digest)
     cache_root = state / "caches"
     cache_root.mkdir()
     not_a_dir = state / "a-regular-file"
     not_a_dir.write_text("not a directory\n")
     return {
         "registry": registry.host,
+        "source_registry": registry.host,  # image_mirror, image_push_source: the seeded one is the source
+        "target_registry": target.host,
         "registry_localhost": "localhost:%d" % registry.port,
         "latest_repo": target_seeds.LATEST_REPO,
         "docker_list_repo": target_seeds.DOCKER_LIST_REPO,
@@ -87,10 +91,11 @@ def keep(state: Path, watched: int) -> None:
     """The keeper: start and seed the registry, publish the variables, wait for stop or for the playbook to end."""
     unreachable = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     unreachable.bind(("127.0.0.1", 0))
-    registry = Registry()
+    registry, target = Registry(), Registry()
     try:
         registry.start()
-        variables = target_vars(registry, state, unreachable)
+        target.start()
+        variables = target_vars(registry, target, state, unreachable)
         variables["setup_registry_state"] = str(state)
         (state / "vars.json.tmp").write_text(json.dumps(variables))
         os.replace(state / "vars.json.tmp", state / "vars.json")
@@ -100,6 +105,7 @@ def keep(state: Path, watched: int) -> None:
         (state / "error.txt").write_text(traceback.format_exc())
     finally:
         registry.stop()
+        target.stop()
         unreachable.close()
         (state / "stopped").write_text("")
 
