@@ -15,6 +15,7 @@
 #   make changelog    check changelogs/ and regenerate CHANGELOG.md (antsibull-changelog)
 #   make ansible-test-integration  `ansible-test integration` on a copy of the collection
 #                     (tests/ansible-test/run.sh; INTEGRATION_TARGETS='image_pull image_mirror')
+#   make ee-tarball   the collection built from this checkout, as examples/execution-environment.yml installs it
 #   make core-venv    .venv-core-oldest: the oldest ansible-core meta/runtime.yml claims, for the
 #                     smoke run tests/integration/test_oldest_ansible_core.py
 #
@@ -60,7 +61,7 @@ define run_pytest
 endef
 
 .PHONY: deps system-deps venv units integration test demo sanity sanity-system-deps clean
-.PHONY: lint lint-venv galaxy changelog core-venv ansible-test-integration
+.PHONY: lint lint-venv galaxy changelog core-venv ansible-test-integration ee-tarball
 
 deps: system-deps venv
 
@@ -140,6 +141,13 @@ $(CORE_STAMP): tests/core-oldest-requirements.txt
 	fi
 	$(CORE_PY) -m pip install --disable-pip-version-check -q -r tests/core-oldest-requirements.txt
 	cp tests/core-oldest-requirements.txt $@
+
+# examples/requirements.yml installs the collection from this tarball (it is on no collection server yet).
+ee-tarball: venv
+	@tmp="$$(mktemp -d)"; trap 'rm -rf "$$tmp"' EXIT; \
+	$(VENV)/bin/ansible-galaxy collection build --force --output-path "$$tmp" . >/dev/null; \
+	mkdir -p examples/collections; mv "$$tmp"/imagepusher-registry-*.tar.gz examples/collections/imagepusher-registry.tar.gz; \
+	echo "make ee-tarball: examples/collections/imagepusher-registry.tar.gz"
 
 ansible-test-integration: deps
 	tests/ansible-test/run.sh $(INTEGRATION_TARGETS)
