@@ -19,23 +19,29 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._errors impor
 OURS = (CacheError, InvalidOptionError)
 
 
-def read_from(sources, attempt):
+def read_from(sources, attempt, served=None):
     """attempt(source) for each source in turn until one returns; its result names it in source_location.
 
     `sources`: non-empty list of _registries_conf.Location. `attempt(location)` returns a result dict.
+    `served(result)`: False for a result that says the location does not have the image (image_info's
+    exists=false), which passes on to the next location too; the last location's result stands.
     """
     failures = []
     for number, source in enumerate(sources):
+        last = number == len(sources) - 1
         try:
             result = attempt(source)
         except OURS:
             raise
         except ImagePusherError as exc:
-            if number == len(sources) - 1:
+            if last:
                 if failures:
                     _name_earlier(exc, failures)
                 raise
             failures.append("%s: %s" % (source.reference.name, exc.message))
+            continue
+        if not last and served is not None and not served(result):
+            failures.append("%s: no such image" % source.reference.name)
             continue
         result["source_location"] = source.reference.name
         return result

@@ -178,17 +178,17 @@ def registries_conf(module):
     return conf
 
 
-def read_image(module, reference, transport, login, attempt):
+def read_image(module, reference, transport, login, attempt, served=None):
     """attempt(client, location) at each location registries.conf gives `reference` (mirrors, then the
     registry, rewritten) until one serves it; the result names it in source_location.
 
-    login: (username, password, plain_http), as login_for gives.
+    login: (username, password, plain_http), as login_for gives. served: see _locations.read_from.
     """
     def attempt_at(source):
         return attempt(_client(module, source.reference, transport, login[0], login[1], login[2], source.insecure),
                        source.reference)
 
-    return _locations.read_from(registries_conf(module).pull_sources(reference), attempt_at)
+    return _locations.read_from(registries_conf(module).pull_sources(reference), attempt_at, served)
 
 
 def make_cache(module):

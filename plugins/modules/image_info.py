@@ -289,7 +289,9 @@ def main():
             reference = _module.parse_reference(params["name"])
             result = _module.read_image(
                 module, reference, _module.make_transport(module), _module.login_for(module),
-                lambda client, location: _inspect.inspect_registry(client, location, list_tags=params["list_tags"]))
+                lambda client, location: _inspect.inspect_registry(client, location, list_tags=params["list_tags"]),
+                served=lambda described: described["exists"])
+            result["reference"] = str(reference)  # the name the task gave, wherever registries.conf read it
         result["changed"] = False
         return result
 

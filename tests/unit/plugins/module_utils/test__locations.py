@@ -57,3 +57,14 @@ def test_a_cache_error_stops_at_once():
     with pytest.raises(CacheError):
         read_from(SOURCES, attempt)
     assert tried == ["m1.test"]
+
+
+def test_a_result_that_says_not_here_passes_on_unless_it_is_the_last():
+    tried, attempt = attempts({"m1.test": {"exists": False}, "m2.test": {"exists": True},
+                               "src.test": {"exists": True}})
+    result = read_from(SOURCES, attempt, served=lambda r: r["exists"])
+    assert result == {"exists": True, "source_location": "m2.test/team/app"} and tried == ["m1.test", "m2.test"]
+    _tried, attempt = attempts({"m1.test": {"exists": False}, "m2.test": {"exists": False},
+                                "src.test": {"exists": False}})
+    assert read_from(SOURCES, attempt, served=lambda r: r["exists"]) == {
+        "exists": False, "source_location": "src.test/team/app"}

@@ -89,7 +89,7 @@ pull-from-mirror = "tag-only"
     assert names(conf.pull_sources(ref("src.test/team/app:v1"))) == [
         ("m1.test/cache/team/app:v1", True, True), ("m3.test/team/app:v1", False, True),
         ("src.test/team/app:v1", True, False)]
-    assert [str(s.reference).split("/")[0] for s in conf.pull_sources(ref("src.test/team/app@" + DIGEST))] == [
+    assert [s.reference.registry for s in conf.pull_sources(ref("src.test/team/app@" + DIGEST))] == [
         "m1.test", "m2.test", "src.test"]
 
 
