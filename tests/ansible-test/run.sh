@@ -55,7 +55,8 @@ rc=0
 (
     cd "$COLL"
     # the venv's bin first: ansible-test --local runs ansible-playbook from PATH
-    export PATH="$(dirname "$ANSIBLE_TEST"):$PATH"
+    PATH="$(dirname "$ANSIBLE_TEST"):$PATH"
+    export PATH
     set -x
     "$ANSIBLE_TEST" integration --local --python "$INTEGRATION_PYTHON" --color no "$@"
 ) || rc=$?
