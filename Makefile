@@ -13,6 +13,11 @@
 #   make galaxy       build the collection tarball, install it, run a module from the installed copy
 #                     (tests/galaxy/run.sh)
 #   make changelog    check changelogs/ and regenerate CHANGELOG.md (antsibull-changelog)
+#   make ansible-test-integration  `ansible-test integration` on a copy of the collection
+#                     (tests/ansible-test/run.sh; INTEGRATION_TARGETS='image_pull image_mirror')
+#   make ee-tarball   the collection built from this checkout, as examples/execution-environment.yml installs it
+#   make core-venv    .venv-core-oldest: the oldest ansible-core meta/runtime.yml claims, for the
+#                     smoke run tests/integration/test_oldest_ansible_core.py
 #
 # Nothing here starts a service: tests/support/registry.py starts and stops its own registries.
 
@@ -36,6 +41,12 @@ LINT_ARGS ?=
 LINT_VENV  := .venv-lint
 LINT_PY    := $(LINT_VENV)/bin/python
 LINT_STAMP := $(LINT_VENV)/.requirements.installed
+# The oldest claimed ansible-core, in a venv of its own (same stamp scheme).
+CORE_VENV  := .venv-core-oldest
+CORE_PY    := $(CORE_VENV)/bin/python
+CORE_STAMP := $(CORE_VENV)/.requirements.installed
+# ansible-test integration targets `make test` runs (one keeps the path alive; the pytest drivers run them all).
+INTEGRATION_TARGETS ?= image_pull
 # Test files run on both cores: most time is Ansible's CPU-bound controller, not waiting.
 PYTEST_PARALLEL ?= -n 2 --dist loadfile
 PYTEST := $(VPY) -m pytest -q -ra $(PYTEST_PARALLEL) $(PYTEST_ARGS)
@@ -50,7 +61,7 @@ define run_pytest
 endef
 
 .PHONY: deps system-deps venv units integration test demo sanity sanity-system-deps clean
-.PHONY: lint lint-venv galaxy changelog
+.PHONY: lint lint-venv galaxy changelog core-venv ansible-test-integration ee-tarball
 
 deps: system-deps venv
 
@@ -83,15 +94,16 @@ $(STAMP): tests/requirements.txt
 units: venv
 	@$(call run_pytest,tests/unit)
 
-integration: deps
+integration: deps core-venv
 	@$(call run_pytest,tests/integration)
 
 # One pytest run over tests/ so CI sees a single summary line covering everything.
 # Sanity, lint and the Galaxy build first, pytest last, so the run closes on pytest's summary line.
-test: deps sanity-system-deps lint-venv
+test: deps sanity-system-deps lint-venv core-venv
 	tests/sanity/run.sh
 	tests/lint/run.sh $(LINT_ARGS)
 	tests/galaxy/run.sh
+	tests/ansible-test/run.sh $(INTEGRATION_TARGETS)
 	@$(call run_pytest,tests)
 
 # The README's main command: a local mirror between two loopback registries, end to end.
@@ -120,6 +132,25 @@ $(LINT_STAMP): tests/lint-requirements.txt
 	fi
 	$(LINT_PY) -m pip install --disable-pip-version-check -q -r tests/lint-requirements.txt
 	cp tests/lint-requirements.txt $@
+
+core-venv: $(CORE_STAMP)
+
+$(CORE_STAMP): tests/core-oldest-requirements.txt
+	@if ! [ -x $(CORE_PY) ] || ! $(CORE_PY) -c '' >/dev/null 2>&1; then \
+	  echo "make core-venv: creating $(CORE_VENV)"; rm -rf $(CORE_VENV); $(PYTHON) -m venv $(CORE_VENV); \
+	fi
+	$(CORE_PY) -m pip install --disable-pip-version-check -q -r tests/core-oldest-requirements.txt
+	cp tests/core-oldest-requirements.txt $@
+
+# examples/requirements.yml installs the collection from this tarball (it is on no collection server yet).
+ee-tarball: venv
+	@tmp="$$(mktemp -d)"; trap 'rm -rf "$$tmp"' EXIT; \
+	$(VENV)/bin/ansible-galaxy collection build --force --output-path "$$tmp" . >/dev/null; \
+	mkdir -p examples/collections; mv "$$tmp"/imagepusher-registry-*.tar.gz examples/collections/imagepusher-registry.tar.gz; \
+	echo "make ee-tarball: examples/collections/imagepusher-registry.tar.gz"
+
+ansible-test-integration: deps
+	tests/ansible-test/run.sh $(INTEGRATION_TARGETS)
 
 lint: lint-venv
 	tests/lint/run.sh $(LINT_ARGS)
@@ -152,5 +183,5 @@ bench-smoke: deps
 	$(VPY) bench/run.py --smoke
 
 clean:
-	rm -rf $(VENV) $(LINT_VENV) .pytest_cache tests/output
+	rm -rf $(VENV) $(LINT_VENV) $(CORE_VENV) .pytest_cache tests/output
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -46,7 +46,9 @@ options:
         credentials from, before the default locations (see O(username) for the whole lookup order).
       - It must exist. Credentials in it, and those a credential helper returns, never appear in results or
         messages.
+      - The alias O(authfile) is the name containers.podman's modules use.
     type: path
+    aliases: [authfile]
   validate_certs:
     description:
       - Verify the registry's TLS certificate.
@@ -114,6 +116,31 @@ options:
       - Docker Hub counts manifest V(GET)s against its pull quota, not V(HEAD)s; a run over images the target already
         has makes only V(HEAD) requests for their manifests, so a warm re-run spends no quota.
     type: float
+  registries_conf:
+    description:
+      - A C(containers-registries.conf) file (version 2, TOML, as podman, skopeo and buildah read it) to use instead of
+        the default lookup, which takes the first that exists of E(CONTAINERS_REGISTRIES_CONF),
+        C($XDG_CONFIG_HOME/containers/registries.conf) (by default C(~/.config/containers/registries.conf)) and
+        C(/etc/containers/registries.conf), then the drop-ins C(/etc/containers/registries.conf.d/*.conf) and (unless
+        the main file is the user's) C(~/.config/containers/registries.conf.d/*.conf) in name order. With this option
+        that file alone is read. The file is read on the managed host.
+      - Where an image is read (the image of M(imagepusher.registry.image_pull), the sources of
+        M(imagepusher.registry.image_mirror) and of M(imagepusher.registry.image_push) O(imagepusher.registry.image_push#module:source),
+        a registry inspected by M(imagepusher.registry.image_info)), the C([[registry]]) entry whose C(prefix) matches
+        the image longest applies, as in containers/image. Its C([[registry.mirror]]) locations are tried in order
+        (C(pull-from-mirror) V(all), V(digest-only) or V(tag-only), and C(mirror-by-digest-only), say which
+        references use them), then its C(location) (the C(prefix) rewritten to it). A location that is down or fails
+        passes the read on to the next. The result's C(source_location) says which one served the image; the cache
+        keeps the name the task gave.
+      - For every registry, read or written, C(insecure = true) skips TLS certificate verification and allows plain
+        HTTP when the registry does not speak TLS, and C(blocked = true) refuses the registry with a clear message.
+      - C(unqualified-search-registries), C(aliases) and short-name settings are not used; a short name keeps
+        meaning Docker Hub (V(nginx) is C(docker.io/library/nginx)). The version 1 tables C([registries.insecure])
+        and C([registries.block]) are honoured.
+      - The file is read with Python's C(tomllib) (Python 3.11 and later) or the C(tomli) package (C(python3-tomli) on
+        RHEL 9). Without either, a registries.conf that exists is reported in a warning and not used.
+      - A file that is not valid TOML fails the task with a message naming the file and the line.
+    type: path
 notes:
   - Proxies are taken from the environment (E(HTTPS_PROXY), E(HTTP_PROXY), E(NO_PROXY)); ~/.netrc is not read.
   - When the registry redirects a download to another host (object storage), the registry's

@@ -73,7 +73,7 @@ def with_referrers(copy, result, check_mode=False):
 
 
 def mirror_images(images, client_for, cache, concurrency=4, check_mode=False, events=None, image_concurrency=1,
-                  foreign=SKIP):
+                  foreign=SKIP, read=None):
     """Mirror each settled (source, target, entry) of image_mirror; the module result, images in list order.
 
     `client_for(reference, username, password, plain_http)` gives the RegistryClient of one side.
@@ -81,11 +81,13 @@ def mirror_images(images, client_for, cache, concurrency=4, check_mode=False, ev
     transfers of them all, and a blob they share moves once (see _fleet.py). The first failure (in list
     order) fails the run and names its entry; no image starts after a failure. Its details hold the
     images mirrored before it (`images`) and what each entry did (`image_states`).
+    `read(source, login, attempt)` runs attempt(client, location) at the source's locations (registries.conf
+    mirrors); by default the source itself is the one location.
     """
     events = events or Events()
     fleet = Fleet(concurrency)
     outcomes = _parallel.map_until_failure(
-        lambda item: mirror_image(item[1], client_for, cache, concurrency, check_mode, events, fleet, foreign),
+        lambda item: mirror_image(item[1], client_for, cache, concurrency, check_mode, events, fleet, foreign, read),
         list(enumerate(images)), image_concurrency)
     results = [value for state, value in outcomes if state == _parallel.DONE]
     failed = [n for n, (state, _value) in enumerate(outcomes) if state == _parallel.FAILED]
@@ -101,18 +103,23 @@ def mirror_images(images, client_for, cache, concurrency=4, check_mode=False, ev
     }
 
 
-def mirror_image(image, client_for, cache, concurrency=4, check_mode=False, events=None, fleet=None, foreign=SKIP):
+def mirror_image(image, client_for, cache, concurrency=4, check_mode=False, events=None, fleet=None, foreign=SKIP,
+                 read=None):
     """One settled (source, target, entry) of image_mirror: its result (with its diff), referrers included
-    when the entry asks for them."""
+    when the entry asks for them; the source read at the first of its locations that serves it (`read`)."""
     source, target, entry = image
     label, events = "%s -> %s" % (source, target), events or Events()
-    copy = mirror(client_for(source, entry["source_username"], entry["source_password"], entry["source_plain_http"]),
-                  source,
-                  client_for(target, entry["target_username"], entry["target_password"], entry["target_plain_http"]),
-                  target, cache, concurrency, events=events.for_image(label), foreign=foreign, fleet=fleet)
+    read = read or (lambda reference, login, attempt: attempt(client_for(reference, *login), reference))
+
+    def mirror_from(client, location):
+        target_client = client_for(target, entry["target_username"], entry["target_password"], entry["target_plain_http"])
+        copy = mirror(client, location, target_client, target, cache, concurrency, events=events.for_image(label),
+                      foreign=foreign, fleet=fleet)
+        result = copy.run(source, entry["platforms"], check_mode=check_mode)
+        return with_referrers(copy, result, check_mode) if entry.get("referrers") else result
+
     events.image_started(label)
-    result = copy.run(source, entry["platforms"], check_mode=check_mode)
-    result = with_referrers(copy, result, check_mode) if entry.get("referrers") else result
+    result = read(source, (entry["source_username"], entry["source_password"], entry["source_plain_http"]), mirror_from)
     events.image_finished(label)
     return result
 

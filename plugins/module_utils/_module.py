@@ -17,7 +17,9 @@ from ansible.module_utils.basic import env_fallback, missing_required_lib
 
 from ansible_collections.imagepusher.registry.plugins.module_utils import _cache
 from ansible_collections.imagepusher.registry.plugins.module_utils import _credentials
+from ansible_collections.imagepusher.registry.plugins.module_utils import _locations
 from ansible_collections.imagepusher.registry.plugins.module_utils import _manifest
+from ansible_collections.imagepusher.registry.plugins.module_utils import _registries_conf
 from ansible_collections.imagepusher.registry.plugins.module_utils import _transport
 from ansible_collections.imagepusher.registry.plugins.module_utils._clients import Clients
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import CacheError, ImagePusherError, InvalidOptionError
@@ -32,7 +34,7 @@ def registry_argument_spec():
     return dict(
         username=dict(type="str", fallback=(env_fallback, ["IMAGEPUSHER_USERNAME"])),
         password=dict(type="str", no_log=True, fallback=(env_fallback, ["IMAGEPUSHER_PASSWORD"])),
-        auth_file=dict(type="path"),
+        auth_file=dict(type="path", aliases=["authfile"]),
         validate_certs=dict(type="bool", default=True, aliases=["tls_verify"]),
         ca_path=dict(type="path"),
         client_cert=dict(type="path"),
@@ -41,6 +43,7 @@ def registry_argument_spec():
         timeout=dict(type="int", default=60),
         retries=dict(type="int", default=5),
         requests_per_second=dict(type="float"),
+        registries_conf=dict(type="path"),
     )
 
 
@@ -123,10 +126,11 @@ def parse_target(text, source_name, resolve):
         raise type(exc)("target: %s" % exc.message, **exc.details)
 
 
-def make_transport(module):
+def make_transport(module, insecure=False):
+    """The run's Transport; insecure: one that verifies no certificate (registries.conf insecure = true)."""
     params = module.params
     transport = _transport.Transport(
-        timeout=params["timeout"], retries=params["retries"], validate_certs=params["validate_certs"],
+        timeout=params["timeout"], retries=params["retries"], validate_certs=params["validate_certs"] and not insecure,
         ca_path=params.get("ca_path"), client_cert=params.get("client_cert"), client_key=params.get("client_key"),
         pool_size=max(8, (params.get("concurrency") or 4) * 2))
     # run() reports the quotas the registries announced through it, in the result or the failure.
@@ -153,27 +157,71 @@ def make_client(module, reference, transport, for_source=False):
 
     for_source: image_push's source registry, with source_username/source_password/source_plain_http.
     """
+    return client_for(module, reference, transport, *login_for(module, for_source), for_source=for_source)
+
+
+def login_for(module, for_source=False):
+    """(username, password, plain_http) of the target side, or of image_push's source side."""
     params = module.params
     if for_source:
-        username, password = params.get("source_username"), params.get("source_password")
-        plain_http = params.get("source_plain_http") or False
-    else:
-        username, password, plain_http = params.get("username"), params.get("password"), params["plain_http"]
-    return client_for(module, reference, transport, username, password, plain_http, for_source=for_source)
+        return params.get("source_username"), params.get("source_password"), params.get("source_plain_http") or False
+    return params.get("username"), params.get("password"), params["plain_http"]
 
 
 def client_for(module, reference, transport, username, password, plain_http, for_source=False):
     """A RegistryClient with these credentials (else the auth files, as _credentials.resolve says).
 
+    registries.conf applies: a blocked registry is refused, an insecure one is talked to without TLS checks.
     Its registry is held to requests_per_second, and a source registry also to
     source_requests_per_second where the module has it (the lower rate wins).
     """
-    credentials = _credentials.resolve(reference.registry, reference.repository, username=username,
-                                       password=password, auth_file=module.params.get("auth_file"))
+    insecure = registries_conf(module).check_registry(reference)
+    return _client(module, reference, transport, username, password, plain_http, insecure, for_source)
+
+
+def _client(module, reference, transport, username, password, plain_http, insecure, for_source=False, clients=None):
+    """clients: the task's shared clients (make_clients), used for a registry talked to as configured."""
+    if insecure:
+        # As containers/image: no certificate check, and plain HTTP when the registry does not speak TLS.
+        transport = getattr(module, "_imagepusher_insecure_transport", None)
+        if transport is None:
+            transport = module._imagepusher_insecure_transport = make_transport(module, insecure=True)
     transport.rate_limits.limit(reference.registry, module.params.get("requests_per_second"))
     if for_source:
         limit_source(module, reference, transport)
-    return RegistryClient.for_reference(reference, transport, credentials, plain_http=plain_http)
+    if clients is not None and not insecure:
+        return clients(reference, username, password, plain_http)
+    credentials = _credentials.resolve(reference.registry, reference.repository, username=username,
+                                       password=password, auth_file=module.params.get("auth_file"))
+    if not insecure:
+        return RegistryClient.for_reference(reference, transport, credentials, plain_http=plain_http)
+    return RegistryClient(reference.registry, transport, credentials, api_host=reference.api_host,
+                          plain_http=plain_http, loopback=True)
+
+
+def registries_conf(module):
+    """The registries.conf in force for this run (read once; a missing TOML reader is a warning)."""
+    conf = getattr(module, "_imagepusher_registries_conf", None)
+    if conf is None:
+        conf = _registries_conf.load(module.params.get("registries_conf"))
+        for warning in conf.warnings:
+            module.warn(warning)
+        module._imagepusher_registries_conf = conf
+    return conf
+
+
+def read_image(module, reference, transport, login, attempt, served=None, clients=None):
+    """attempt(client, location) at each location registries.conf gives `reference` (mirrors, then the
+    registry, rewritten) until one serves it; the result names it in source_location.
+
+    login: (username, password, plain_http), as login_for gives. served: see _locations.read_from.
+    clients: the task's shared clients (make_clients), else a client per location.
+    """
+    def attempt_at(source):
+        return attempt(_client(module, source.reference, transport, login[0], login[1], login[2], source.insecure,
+                               for_source=True, clients=clients), source.reference)
+
+    return _locations.read_from(registries_conf(module).pull_sources(reference), attempt_at, served)
 
 
 def limit_source(module, reference, transport):
@@ -189,8 +237,15 @@ def limit_rates(module, images, transport):
         limit_source(module, source, transport)
 def make_clients(module, transport):
     """client(reference, username, password, plain_http): like client_for, but one client per registry and
-    credentials for the whole task (a module over many images probes and authenticates once per registry)."""
-    return Clients(transport, auth_file=module.params.get("auth_file"))
+    credentials for the whole task (a module over many images probes and authenticates once per registry).
+    registries.conf applies as in client_for (an insecure registry gets a client of its own)."""
+    shared = Clients(transport, auth_file=module.params.get("auth_file"))
+
+    def client(reference, username, password, plain_http):
+        insecure = registries_conf(module).check_registry(reference)
+        return _client(module, reference, transport, username, password, plain_http, insecure, clients=shared)
+    client.shared = shared
+    return client
 
 
 def make_cache(module):

@@ -237,6 +237,13 @@ tags:
   returned: when O(list_tags=true)
   type: list
   elements: str
+source_location:
+  description:
+    - The repository the image was read from, C(registry/repository). It differs from the image's own when a
+      C(registries.conf) mirror served it or its C(location) rewrote the name (see O(registries_conf)).
+  returned: when O(source=registry)
+  type: str
+  sample: mirror.example.com/library/nginx
 cache_name:
   description: The name the cache holds the image under, V(null) when it holds none.
   returned: when O(source=cache)
@@ -312,8 +319,11 @@ def main():
             result = _inspect.inspect_cache(_module.make_cache(module), params["name"], list_tags=params["list_tags"])
         else:
             reference = _module.parse_reference(params["name"])
-            client = _module.make_client(module, reference, _module.make_transport(module))
-            result = _inspect.inspect_registry(client, reference, list_tags=params["list_tags"])
+            result = _module.read_image(
+                module, reference, _module.make_transport(module), _module.login_for(module),
+                lambda client, location: _inspect.inspect_registry(client, location, list_tags=params["list_tags"]),
+                served=lambda described: described["exists"])
+            result["reference"] = str(reference)  # the name the task gave, wherever registries.conf read it
         result["changed"] = False
         return result
 

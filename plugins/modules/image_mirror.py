@@ -87,8 +87,10 @@ options:
             a new index listing only them (a new digest) and the BuildKit attestation manifests (index entries
             annotated C(vnd.docker.reference.type=attestation-manifest)) whose C(vnd.docker.reference.digest) is one
             of them; an index narrowed to every platform it has is kept as it is.
+          - Alias O(images[].platform); a single string is a one-item list.
         type: list
         elements: str
+        aliases: [platform]
       source_username:
         description: User name for this entry's source registry (else O(source_username)).
         type: str
@@ -160,8 +162,11 @@ options:
     description:
       - The platforms of every entry without O(images[].platforms) of its own. By default whole images (every
         platform of an index) are mirrored.
+      - The alias O(platform) is the name community.docker's C(docker_image_pull) uses; a single string is a
+        one-item list (V(linux/arm64) is V([linux/arm64])).
     type: list
     elements: str
+    aliases: [platform]
   referrers:
     description:
       - Also copy what is attached to each image (an entry's O(images[].referrers) overrides it) - signatures, SBOMs,
@@ -269,12 +274,15 @@ images:
   description:
     - One result per entry of O(images), in order, each with the keys M(imagepusher.registry.image_push) returns for
       a one-pass mirror (C(source), C(target), C(digest), C(source_digest), C(media_type), C(platforms), C(blobs),
-      C(manifests), C(bytes_downloaded), C(bytes_uploaded), C(cache_name), C(cached), C(retries)), plus C(changed)
+      C(manifests), C(bytes_downloaded), C(bytes_uploaded), C(cache_name), C(cached), C(retries),
+      C(source_location)), plus C(changed)
       and C(entry).
     - An entry with O(images[].tags) has one result per selected tag, in the order the rules give (none when they
       select nothing). In check mode, these are the tags that would be mirrored.
     - With O(referrers), C(referrers) too (see RV(images[].referrers)); the bytes of the referrers are counted in the
       image's C(bytes_downloaded) and C(bytes_uploaded), and C(changed) is true when one of them was copied.
+    - C(source_location) is the repository the image was read from, which differs from C(source) when a
+      C(registries.conf) mirror served it or its C(location) rewrote the name (see O(registries_conf)).
     - When an image fails, the entries mirrored before it (the failure's C(image_states) says what each entry did).
   returned: always
   type: list
@@ -422,7 +430,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._mirror_entri
 IMAGE_OPTIONS = dict(
     source=dict(type="str", required=True),
     target=dict(type="str", required=True),
-    platforms=dict(type="list", elements="str"),
+    platforms=dict(type="list", elements="str", aliases=["platform"]),
     source_username=dict(type="str"),
     source_password=dict(type="str", no_log=True),
     source_plain_http=dict(type="bool"),
@@ -443,7 +451,7 @@ IMAGE_OPTIONS = dict(
 def main():
     argument_spec = dict(
         images=dict(type="list", elements="dict", required=True, options=IMAGE_OPTIONS),
-        platforms=dict(type="list", elements="str"),
+        platforms=dict(type="list", elements="str", aliases=["platform"]),
         source_username=dict(type="str"),
         source_password=dict(type="str", no_log=True),
         source_plain_http=dict(type="bool", default=False),
@@ -471,11 +479,14 @@ def main():
             return client(source, image["source_username"], image["source_password"],
                           image["source_plain_http"]).list_tags(source.repository)
 
+        def read(reference, login, attempt):
+            return _module.read_image(module, reference, transport, login, attempt, clients=client.shared)
+
         def mirror(expanded):
             return _copy.mirror_images(expanded, client, _module.make_cache(module), module.params["concurrency"],
                                        check_mode=module.check_mode, events=_progress.reporter(),
                                        image_concurrency=module.params["image_concurrency"],
-                                       foreign=module.params["foreign_layers"])
+                                       foreign=module.params["foreign_layers"], read=read)
 
         return _sync.mirror_expanded(images, list_tags, mirror, module.warn)
 

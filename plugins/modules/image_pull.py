@@ -63,8 +63,11 @@ options:
         the reference followed by the platforms, for example C(registry.example.com/app:v1+linux-amd64)
         (RV(cache_name)). Pulling the full image and a narrowed one of the same reference keeps both.
       - For a single-platform image, the module fails when its platform is not one of these.
+      - The alias O(platform) is the name community.docker's C(docker_image_pull) uses; a single string is a
+        one-item list (V(linux/arm64) is V([linux/arm64])).
     type: list
     elements: str
+    aliases: [platform]
 notes:
   - The cache can be read by other tools, for example C(skopeo copy oci:<cache_dir>:<reference> ...).
   - Several runs may share one cache at the same time; file locks keep it consistent and a blob that two runs
@@ -190,6 +193,13 @@ cache_dir:
   description: Absolute path of the cache.
   returned: always
   type: str
+source_location:
+  description:
+    - The repository the image was read from, C(registry/repository). It differs from the image's own when a
+      C(registries.conf) mirror served it or its C(location) rewrote the name (see O(registries_conf)).
+  returned: always
+  type: str
+  sample: mirror.example.com/library/nginx
 retries:
   description: How many requests were retried after a transient failure.
   returned: always
@@ -273,7 +283,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils import _progr
 def main():
     argument_spec = dict(
         name=dict(type="str", required=True),
-        platforms=dict(type="list", elements="str"),
+        platforms=dict(type="list", elements="str", aliases=["platform"]),
         progress=dict(type="bool", default=True),
     )
     argument_spec.update(_module.registry_argument_spec())
@@ -285,12 +295,16 @@ def main():
     def pull_image():
         reference = _module.parse_reference(module.params["name"])
         transport = _module.make_transport(module)
-        client = _module.make_client(module, reference, transport)
+        cache = _module.make_cache(module)
         events = _progress.reporter()
-        pull = _copy.pull(client, reference, _module.make_cache(module), module.params["concurrency"], events=events,
-                          foreign=module.params["foreign_layers"])
-        return _progress.track(events, str(reference), lambda: pull.run(
-            reference, module.params["platforms"], check_mode=module.check_mode))
+
+        def pull_from(client, location):
+            pull = _copy.pull(client, location, cache, module.params["concurrency"], events=events,
+                              foreign=module.params["foreign_layers"])
+            return pull.run(reference, module.params["platforms"], check_mode=module.check_mode)
+
+        return _progress.track(events, str(reference), lambda: _module.read_image(
+            module, reference, transport, _module.login_for(module), pull_from))
 
     _module.run(module, _progress.timed(pull_image, module.check_mode))
 

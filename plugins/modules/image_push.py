@@ -66,8 +66,11 @@ options:
       - One platform pushes that platform's manifest (digest preserved); several push a new index listing only
         them (a new digest), with the BuildKit attestation manifests of those platforms. By default the whole index
         is pushed as stored.
+      - The alias O(platform) is the name community.docker's C(docker_image_pull) uses; a single string is a
+        one-item list (V(linux/arm64) is V([linux/arm64])).
     type: list
     elements: str
+    aliases: [platform]
   source:
     description:
       - Mirror straight from this registry image, C([registry/]repository[:tag][@digest]), instead of pushing
@@ -244,6 +247,13 @@ bytes_downloaded:
   description: With O(source), blob bytes downloaded from the source (in check mode, that would be downloaded).
   returned: when O(source) is set
   type: int
+source_location:
+  description:
+    - The repository the image was read from, C(registry/repository). It differs from the image's own when a
+      C(registries.conf) mirror served it or its C(location) rewrote the name (see O(registries_conf)).
+  returned: when O(source) is set
+  type: str
+  sample: mirror.example.com/library/nginx
 retries:
   description: How many requests were retried after a transient failure.
   returned: always
@@ -350,7 +360,7 @@ def main():
         name=dict(type="str"),
         target=dict(type="str", required=True),
         layout=dict(type="path"),
-        platforms=dict(type="list", elements="str"),
+        platforms=dict(type="list", elements="str", aliases=["platform"]),
         chunk_size=dict(type="str"),
         source=dict(type="str"),
         source_username=dict(type="str"),
@@ -375,12 +385,15 @@ def main():
         transport = _module.make_transport(module)
         cache = _module.make_cache(module)
         events = _progress.reporter()
-        copy = _copy.mirror(_module.make_client(module, source, transport, for_source=True), source,
-                            _module.make_client(module, target, transport), target, cache,
-                            module.params["concurrency"], chunk_size=chunk_size, events=events,
-                            foreign=module.params["foreign_layers"])
-        return _progress.track(events, "%s -> %s" % (source, target), lambda: copy.run(
-            source, module.params["platforms"], check_mode=module.check_mode))
+        target_client = _module.make_client(module, target, transport)
+
+        def mirror_from(client, location):
+            copy = _copy.mirror(client, location, target_client, target, cache, module.params["concurrency"],
+                                chunk_size=chunk_size, events=events, foreign=module.params["foreign_layers"])
+            return copy.run(source, module.params["platforms"], check_mode=module.check_mode)
+
+        return _progress.track(events, "%s -> %s" % (source, target), lambda: _module.read_image(
+            module, source, transport, _module.login_for(module, for_source=True), mirror_from))
 
     def push():
         layout = module.params["layout"]

@@ -13,17 +13,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.support import images, seed
+from tests.support import images, seed, target_seeds
 from tests.support.ansible import AnsibleWorkspace
 from tests.support.registry import Registry
 
 # name -> (repository, tag, builder); the builders return cached, identical objects
-SAMPLES = {
-    "oci_single": ("test/oci-single", "v1", images.oci_single),
-    "docker_v2": ("test/docker-v2", "v1", images.docker_v2),
-    "multi": ("test/multi", "v1", images.multi_arch_index),
-    "large": ("test/large", "v1", images.large_image),
-}
+SAMPLES = target_seeds.SAMPLES  # shared with ansible-test's setup_registry target
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support import images, seed
+from tests.support import images, seed, target_seeds
 from tests.support.ansible import AnsibleWorkspace, PlaybookRun
 from tests.support.throttle_proxy import MiB, ThrottleProxy
 
@@ -44,8 +44,8 @@ TARGET_PLAY = f"""\
     - role: {TARGET}
 """
 # Repositories of our own on the shared registry: only this file writes to them.
-LATEST_REPO = "test/image-pull-latest"
-DOCKER_LIST_REPO = "test/image-pull-docker-list"
+LATEST_REPO = target_seeds.LATEST_REPO
+DOCKER_LIST_REPO = target_seeds.DOCKER_LIST_REPO
 MOVING_REPO = "test/image-pull-moving"
 OCI_MANIFEST = images.OCI_MANIFEST
 OCI_INDEX = images.OCI_INDEX
@@ -54,18 +54,13 @@ REF_NAME = images.REF_NAME_ANNOTATION
 
 @pytest.fixture(scope="module")
 def latest_image() -> images.Image:
-    return images.build_image([images.tar_layer({"imagepusher/latest.txt": b"tagged latest only\n"})],
-                              labels={"sample": "image-pull-latest"})
+    return target_seeds.latest_image()  # the same image ansible-test's setup_registry seeds
 
 
 @pytest.fixture(scope="module")
 def docker_list() -> images.Index:
     """A Docker manifest list (Docker media types throughout) of the 3 multi platforms."""
-    shared = images.tar_layer({"imagepusher/docker-list/shared.txt": b"shared\n" * 64}, fmt="docker")
-    return images.build_index(
-        [images.build_image([shared, images.tar_layer({"own.txt": repr(p).encode()}, fmt="docker")],
-                            fmt="docker", platform=p) for p in images.MULTI_PLATFORMS],
-        fmt="docker")
+    return target_seeds.docker_list()
 
 
 # -- helpers -------------------------------------------------------------------------------

@@ -13,7 +13,9 @@
 # 2. antsibull-changelog lint on changelogs/ (fragments and changelog.yaml).
 # 3. bindep on bindep.txt (parses it; reports packages missing on this machine).
 # 4. ansible-builder create on examples/execution-environment.yml into a temp build context:
-#    the EE definition is valid for ansible-builder itself, not only for the lint schema.
+#    the EE definition is valid for ansible-builder itself, not only for the lint schema, and the
+#    context holds the collection built from this checkout (examples/requirements.yml installs that
+#    tarball: the collection is on no collection server yet).
 #
 # Environment: LINT_VENV (default .venv-lint, built by `make lint-venv`).
 set -euo pipefail
@@ -68,13 +70,31 @@ bindep_rc=0
 "$BIN/bindep" --file bindep.txt --brief >"$WORK/bindep.out" 2>&1 || bindep_rc=$?
 if [ "$bindep_rc" -gt 1 ]; then cat "$WORK/bindep.out" >&2; rc=1; fi
 
-echo "lint: ansible-builder create -f examples/execution-environment.yml"
-if "$BIN/ansible-builder" create -f examples/execution-environment.yml --context "$WORK/ee-context" \
-        --output-filename Containerfile \
-        >"$WORK/builder.out" 2>&1; then
-    for f in Containerfile _build/requirements.yml; do
+echo "lint: ansible-builder create -f examples/execution-environment.yml (with the collection built from this checkout)"
+# As `make ee-tarball` does, into a copy of examples/: the EE installs the collection from that tarball.
+cp -r examples "$WORK/examples"
+mkdir -p "$WORK/examples/collections" "$WORK/galaxy-build"
+"$BIN/ansible-galaxy" collection build --force --output-path "$WORK/galaxy-build" . >/dev/null
+mv "$WORK"/galaxy-build/imagepusher-registry-*.tar.gz "$WORK/examples/collections/imagepusher-registry.tar.gz"
+if (cd "$WORK/examples" && "$BIN/ansible-builder" create -f execution-environment.yml --context "$WORK/ee-context" \
+        --output-filename Containerfile) >"$WORK/builder.out" 2>&1; then
+    for f in Containerfile _build/requirements.yml _build/collections/imagepusher-registry.tar.gz; do
         [ -s "$WORK/ee-context/$f" ] || { echo "lint: ansible-builder wrote no $f" >&2; rc=1; }
     done
+    # the context carries this checkout's collection, and the galaxy stage installs it from there
+    cmp -s "$WORK/examples/collections/imagepusher-registry.tar.gz" \
+        "$WORK/ee-context/_build/collections/imagepusher-registry.tar.gz" \
+        || { echo "lint: the EE context does not hold the collection built from this checkout" >&2; rc=1; }
+    tar -xzOf "$WORK/ee-context/_build/collections/imagepusher-registry.tar.gz" MANIFEST.json 2>/dev/null \
+        | grep -q '"namespace": "imagepusher"' \
+        || { echo "lint: the EE context's tarball is not imagepusher.registry" >&2; rc=1; }
+    grep -q 'ansible-galaxy collection install .*-r requirements.yml' "$WORK/ee-context/Containerfile" \
+        || { echo "lint: the Containerfile does not install requirements.yml's collections" >&2; rc=1; }
+    grep -qx '  - name: ./collections/imagepusher-registry.tar.gz' "$WORK/ee-context/_build/requirements.yml" \
+        || { echo "lint: requirements.yml does not install the tarball from the context" >&2; rc=1; }
+    if grep -qE '^[[:space:]-]*name:[[:space:]]*imagepusher\.registry' "$WORK/ee-context/_build/requirements.yml"; then
+        echo "lint: requirements.yml installs imagepusher.registry from a collection server" >&2; rc=1
+    fi
 else
     cat "$WORK/builder.out" >&2; rc=1
 fi

@@ -37,19 +37,28 @@ class CallbackModule(CallbackBase):
     def _write(self, result, status, ignore_errors=False):
         if not self._path:
             return
-        data = result.result  # ansible-core 2.19 API: a copy with native types
+        if hasattr(result, "result"):
+            data = result.result  # ansible-core 2.19 API: a copy with native types
+            task, host = result.task, result.host
+            # 2.19 moved warnings/deprecations out of the result dict; keep their text
+            warnings = [w.event.msg for w in result.warnings]
+            deprecations = [d.event.msg for d in result.deprecations]
+        else:  # ansible-core 2.16-2.18 (tests/integration/test_oldest_ansible_core.py)
+            data = dict(result._result)
+            task, host = result._task, result._host
+            warnings = list(data.get("warnings") or [])
+            deprecations = [d.get("msg") if isinstance(d, dict) else str(d) for d in data.get("deprecations") or []]
         if status == "ok" and data.get("changed"):
             status = "changed"
         line = {
             "play": self._play,
             "task": result.task_name,
-            "action": result.task.action,
-            "host": result.host.get_name(),
+            "action": task.action,
+            "host": host.get_name(),
             "status": status,
             "ignore_errors": ignore_errors,
-            # 2.19 moved warnings/deprecations out of the result dict; keep their text
-            "warnings": [w.event.msg for w in result.warnings],
-            "deprecations": [d.event.msg for d in result.deprecations],
+            "warnings": warnings,
+            "deprecations": deprecations,
             "result": data,
         }
         # one write per line, flushed at once: a killed run keeps what it had

@@ -64,7 +64,8 @@ def failure(call, *args, **kwargs):
 def test_registry_argument_spec():
     spec = _module.registry_argument_spec()
     assert sorted(spec) == sorted(["username", "password", "auth_file", "validate_certs", "ca_path", "client_cert",
-                                   "client_key", "plain_http", "timeout", "retries", "requests_per_second"])
+                                   "client_key", "plain_http", "timeout", "retries", "requests_per_second",
+                                   "registries_conf"])
     assert spec["requests_per_second"] == dict(type="float")
     assert spec["password"]["no_log"] is True
     assert spec["client_key"]["no_log"] is False  # a path, not a secret
@@ -373,3 +374,55 @@ def test_run_lets_a_bug_through():
     with pytest.raises(ValueError):
         _module.run(module, operation)
     assert module.failed is None and module.exited is None
+
+
+# -- registries.conf -----------------------------------------------------------------------
+
+def _conf(tmp_path, text):
+    path = tmp_path / "registries.conf"
+    path.write_text(text)
+    return str(path)
+
+
+def test_client_for_follows_insecure_and_blocked(tmp_path):
+    module = FakeModule(registries_conf=_conf(tmp_path, '[[registry]]\nlocation = "lab.example.com"\ninsecure = true\n'
+                                                        '[[registry]]\nlocation = "bad.example.com"\nblocked = true\n'))
+    transport = _module.make_transport(module)
+    try:
+        plain = _module.client_for(module, ImageReference.parse("registry.example.com/a:v1"), transport, None, None, False)
+        lab = _module.client_for(module, ImageReference.parse("lab.example.com/a:v1"), transport, None, None, False)
+        with pytest.raises(ImagePusherError, match="registry bad.example.com/a is blocked by .*registries.conf"):
+            _module.client_for(module, ImageReference.parse("bad.example.com/a:v1"), transport, None, None, False)
+    finally:
+        transport.close()
+    assert (plain.transport is transport, plain.loopback) == (True, False)
+    # insecure: its own transport that verifies no certificate, and the https-then-http probe
+    assert lab.transport is not transport and lab.transport.validate_certs is False and lab.loopback is True
+    assert transport.validate_certs is True
+
+
+def test_read_image_tries_the_mirrors_then_the_rewritten_location(tmp_path):
+    module = FakeModule(registries_conf=_conf(tmp_path, '[[registry]]\nprefix = "src.example.com/team"\n'
+                                                        'location = "real.example.com/team"\n'
+                                                        '[[registry.mirror]]\nlocation = "mirror.example.com/cache"\n'))
+    tried = []
+
+    def attempt(client, location):
+        tried.append((client.registry, str(location)))
+        if client.registry == "mirror.example.com":
+            raise NotFoundError("not on the mirror")
+        return {"digest": "d"}
+
+    result = _module.read_image(module, ImageReference.parse("src.example.com/team/app:v1"), None,
+                                ("u", "p", False), attempt)
+    assert tried == [("mirror.example.com", "mirror.example.com/cache/app:v1"),
+                     ("real.example.com", "real.example.com/team/app:v1")]
+    assert result == {"digest": "d", "source_location": "real.example.com/team/app"}
+
+
+def test_a_malformed_registries_conf_fails_the_task_naming_file_and_line(tmp_path):
+    module = FakeModule(registries_conf=_conf(tmp_path, '[[registry]]\nlocation = "a\n'))
+    failed = failure(_module.run, module, lambda: _module.client_for(
+        module, ImageReference.parse("a.example.com/a:v1"), None, None, None, False))
+    assert str(tmp_path / "registries.conf") in failed["msg"] and "line 2" in failed["msg"]
+    assert failed["error"] == "RegistriesConfError" and failed["registries_conf"] == str(tmp_path / "registries.conf")
