@@ -186,7 +186,8 @@ def _client(module, reference, transport, username, password, plain_http, insecu
         transport = getattr(module, "_imagepusher_insecure_transport", None)
         if transport is None:
             transport = module._imagepusher_insecure_transport = make_transport(module, insecure=True)
-    transport.rate_limits.limit(reference.registry, module.params.get("requests_per_second"))
+    if module.params.get("requests_per_second") is not None:
+        transport.rate_limits.limit(reference.registry, module.params["requests_per_second"])
     if for_source:
         limit_source(module, reference, transport)
     if clients is not None and not insecure:
@@ -226,7 +227,8 @@ def read_image(module, reference, transport, login, attempt, served=None, client
 
 def limit_source(module, reference, transport):
     """Hold the source registry of `reference` to source_requests_per_second (when set)."""
-    transport.rate_limits.limit(reference.registry, module.params.get("source_requests_per_second"))
+    if module.params.get("source_requests_per_second") is not None:
+        transport.rate_limits.limit(reference.registry, module.params["source_requests_per_second"])
 
 
 def limit_rates(module, images, transport):
