@@ -237,6 +237,8 @@ def limit_rates(module, images, transport):
         for reference in (source, target):
             transport.rate_limits.limit(reference.registry, module.params.get("requests_per_second"))
         limit_source(module, source, transport)
+
+
 def make_clients(module, transport):
     """client(reference, username, password, plain_http): like client_for, but one client per registry and
     credentials for the whole task (a module over many images probes and authenticates once per registry).

@@ -161,6 +161,8 @@ def test_a_foreign_layer_is_neither_read_nor_pushed_and_the_digest_is_kept(cache
     assert _copy.mirror(source, SOURCE, target, TARGET, cache).run(SOURCE)["changed"] is False
     pushed = _copy.push(FakeRegistryClient(), TARGET, cache).run(str(SOURCE), cache.get_ref(str(SOURCE)))
     assert pushed["changed"] is True and pushed["digest"] == image.digest
+
+
 def test_images_in_parallel_keep_the_list_order_and_a_failure_says_what_the_others_did(cache):
     source, first, second = two_images()
     target = FakeRegistryClient()

@@ -353,6 +353,8 @@ def test_client_for_holds_the_registry_to_requests_per_second_and_a_source_to_th
     assert buckets["registry.example.com"].interval == pytest.approx(0.1)
     assert buckets["src.example.com"].interval == pytest.approx(0.5)
     transport.close()
+
+
 def test_run_says_changed_when_the_error_says_something_was_written():
     done = {"blobs_uploaded": 1, "manifests_pushed": ["reg/app:v1"]}
 
