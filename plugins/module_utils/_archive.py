@@ -242,7 +242,7 @@ class ArchiveTarget:
     def blob_exists(self, digest, size=None):
         return False  # the archive is written from scratch
 
-    def put_blob(self, digest, size, store, mount_from=()):
+    def put_blob(self, digest, size, store, mount_from=(), on_bytes=None):
         member = self.members[digest]
         _add_blob(store.cache, self.tar, member.tarinfo(), member)
         return _plan.UPLOADED, member.size

@@ -126,7 +126,8 @@ class BlobReader(_BlobFile):
     request body, which is sent before the next block is asked for.
     """
 
-    def __init__(self, path, offset=0, length=None, buffer_size=BUFFER_SIZE):
+    def __init__(self, path, offset=0, length=None, buffer_size=BUFFER_SIZE, on_bytes=None):
+        self._on_bytes = on_bytes  # told of each block handed out (progress; a resent body counts again)
         # A link is never read through (a planted one must not feed a push other bytes) nor a FIFO waited on.
         self._fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         try:
@@ -172,4 +173,6 @@ class BlobReader(_BlobFile):
             raise OSError(errno.EIO, "the file ended %d bytes early: it changed while being read" % self._remaining)
         self._position += count
         self._remaining -= count
+        if self._on_bytes is not None:
+            self._on_bytes(count)
         return self._view[head:head + count]

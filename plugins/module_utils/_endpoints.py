@@ -91,7 +91,7 @@ class RegistryEndpoint:
     def mount_blob(self, digest, repository, budget=None):
         return self.client.mount_blob(self.repository, digest, repository, budget=budget)
 
-    def put_blob(self, digest, size, store, mount_from=()):
+    def put_blob(self, digest, size, store, mount_from=(), on_bytes=None):
         """Mount the blob from one of `mount_from` (repositories of this registry), else upload it from a
         layout's file, resuming a session a killed run left: (action, bytes sent). One retry budget pays
         for the mounts, the upload's requests and its restarts."""
@@ -107,7 +107,7 @@ class RegistryEndpoint:
             # A resumed session sends only what the registry lacked (and says RESUMED).
             action, sent = _upload.send_blob(
                 self.client, self.reference, digest, size, store.blob_path(digest), self.sessions, budget,
-                chunk_size=self.chunk_size, resumable=store.keeps_sessions)
+                chunk_size=self.chunk_size, resumable=store.keeps_sessions, on_bytes=on_bytes)
             self.changes.blob(action, sent)
             return action, sent
 

@@ -6,7 +6,7 @@
 It knows three shapes of work, whatever the endpoints are:
 
 - fetch: source -> cache (`cache.put_blob(digest, size, source)`: verified, resumable),
-- send: store -> target (`target.put_blob(digest, size, store, mount_from)`: mounted or uploaded),
+- send: store -> target (`target.put_blob(digest, size, store, mount_from, on_bytes)`: mounted or uploaded),
 - copy: source -> target through the cache in one pass. A blob the target lacks and the
   cache holds none of is downloaded into the cache while the very same buffer is uploaded
   (`target.stream_blob(digest, size, handoff)`, see _handoff.py); the upload is completed
@@ -110,7 +110,8 @@ class Engine:
 
     def _send(self, step, store, target):
         self.events.blob_started(step)
-        outcome = _plan.Outcome(*target.put_blob(step.digest, step.size, store, mount_from=step.mount_from))
+        outcome = _plan.Outcome(*target.put_blob(step.digest, step.size, store, mount_from=step.mount_from,
+                                                 on_bytes=lambda n: self.events.bytes_moved(step, n)))
         self.events.blob_finished(step, outcome)
         return outcome
 

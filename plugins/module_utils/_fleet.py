@@ -134,9 +134,9 @@ class FleetStore(_Wrapped):
 class FleetTarget(_Wrapped):
     """A target repository, shared: each blob uploaded once per registry, mounted into the other repositories."""
 
-    def put_blob(self, digest, size, store, mount_from=()):
+    def put_blob(self, digest, size, store, mount_from=(), on_bytes=None):
         def upload(mount=mount_from):
-            return self.inner.put_blob(digest, size, store, mount_from=mount)
+            return self.inner.put_blob(digest, size, store, mount_from=mount, on_bytes=on_bytes)
 
         def uploaded_by_another(claim):
             if claim.owner == self.inner.repository:

@@ -41,11 +41,11 @@ def upload_blob(client, target, digest, size, path, sessions, budget, chunk_size
     return send_blob(client, target, digest, size, path, sessions, budget, chunk_size, resumable)[1]
 
 
-def send_blob(client, target, digest, size, path, sessions, budget, chunk_size=None, resumable=True):
+def send_blob(client, target, digest, size, path, sessions, budget, chunk_size=None, resumable=True, on_bytes=None):
     """As upload_blob, but returns (action, bytes sent): RESUMED when it went on from the session of
-    an earlier run that the registry still held, else UPLOADED."""
+    an earlier run that the registry still held, else UPLOADED. `on_bytes(n)` hears of the bytes as they go."""
     chunk = chunk_size or (RESUMABLE_CHUNK if resumable and size > RESUMABLE_CHUNK else None)
-    upload = _Upload(client, target, digest, size, sessions, budget)
+    upload = _Upload(client, target, digest, size, sessions, budget, on_bytes)
     sent = upload.run(path, chunk)
     return (_plan.RESUMED if upload.resumed_from else _plan.UPLOADED), sent
 
@@ -75,8 +75,9 @@ def upload_stream(client, target, digest, size, handoff, budget=None):
 class _Upload:
     """One blob's upload session: where it stands, and how it goes on after a failure."""
 
-    def __init__(self, client, target, digest, size, sessions, budget):
+    def __init__(self, client, target, digest, size, sessions, budget, on_bytes=None):
         self.client = client
+        self.on_bytes = on_bytes
         self.registry = target.registry
         self.repo = target.repository
         self.digest = digest
@@ -141,7 +142,7 @@ class _Upload:
         """PATCH from the session's offset to the end: in one request, or chunk by chunk. Bytes sent."""
         sent = 0
         while self.offset < self.size:
-            body = BlobReader(path, self.offset, chunk)  # a request body: length, blocks, rewind
+            body = BlobReader(path, self.offset, chunk, on_bytes=self.on_bytes)  # a request body: length, blocks, rewind
             try:
                 location, _status = self.client.upload_chunk(self.repo, self.location, body, self.offset, self.what,
                                                              budget=self.budget)

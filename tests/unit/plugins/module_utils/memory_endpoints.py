@@ -52,7 +52,7 @@ class MemoryRegistry:
             return _Chunks(chunks), offset, lambda: None
         return open_at, None
 
-    def put_blob(self, digest, size, store, mount_from=()):
+    def put_blob(self, digest, size, store, mount_from=(), on_bytes=None):
         for repository in mount_from:
             self._call("mount", digest, repository)
             if digest in self.mountable:
@@ -60,6 +60,8 @@ class MemoryRegistry:
                 return "mounted", 0
         self._call("upload", digest)
         self.blobs[digest] = store.blobs[digest]
+        if on_bytes is not None:
+            on_bytes(size)  # as a real upload reports the blocks it sends
         return "uploaded", size
 
     def stream_blob(self, digest, size, handoff):

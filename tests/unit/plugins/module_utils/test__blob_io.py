@@ -128,6 +128,18 @@ def test_reader_serves_any_range_in_buffer_sized_blocks(where, offset, length):
         reader.close()
 
 
+def test_reader_tells_on_bytes_of_each_block_it_hands_out(where):
+    path = os.path.join(where, "blob")
+    write_in_buffers(path, DATA)
+    told = []
+    reader = BlobReader(path, 5, on_bytes=told.append)
+    try:
+        assert read_all(reader) == DATA[5:]
+    finally:
+        reader.close()
+    assert sum(told) == len(DATA) - 5 and len(told) >= 2  # block by block, as a push sends them
+
+
 def test_reader_reports_a_file_that_shrank_while_being_read(where):
     path = os.path.join(where, "blob")
     write_in_buffers(path, DATA)

@@ -84,6 +84,15 @@ def test_send_mounts_first_uploads_what_cannot_be_mounted_and_leaves_what_exists
     assert not [c for c in target.calls if c[1] == config.digest]
 
 
+def test_send_reports_the_bytes_an_upload_sends():
+    tree, store = FlatTree(DATA), MemoryStore(DATA)
+    target, events = MemoryRegistry([DATA[0]]), Recorder()
+    plan = plans(tree, store, target)
+    Engine(1, events).send(plan.sends, store, target)
+    _config, first, second = tree.blobs
+    assert ("bytes", first.digest, first.size) in events.seen and ("bytes", second.digest, second.size) in events.seen
+
+
 def test_copy_streams_fresh_blobs_and_sends_cached_ones_from_the_store():
     tree, source, cache = FlatTree(DATA), MemoryRegistry(DATA), MemoryStore([DATA[1]])
     target = MemoryRegistry([DATA[0]])

@@ -52,7 +52,7 @@ class Target:
     def __init__(self, repository, log, registry="reg.test"):
         self.registry, self.repository, self.log = registry, repository, log
 
-    def put_blob(self, digest, size, store, mount_from=()):
+    def put_blob(self, digest, size, store, mount_from=(), on_bytes=None):
         time.sleep(0.02)
         self.log.append((self.repository, tuple(mount_from)))
         return (_plan.MOUNTED, 0) if mount_from else (_plan.UPLOADED, size)
