@@ -19,6 +19,8 @@ options:
         images that moved bytes). Each line starts with the host's name.
       - To do so, the collection's action plugin runs the module asynchronously on the host and reads a small
         progress file there about once a second; the task's result is the module's own, unchanged.
+      - Set the environment variable E(IMAGEPUSHER_PROGRESS=false) on the controller to turn progress off for every
+        task (an AWX admin's switch, or a CI run's).
       - Set the environment variable E(IMAGEPUSHER_PROGRESS_INTERVAL) on the controller to show a line every
         that many seconds instead (at least 1).
       - No progress is shown in check mode, when the task sets C(async) itself, or with V(false); the module

@@ -19,6 +19,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils import _cache
 from ansible_collections.imagepusher.registry.plugins.module_utils import _credentials
 from ansible_collections.imagepusher.registry.plugins.module_utils import _locations
 from ansible_collections.imagepusher.registry.plugins.module_utils import _manifest
+from ansible_collections.imagepusher.registry.plugins.module_utils import _progress
 from ansible_collections.imagepusher.registry.plugins.module_utils import _registries_conf
 from ansible_collections.imagepusher.registry.plugins.module_utils import _transport
 from ansible_collections.imagepusher.registry.plugins.module_utils._clients import Clients
@@ -265,6 +266,7 @@ def make_cache(module):
 
 def run(module, operation):
     """Run operation() -> result dict; exit with it, or fail with the error's message."""
+    _progress.restore_umask()  # an async run (progress) starts with async_wrapper's umask, not the task's
     try:
         result = operation()
     except ImagePusherError as exc:

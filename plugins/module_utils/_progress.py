@@ -27,6 +27,7 @@ import time
 from ansible_collections.imagepusher.registry.plugins.module_utils._engine import Events
 
 ENV_FILE = "IMAGEPUSHER_PROGRESS_FILE"
+ENV_UMASK = "IMAGEPUSHER_UMASK"  # the task's umask, passed by the action: async_wrapper sets 022 instead
 WRITE_INTERVAL = 1.0  # seconds between two writes of the file (the controller polls about as often)
 KEEP_FINALS = 50
 # Seconds of transfer before a rate means anything (a first small blob arrives in no time).
@@ -84,6 +85,20 @@ def add_timing(result, elapsed, moved):
 def moved_bytes(result):
     """The blob bytes a job result says this run moved: downloaded or uploaded, whichever is more."""
     return max(result.get("bytes_downloaded") or 0, result.get("bytes_uploaded") or 0)
+
+
+def restore_umask(environ=None):
+    """Set the umask the action found for the task ($IMAGEPUSHER_UMASK, octal), if it passed one: run as an
+    async job, the module would otherwise create the cache's files with async_wrapper's umask 022."""
+    value = (os.environ if environ is None else environ).get(ENV_UMASK, "")
+    try:
+        mask = int(value, 8)
+    except ValueError:
+        return None
+    if not 0 <= mask <= 0o777:
+        return None
+    os.umask(mask)
+    return mask
 
 
 def timed(operation, check_mode=False, clock=time.monotonic):

@@ -20,8 +20,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import inspect
 import json
 import os
+import re
 import secrets
 import shlex
 import time
@@ -35,6 +37,8 @@ from ansible.vars.clean import remove_internal_keys
 display = Display()
 
 ENV_FILE = "IMAGEPUSHER_PROGRESS_FILE"  # read by module_utils/_progress.py on the host
+ENV_UMASK = "IMAGEPUSHER_UMASK"  # the task's umask, which async_wrapper replaces by 022 (module_utils/_progress.py)
+ENV_SWITCH = "IMAGEPUSHER_PROGRESS"  # on the controller: false turns progress off for every task
 ENV_INTERVAL = "IMAGEPUSHER_PROGRESS_INTERVAL"  # on the controller: seconds between two status lines
 DEFAULT_INTERVAL = 5.0
 ASYNC_LIMIT = 7 * 24 * 3600  # async_wrapper kills a job past its limit; a transfer has none of its own
@@ -44,6 +48,17 @@ POLL_DELAY = 1.0
 MARK = "--imagepusher-progress--"
 LOST_AFTER = 10  # polls in a row without the job's status file: it is gone (removed, or the host rebooted)
 ASYNC_KEYS = ("ansible_job_id", "finished", "started", "results_file")
+
+
+UMASK_RE = re.compile(r"^[0-7]{1,4}$")
+# ansible-core 2.19 parses a module's output for a profile; 2.16 to 2.18 take the output alone.
+_PARSE_TAKES_PROFILE = "profile" in inspect.signature(ActionBase._parse_returned_data).parameters
+
+
+def controller_allows_progress(environ=None):
+    """False when $IMAGEPUSHER_PROGRESS on the controller says so (false, no, 0, off): progress off for every task."""
+    value = (os.environ if environ is None else environ).get(ENV_SWITCH)
+    return True if value is None or not value.strip() else boolean(value, strict=False)
 
 
 def display_interval(environ=None):
@@ -126,7 +141,8 @@ class ProgressAction(ActionBase):
         return result
 
     def _wants_progress(self):
-        return (boolean(self._task.args.get("progress", True), strict=False) and not self._task.async_val
+        return (boolean(self._task.args.get("progress", True), strict=False) and controller_allows_progress()
+                and not self._task.async_val
                 and not self._task.check_mode and not self._connection.has_native_async
                 and not self._connection.always_pipeline_modules)
 
@@ -155,7 +171,8 @@ class ProgressAction(ActionBase):
 
         This is what async_status would print, read by the last poll already: one module run less per task.
         """
-        final = self._parse_returned_data({"stdout": job_text, "stderr": "", "rc": 0}, "legacy")
+        data = {"stdout": job_text, "stderr": "", "rc": 0}
+        final = self._parse_returned_data(data, "legacy") if _PARSE_TAKES_PROFILE else self._parse_returned_data(data)
         final.pop("_ansible_suppress_tmpdir_delete", None)
         remove_internal_keys(final)
         for key in ASYNC_KEYS:
@@ -167,8 +184,14 @@ class ProgressAction(ActionBase):
     def _start(self, task_vars, progress_path):
         """Start the module as an async job that writes progress to `progress_path`: the job's start result."""
         # As _execute_module itself passes ANSIBLE_ASYNC_DIR: one more entry, for this run only.
+        # async_wrapper sets umask 022 before it runs the module: the module restores the task's own, so the
+        # cache's files are as private as a run without progress makes them.
+        umask = self._low_level_execute_command("umask", sudoable=True).get("stdout", "").strip()
+        entry = {ENV_FILE: progress_path}
+        if UMASK_RE.match(umask):
+            entry[ENV_UMASK] = umask
         index = len(self._task.environment)
-        self._task.environment.append({ENV_FILE: progress_path})
+        self._task.environment.append(entry)
         async_val, self._task.async_val = self._task.async_val, ASYNC_LIMIT
         try:
             return self._execute_module(task_vars=task_vars, wrap_async=True)

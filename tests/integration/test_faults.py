@@ -774,7 +774,8 @@ def planted(registry, samples, filled_cache, tmp_path_factory) -> Planted:
             ), diff=True, timeout=600)
             old = os.umask(0o077)
             try:
-                strict = ws.run_playbook(play(pull("strict", "strict")), timeout=300)
+                # With progress: async_wrapper sets umask 022, and the module must restore the task's own.
+                strict = ws.run_playbook(play(pull("strict", "strict")), timeout=300, env={"IMAGEPUSHER_PROGRESS": "true"})
             finally:
                 os.umask(old)
         finally:

@@ -117,7 +117,7 @@ def test_pull_mirror_role_and_check_mode_under_the_oldest_core(old_core, registr
         extra = {"source": registry.host, "target": target.host, "cache_root": str(tmp_path / "caches"),
                  "digests": {"multi_amd64": samples["multi"].obj.image_for("amd64").digest,
                              "oci_single": samples["oci_single"].digest, "docker_v2": samples["docker_v2"].digest}}
-        run = ws.run_playbook(SMOKE, extra, timeout=600)
+        run = ws.run_playbook(SMOKE, extra, timeout=600, env={"IMAGEPUSHER_PROGRESS": "true"})  # the async path too
     assert run.rc == 0, run.output
     assert "Traceback" not in run.stdout + run.stderr, run.output
     assert [r["task"] for r in run.results if r["status"] == "failed"] == [], run.output

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.ansible
 
 IMAGE_MIB = 24
 RATE = 7 * MiB
-ENV = {"IMAGEPUSHER_PROGRESS_INTERVAL": "1"}
+ENV = {"IMAGEPUSHER_PROGRESS_INTERVAL": "1", "IMAGEPUSHER_PROGRESS": "true"}
 # "[localhost] 127.0.0.1:1234/test/progress:v1: 12.0 MiB of 24.0 MiB (50%) at 6.0 MiB/s, ETA 2s"
 STATUS = re.compile(r"^\[(?P<host>[^\]]+)\] (?P<label>\S.*): (?P<done>[0-9.]+ (?:B|KiB|MiB)) of "
                     r"(?P<total>[0-9.]+ MiB) \((?P<percent>\d+)%\)(?:, starting| at \S+ \S+/s, ETA \S+)$")

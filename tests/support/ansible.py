@@ -305,6 +305,9 @@ class AnsibleWorkspace:
             "ANSIBLE_LOCALHOST_WARNING": "False",
             "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False",
             "ANSIBLE_HOST_KEY_CHECKING": "False",
+            # Progress runs every transferring task as an async job (about a second more per task); the
+            # tests of that path turn it back on (test_progress.py, the oldest-core smoke run, ansible-test).
+            "IMAGEPUSHER_PROGRESS": "false",
         })
         if results_file is not None:
             env["IMAGEPUSHER_TEST_RESULTS"] = str(results_file)

@@ -208,3 +208,15 @@ def test_images_running_at_once_keep_their_own_counts_and_end_lines():
     assert sink.states[-1]["status"]["text"].startswith("c -> d: 300 B of 300 B (100%)")
     reporter.image_finished("c -> d")
     assert sink.states[-1]["finals"][-1]["text"].startswith("c -> d: done, 300 B")
+
+
+@pytest.mark.parametrize("value, expected", [("0077", 0o077), ("022", 0o022), ("7", 0o007), ("", None), ("u=rwx", None),
+                                             ("0999", None), ("17777", None)])
+def test_restore_umask_sets_the_tasks_umask_when_the_action_passed_one(value, expected):
+    before = os.umask(0o022)
+    try:
+        assert _progress.restore_umask({"IMAGEPUSHER_UMASK": value}) == expected
+        now = os.umask(0o022)
+        assert now == (0o022 if expected is None else expected)
+    finally:
+        os.umask(before)

@@ -88,3 +88,16 @@ def test_progress_lines_show_a_status_line_per_interval_and_every_final_once():
     # the status line older than the last final belongs to a finished image
     assert lines.new(state((4, "a 90%"), [(5, "a done"), (6, "b done")])) == []
     assert lines.new(state((7, "c 5%"), [(5, "a done"), (6, "b done")])) == ["c 5%"]
+
+
+@pytest.mark.parametrize("environ, allowed", [({}, True), ({"IMAGEPUSHER_PROGRESS": ""}, True),
+                                              ({"IMAGEPUSHER_PROGRESS": "false"}, False),
+                                              ({"IMAGEPUSHER_PROGRESS": "0"}, False), ({"IMAGEPUSHER_PROGRESS": "no"}, False),
+                                              ({"IMAGEPUSHER_PROGRESS": "true"}, True), ({"IMAGEPUSHER_PROGRESS": "yes"}, True)])
+def test_the_controller_can_turn_progress_off_for_every_task(environ, allowed):
+    assert action.controller_allows_progress(environ) is allowed
+
+
+@pytest.mark.parametrize("text, ok", [("0077", True), ("022", True), ("0002", True), ("", False), ("u=rwx,g=rx", False)])
+def test_only_an_octal_umask_is_passed_on(text, ok):
+    assert bool(action.UMASK_RE.match(text)) is ok
