@@ -137,7 +137,7 @@ class Watchdog:
             self._busy.pop(key, None)
 
     def _shut(self, key, watch, sock, window, moved):
-        error = StallError("timeout: less than %d bytes/s over %.0f s, %d bytes moved"
+        error = StallError("timed out: less than %d bytes/s over the %.0f s timeout, %d bytes moved"
                            % (self.floor, window, moved))
         with self._lock:
             self._busy.pop(key, None)
