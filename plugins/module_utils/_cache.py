@@ -24,6 +24,7 @@ import fcntl
 import json
 import os
 import stat
+import threading
 import time
 
 from ansible_collections.imagepusher.registry.plugins.module_utils import _blob_io
@@ -57,11 +58,24 @@ def _os_error(exc, what, path, root=None):
     return _cache_errors.os_error(exc, what, path, root)
 
 
+_THREAD_LOCKS = {}  # lock file path -> threading.Lock, for the threads of this process
+_THREAD_LOCKS_GUARD = threading.Lock()
+
+
+def _thread_lock(path):
+    """The in-process lock of a lock file: threads of one process wait on it and are woken as soon as it is
+    released, where flock alone would make them poll as separate processes must (50 ms a wait: images
+    running in parallel take the index lock once each)."""
+    with _THREAD_LOCKS_GUARD:
+        return _THREAD_LOCKS.setdefault(path, threading.Lock())
+
+
 class FileLock:
-    """An exclusive flock on a file; waits up to `timeout` seconds, polling.
+    """An exclusive flock on a file; waits up to `timeout` seconds (for another process: polling).
 
     The lock file is opened without following links below `root` (default: its directory); a link
-    or other non-regular entry in its place is removed and a regular file made instead.
+    or other non-regular entry in its place is removed and a regular file made instead. `waited`
+    says whether another thread or process held it when it was asked for.
     """
 
     def __init__(self, path, timeout=DEFAULT_LOCK_TIMEOUT, poll=0.05, root=None):
@@ -70,6 +84,8 @@ class FileLock:
         self.poll = poll
         self.root = root or os.path.dirname(path)  # the cache it locks, also named in errors
         self._fd = None
+        self._threads = _thread_lock(path)
+        self.waited = False
 
     def _open(self):
         try:
@@ -78,30 +94,48 @@ class FileLock:
             _safe_files.remove_entry(self.root, self.path)  # never a lock of ours: a regular file takes its place
             return _safe_files.open_file(self.root, self.path, os.O_RDWR | os.O_CREAT)
 
+    def _timed_out(self):
+        return LockTimeoutError("timed out after %ds waiting for cache lock %s held by another run"
+                                % (self.timeout, self.path), path=self.path)
+
     def __enter__(self):
+        deadline = time.time() + self.timeout
+        self.waited = not self._threads.acquire(False)
+        if self.waited and not self._threads.acquire(timeout=max(0.0, self.timeout)):
+            raise self._timed_out()
+        try:
+            self._flock(deadline)
+        except BaseException:
+            self._threads.release()
+            raise
+        return self
+
+    def _flock(self, deadline):
         try:
             self._fd = self._open()
         except OSError as exc:
             raise _os_error(exc, "opening cache lock %s" % os.path.basename(self.path), self.path, self.root)
-        deadline = time.time() + self.timeout
         while True:
             try:
                 fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return self
+                return
             except (IOError, OSError) as exc:
                 if exc.errno not in (errno.EAGAIN, errno.EACCES):
                     os.close(self._fd)
                     raise _os_error(exc, "locking %s" % os.path.basename(self.path), self.path, self.root)
+            self.waited = True
             if time.time() >= deadline:
                 os.close(self._fd)
-                raise LockTimeoutError("timed out after %ds waiting for cache lock %s held by another run"
-                                       % (self.timeout, self.path), path=self.path)
+                raise self._timed_out()
             time.sleep(self.poll)
 
     def __exit__(self, *exc_info):
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-        os.close(self._fd)
-        self._fd = None
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+        finally:
+            self._fd = None
+            self._threads.release()
 
 
 def atomic_write(path, data, root=None):

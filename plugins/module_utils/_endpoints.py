@@ -98,7 +98,7 @@ class RegistryEndpoint:
         budget = self.client.transport.new_budget()
         with store.upload_lock(self.name, digest) as lock:
             # Another run pushing the same blob here may have sent it while this one waited for the lock.
-            if lock.held and self.client.head_blob(self.repository, digest, self._scopes, budget) is not None:
+            if lock.waited and self.client.head_blob(self.repository, digest, self._scopes, budget) is not None:
                 return _plan.EXISTS, 0
             for repository in mount_from:
                 if self.mount_blob(digest, repository, budget):

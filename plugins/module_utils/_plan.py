@@ -21,6 +21,10 @@ __metaclass__ = type
 from collections import namedtuple
 
 from ansible_collections.imagepusher.registry.plugins.module_utils import _tree
+from ansible_collections.imagepusher.registry.plugins.module_utils._blob_io import BUFFER_SIZE
+
+# Only a blob longer than this streams (see streamable): one download buffer.
+STREAM_MIN = BUFFER_SIZE
 
 # What a blob or manifest step does, in the words the module results use.
 DOWNLOADED = "downloaded"  # fetch: source -> cache, from byte 0
@@ -130,8 +134,12 @@ def plan_puts(tree, tag, present):
 
 def streamable(fetch, send):
     """A blob that can go source -> target in one pass: the target lacks it (no mount) and the
-    cache holds none of it yet, so its download can feed the upload from byte 0."""
-    return send.action == UPLOADED and fetch.action == DOWNLOADED and send.size > 0
+    cache holds none of it yet, so its download can feed the upload from byte 0.
+
+    Only a blob longer than one download buffer: a smaller one arrives in one read, so a stream
+    would overlap nothing and cost a request more than an upload from the cache (which sends a
+    small blob with the request that completes it, see _upload.py)."""
+    return send.action == UPLOADED and fetch.action == DOWNLOADED and send.size > STREAM_MIN
 
 
 class Plan:

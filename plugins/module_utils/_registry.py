@@ -346,11 +346,17 @@ class RegistryClient:
             self._fail(response, what, scopes)
         return self._same_host_url(response.headers.get("Location"), what), response.status_code
 
-    def finish_upload(self, repository, location, digest, what, budget=None):
+    def finish_upload(self, repository, location, digest, what, budget=None, body=None):
+        """PUT the digest that completes an upload session, with the blob's last bytes (or the whole blob)
+        as `body` when given: a stream the transport cannot replay, so the caller starts over instead."""
         scopes = [repository_scope(repository, "pull", "push")]
         sep = "&" if "?" in location else "?"
         url = location + sep + urlencode([("digest", digest)])
-        response = self._send("PUT", url, scopes, headers={"Content-Length": "0"}, data=b"", budget=budget)
+        if body is None:
+            response = self._send("PUT", url, scopes, headers={"Content-Length": "0"}, data=b"", budget=budget)
+        else:
+            response = self._send("PUT", url, scopes, data=body, retry=False, budget=budget, headers={
+                "Content-Type": "application/octet-stream", "Content-Length": str(len(body))})
         response.close()
         if response.status_code != 201:
             self._fail(response, what, scopes)

@@ -29,6 +29,11 @@ FALLBACK_CHUNK = 16 * 1024 * 1024
 # Blobs above this go up in chunks of this size when pushing from the cache, so a killed push
 # loses at most one chunk: the session (saved after each acknowledged chunk) resumes next run.
 RESUMABLE_CHUNK = 128 * 1024 * 1024
+# A blob up to this size goes up with the PUT that completes the session (POST, PUT: the
+# monolithic upload of the distribution spec) instead of POST, PATCH, PUT. A fleet of small
+# images is mostly such blobs (configs, small layers), and per blob a request is most of its
+# cost. Its session is not saved: a killed run has nothing of it to resume.
+MONOLITHIC_MAX = 4 * 1024 * 1024
 
 
 def upload_blob(client, target, digest, size, path, sessions, budget, chunk_size=None, resumable=True):
@@ -90,17 +95,23 @@ class _Upload:
         self.resumed_from = 0  # where a session an earlier run left went on: the bytes not sent again
 
     def run(self, path, chunk):
-        try:
-            min_chunk = self._reopen()
-            self.resumed_from = self.offset
-        except (TransportError, RegistryError):
-            # A saved session from a registry that no longer knows it, or refuses a GET on it.
-            min_chunk = self._start()
+        whole = not chunk and self.size <= MONOLITHIC_MAX
+        if whole:
+            min_chunk = self._start(save=False)
+        else:
+            try:
+                min_chunk = self._reopen()
+                self.resumed_from = self.offset
+            except (TransportError, RegistryError):
+                # A saved session from a registry that no longer knows it, or refuses a GET on it.
+                min_chunk = self._start()
         if min_chunk:
             chunk = max(chunk or 0, min_chunk)
         sent = 0
         while True:
             try:
+                if whole and not chunk and self.offset == 0:
+                    return sent + self._put_whole(path)
                 sent += self._send_from(path, chunk)
                 self.client.finish_upload(self.repo, self.location, self.digest, self.what, budget=self.budget)
                 self.sessions.clear(self.registry, self.repo, self.digest)
@@ -123,10 +134,13 @@ class _Upload:
         self.location, self.offset = location, offset
         self.sessions.save(self.registry, self.repo, self.digest, location, offset)
 
-    def _start(self):
+    def _start(self, save=True):
         """A new session from zero; returns the registry's minimum chunk length, if it has one."""
         location, min_chunk = self.client.start_upload(self.repo, budget=self.budget)
-        self._remember(location, 0)
+        if save:
+            self._remember(location, 0)
+        else:
+            self.location, self.offset = location, 0
         return min_chunk
 
     def _reopen(self):
@@ -137,6 +151,15 @@ class _Upload:
             self._remember(status[1], status[0])
             return None
         return self._start()
+
+    def _put_whole(self, path):
+        """The whole blob as the body of the PUT that completes the session; the bytes sent."""
+        body = BlobReader(path, 0, None, on_bytes=self.on_bytes)
+        try:
+            self.client.finish_upload(self.repo, self.location, self.digest, self.what, budget=self.budget, body=body)
+        finally:
+            body.close()
+        return len(body)
 
     def _send_from(self, path, chunk):
         """PATCH from the session's offset to the end: in one request, or chunk by chunk. Bytes sent."""

@@ -6,7 +6,8 @@
 Two runs pushing the same image to the same target (two playbooks, two forks) both plan
 every blob as missing. Before it mounts or uploads a blob, a push takes a lock in the cache
 named after (target registry/repository, blob digest): the first run uploads, the second
-waits, then asks the target (HEAD) and finds the blob there. Different blobs, or the same
+waits, then asks the target (HEAD) and finds the blob there. A lock taken without waiting
+costs no HEAD: the planner's HEAD said the blob was missing just before. Different blobs, or the same
 blob to another repository, take different locks and never wait on each other.
 
 No deadlock with the ingest lock: a push holds this lock only while it reads a blob
@@ -45,6 +46,11 @@ class UploadLock:
         self._lock, self.held = lock, True
         return self
 
+    @property
+    def waited(self):
+        """Another upload held it first: it may have sent the blob meanwhile (a HEAD tells)."""
+        return self._lock is not None and self._lock.waited
+
     def __exit__(self, *exc_info):
         if self._lock is not None:
             self._lock.__exit__(*exc_info)
@@ -55,6 +61,7 @@ class NoUploadLock:
     """For a layout we only read: nothing to take, nothing held."""
 
     held = False
+    waited = False
 
     def __enter__(self):
         return self

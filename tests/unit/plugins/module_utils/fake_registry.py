@@ -172,8 +172,10 @@ class FakeRegistryClient:
         data += received
         return location, 202
 
-    def finish_upload(self, repository, location, digest, what, budget=None):
+    def finish_upload(self, repository, location, digest, what, budget=None, body=None):
         self._call("finish_upload", repository, digest)
+        if body is not None:
+            self.uploads[location] += b"".join(bytes(block) for block in iter(body.read, b""))
         data = bytes(self.uploads.pop(location))
         if of_bytes(data) != digest:
             raise RegistryError("%s: the bytes do not match %s" % (what, digest), status=400)

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -360,6 +361,58 @@ def test_file_lock_times_out_when_another_process_holds_it(tmp_path):
     assert info.value.details == {"path": path}
     with FileLock(path, timeout=1):  # released with the other process
         pass
+
+
+def test_threads_of_one_process_wait_for_each_other_without_polling(tmp_path):
+    """A poll of an hour: a thread woken only by polling would never get the lock within the test."""
+    path = str(tmp_path / "x.lock")
+    order, taken = [], threading.Event()
+
+    def second():
+        lock = FileLock(path, timeout=30, poll=3600)
+        taken.set()
+        with lock:
+            order.append(("second", lock.waited))
+
+    with FileLock(path, timeout=30, poll=3600) as first:
+        assert not first.waited
+        thread = threading.Thread(target=second)
+        thread.start()
+        taken.wait(5)
+        time.sleep(0.2)  # the second thread is waiting for the lock now
+        order.append(("first", first.waited))
+    thread.join(10)
+    assert not thread.is_alive() and order == [("first", False), ("second", True)]
+
+
+def test_a_thread_times_out_as_a_process_does(tmp_path):
+    path = str(tmp_path / "x.lock")
+    with FileLock(path, timeout=30):
+        errors = []
+
+        def other():
+            try:
+                with FileLock(path, timeout=0.3):
+                    pass
+            except LockTimeoutError as exc:
+                errors.append(exc.message)
+
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join(10)
+    assert errors == ["timed out after 0s waiting for cache lock %s held by another run" % path]
+    with FileLock(path, timeout=1) as again:  # released: neither thread nor process holds it
+        assert not again.waited
+
+
+def test_a_lock_another_process_held_says_it_waited(tmp_path):
+    path = str(tmp_path / "x.lock")
+    with HeldByAnotherProcess(path) as other:
+        thread = threading.Timer(0.3, other.__exit__)
+        thread.start()
+        with FileLock(path, timeout=10, poll=0.02) as lock:
+            assert lock.waited
+        thread.join()
 
 
 # -- planted links and other non-regular entries (a shared cache) ------------------------------

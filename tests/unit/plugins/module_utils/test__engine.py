@@ -16,6 +16,12 @@ from tests.unit.plugins.module_utils.memory_endpoints import MemoryRegistry, Mem
 DATA = [b"config", b"first layer " * 50, b"second layer " * 80]
 
 
+@pytest.fixture(autouse=True)
+def stream_small_blobs(monkeypatch):
+    """Blobs of a few hundred bytes stand for big ones here: let them stream as those do."""
+    monkeypatch.setattr(_plan, "STREAM_MIN", 0)
+
+
 class Recorder(Events):
     def __init__(self):
         self.lock = threading.Lock()

@@ -83,12 +83,22 @@ def test_only_a_fresh_download_the_target_lacks_streams(tree):
     config, a, b = tree.blobs
     fetches = _plan.plan_fetches(tree, {config.digest}, {a.digest: 3})
     sends = _plan.plan_sends(tree, set(), {})
-    plan = _plan.Plan(tree, fetches=fetches, sends=sends)
-    assert [_plan.streamable(f, s) for f, s in plan.pairs()] == [False, False, True]
+    big = _plan.STREAM_MIN + 1
+    pairs = [(f._replace(size=big), s._replace(size=big)) for f, s in _plan.Plan(tree, fetches=fetches, sends=sends).pairs()]
+    assert [_plan.streamable(f, s) for f, s in pairs] == [False, False, True]
     mounted = _plan.plan_sends(tree, set(), {b.digest: ["x/y"]})[2]
     assert not _plan.streamable(fetches[2], mounted)
     empty = fetches[2]._replace(size=0)
     assert not _plan.streamable(empty, sends[2]._replace(size=0))
+
+
+def test_a_blob_within_one_download_buffer_is_uploaded_from_the_cache_not_streamed(tree):
+    """It arrives in one read: streaming it would overlap nothing and cost a PATCH more."""
+    config, a, b = tree.blobs
+    fetch = _plan.plan_fetches(tree, set(), {})[2]
+    send = _plan.plan_sends(tree, set(), {})[2]
+    assert not _plan.streamable(fetch._replace(size=_plan.STREAM_MIN), send._replace(size=_plan.STREAM_MIN))
+    assert _plan.streamable(fetch._replace(size=_plan.STREAM_MIN + 1), send._replace(size=_plan.STREAM_MIN + 1))
 
 
 def test_outcomes_replace_the_planned_action_and_bytes_without_changing_the_plan(tree):

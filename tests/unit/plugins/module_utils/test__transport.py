@@ -582,6 +582,28 @@ def test_no_proxy_bypasses_the_proxy(sleeps, monkeypatch):
         transport.close()
 
 
+def test_the_environment_is_read_once_per_registry_not_per_request(sleeps, monkeypatch):
+    """requests would scan every environment variable for proxies before each request."""
+    looked_up = []
+    real = requests.utils.get_environ_proxies
+
+    def counted(url, no_proxy=None):
+        looked_up.append(url)
+        return real(url, no_proxy=no_proxy)
+
+    monkeypatch.setattr(requests.utils, "get_environ_proxies", counted)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with FakeServer(scripted(*[Reply(200, b"via proxy")] * 3)) as proxy:
+        monkeypatch.setenv("http_proxy", proxy.url)
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        transport = make_transport(sleeps)
+        for path in ("/v2/", "/v2/a/manifests/1", "/v2/b/blobs/sha256:0"):
+            assert transport.request("GET", "http://registry.invalid:5000" + path, "registry.invalid:5000").content == b"via proxy"
+        transport.close()
+    assert looked_up == ["http://registry.invalid:5000/v2/"] and len(proxy.requests) == 3
+
+
 @pytest.mark.parametrize("chunks, limit, expected", [
     ([b"ab", b"cd"], 10, b"abcd"),          # under the limit: everything
     ([b"ab", b"cd"], 4, b"abcd"),           # exactly the limit: not over it

@@ -23,6 +23,12 @@ TARGET = ImageReference.parse("reg.test/team/app:v1")
 DROP = TransportError("connection to registry reg.test dropped mid-transfer: reset")
 
 
+@pytest.fixture(autouse=True)
+def patch_protocol(monkeypatch):
+    """These tests are about PATCH sessions: their 16-byte blob would otherwise go up with the PUT."""
+    monkeypatch.setattr(_upload, "MONOLITHIC_MAX", 0)
+
+
 class FakeTransport:
     def __init__(self):
         self.retry_count = 0
@@ -298,3 +304,55 @@ def test_send_blob_says_resumed_only_for_a_session_an_earlier_run_left(blob, tmp
     client = FakeClient(patches=[None, DROP], held=4)
     assert _upload.send_blob(client, TARGET, DIGEST, SIZE, blob, NoSessions(), quiet_budget(), chunk_size=4)[0] == (
         "uploaded")
+
+
+# -- a small blob goes up with the PUT that completes its session ------------------------------
+
+@pytest.fixture
+def whole(monkeypatch):
+    monkeypatch.setattr(_upload, "MONOLITHIC_MAX", SIZE)
+
+
+def test_a_small_blob_goes_up_with_the_put_and_saves_no_session(blob, tmp_path, whole):
+    server_requests = []
+
+    def app(request, handler):
+        server_requests.append(request)
+        if request.method == "POST":
+            return Reply(202, b"", {"Location": "/v2/team/app/blobs/uploads/s1?_state=x"})
+        return Reply(201)
+
+    transport = Transport(retries=3, timeout=5, sleep=lambda _delay: None)
+    sessions = UploadSessions(str(tmp_path / "cache"))
+    with FakeServer(app) as server:
+        client = RegistryClient("reg.test", transport, api_host=server.host, plain_http=True)
+        assert upload_blob(client, TARGET, DIGEST, SIZE, blob, sessions, transport.new_budget()) == SIZE
+        transport.close()
+    assert [r.method for r in server_requests] == ["POST", "PUT"]
+    put = server_requests[1]
+    assert put.body == DATA and dict(put.query)["digest"] == DIGEST and dict(put.query)["_state"] == "x"
+    assert put.headers["Content-Type"] == "application/octet-stream"
+    assert sessions.load("reg.test", "team/app", DIGEST) is None  # nothing of it to resume
+
+
+def test_a_failed_put_with_the_blob_starts_a_new_session_within_the_budget(blob, whole):
+    client, budget = FakeClient(), quiet_budget()
+    outcomes = [DROP, None]
+
+    def finish(repository, location, digest, what, budget=None, body=None):
+        client.calls.append(("put", location, b"".join(bytes(b) for b in iter(body.read, b""))))
+        outcome = outcomes.pop(0)
+        if outcome is not None:
+            raise outcome
+
+    client.finish_upload = finish
+    assert upload_blob(client, TARGET, DIGEST, SIZE, blob, NoSessions(), budget) == SIZE
+    assert [c[0] for c in client.calls] == ["start", "put", "status", "start", "put"]  # the session was gone
+    assert client.calls[-1] == ("put", "/up/1", DATA) and budget.spent == 1
+
+
+def test_a_blob_above_the_limit_still_goes_up_in_a_patch(blob, monkeypatch):
+    monkeypatch.setattr(_upload, "MONOLITHIC_MAX", SIZE - 1)
+    client = FakeClient()
+    upload_blob(client, TARGET, DIGEST, SIZE, blob, NoSessions(), quiet_budget())
+    assert [c[0] for c in client.calls] == ["start", "patch", "finish"]
