@@ -30,9 +30,10 @@ def download_blob(cache, digest, size, opener, budget, tee=None, on_bytes=None):
     when the connection drops. action is "cached", "downloaded" or "resumed". Bytes are
     hashed as they are written, so the blob is read once; only a resumed partial file is
     read back, to hash what it holds. `budget` (a _retry.RetryBudget) pays for resumes;
-    give the opener's requests the same one. `tee(offset, view)`, when given, sees every
-    chunk as it is stored (the one-pass mirror uploads it); the view is only valid during
-    the call, and an offset that jumps back means the download started over.
+    give the opener's requests the same one. `tee` (a _handoff.Handoff), when given, is
+    offered every chunk as it is received, then waited for (wait_sent) before the buffer is
+    reused: the one-pass mirror uploads the chunk while it is hashed and written. An offset
+    that jumps back means the download started over.
     """
     if cache.has_blob(digest, size):
         return CACHED, 0
@@ -98,6 +99,10 @@ class _Download:
                     break
                 self._resume_or_raise(dropped, offset)
                 resumed = True
+            if self.tee is not None:
+                # Verified: the upload beside it may complete while the file is synced and renamed in.
+                verifier.check("blob %s" % self.digest)
+                self.tee.verified()
             writer.sync()
         return resumed, transferred, verifier
 
@@ -135,10 +140,14 @@ class _Download:
                                           "declares" % (self.digest, self.size))
             if count:
                 chunk = self.view[:count]
-                verifier.update(chunk)
-                writer.write(chunk)
                 if self.tee is not None:
-                    self.tee(offset + copied, chunk)
+                    self.tee.offer(offset + copied, chunk)  # sent while it is hashed and written (see _handoff.py)
+                try:
+                    verifier.update(chunk)
+                    writer.write(chunk)
+                finally:
+                    if self.tee is not None:
+                        self.tee.wait_sent()  # the buffer is reused for the next read
                 copied += count
                 if self.on_bytes:
                     self.on_bytes(count)

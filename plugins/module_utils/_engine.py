@@ -182,7 +182,7 @@ class _CopyRun:
     def _download(self, fetch, handoff):
         """Download into the cache, handing every stored chunk to the upload beside it."""
         try:
-            self.fetched.record(fetch.digest, self.engine._fetch(fetch, self.source, self.cache, tee=handoff.put))
+            self.fetched.record(fetch.digest, self.engine._fetch(fetch, self.source, self.cache, tee=handoff))
         except BaseException:
             handoff.abort("the download failed")
             raise

@@ -5,14 +5,16 @@
 
 The one-pass mirror downloads a blob into the cache and uploads the same bytes to the
 target while they are still in the download's buffer: the producer (the cache ingest)
-calls put(offset, view) for every chunk it has hashed and written, and the consumer (an
-HTTP request body) gets the view from read(). put() returns once the consumer asks for
-the next block, which http.client does only after sending the previous one, so the
-buffer is never overwritten while it is being sent and memory stays at one buffer per
-stream. The socket buffers on both sides keep the two connections busy meanwhile.
+offers each chunk as soon as it is received, hashes and writes it while the consumer (an
+HTTP request body, which gets the view from read()) sends it, then waits in wait_sent()
+until the consumer asks for the next block, which http.client does only after sending
+the previous one. So the disk write and the upload of a chunk overlap, the buffer is
+never overwritten while it is being sent, and memory stays at one buffer per stream.
 
-The upload may only be completed (the PUT with the digest) after finish(): the producer
-says so once the whole blob was verified and stored. A download that starts over (an
+The upload may only be completed (the PUT with the digest) after verified(): the producer
+says so once the whole blob was verified; its file is then synced and renamed into the
+cache while the upload completes (the target's copy does not wait for the cache's disk),
+and finish() says it is stored. A download that starts over (an
 offset that jumps back), fails, or ends short breaks the handoff; so does an upload that
 fails. Either side then stops waiting for the other. The download's outcome is kept
 apart from the stream's (wait_download): a broken stream whose download still verified
@@ -40,7 +42,8 @@ class Handoff:
         self._taken = False  # the consumer has _view (it is being sent)
         self._produced = 0  # offset of the next byte the producer must put
         self._consumed = 0
-        self._finished = False  # the producer verified and stored the whole blob
+        self._verified = False  # the producer verified the whole blob
+        self._finished = False  # ... and stored it in the cache
         self._aborted = False  # the producer failed: there is no blob to upload
         self._broken = None
 
@@ -48,6 +51,12 @@ class Handoff:
 
     def put(self, offset, view):
         """Hand over one chunk; returns when the consumer has sent it (or gave up)."""
+        self.offer(offset, view)
+        self.wait_sent()
+
+    def offer(self, offset, view):
+        """Hand over one chunk and return at once: the producer may read `view` meanwhile (hash it, write it
+        to disk) but must not change it before wait_sent() returned."""
         with self._cond:
             if self._broken is not None:
                 return
@@ -57,14 +66,26 @@ class Handoff:
             self._view, self._taken = view, False
             self._produced += len(view)
             self._cond.notify_all()
+
+    def wait_sent(self):
+        """Wait until the consumer has sent the chunk offered last (or gave up): its buffer is free again."""
+        with self._cond:
             while self._view is not None and self._broken is None:
                 self._cond.wait()
 
-    def finish(self):
-        """Every byte was put, verified against the digest and stored: the upload may complete."""
+    def verified(self):
+        """Every byte was put and verified against the digest: the upload may complete (the blob's file
+        is synced and renamed into the cache meanwhile)."""
         with self._cond:
             if self._produced != self.length:
                 self._break("the download handed over %d of %d bytes" % (self._produced, self.length))
+            self._verified = True
+            self._cond.notify_all()
+
+    def finish(self):
+        """The blob is verified and stored in the cache: an upload may also read it from there."""
+        self.verified()
+        with self._cond:
             self._finished = True
             self._cond.notify_all()
 
@@ -103,7 +124,7 @@ class Handoff:
     def wait_finished(self):
         """True once the producer verified the blob; False when the handoff broke instead."""
         with self._cond:
-            while not self._finished and self._broken is None:
+            while not self._verified and self._broken is None:
                 self._cond.wait()
             return self._broken is None
 
@@ -118,7 +139,7 @@ class Handoff:
         """The consumer is done with the stream (sent, or failed): never keep the producer waiting."""
         with self._cond:
             self._view, self._taken = None, False
-            if self._consumed < self.length or not self._finished:
+            if self._consumed < self.length or not self._verified:
                 self._break(reason)
             self._cond.notify_all()
 

@@ -121,8 +121,10 @@ class MemoryStore:
                     break
                 chunk = view[:count]
                 if tee is not None:
-                    tee(len(data), chunk)
+                    tee.offer(len(data), chunk)
                 data += chunk
+                if tee is not None:
+                    tee.wait_sent()
                 if on_bytes:
                     on_bytes(count)
         finally:

@@ -95,6 +95,51 @@ def test_ingest_fresh_download(cache):
     assert cache.has_blob(DIGEST) and cache.has_blob(DIGEST, SIZE) and not cache.has_blob(DIGEST, SIZE + 1)
 
 
+class Tee:
+    """What the one-pass mirror's Handoff sees of a download, in order."""
+
+    def __init__(self):
+        self.events = []
+
+    def offer(self, offset, view):
+        self.events.append(("offer", offset, bytes(view)))
+
+    def wait_sent(self):
+        self.events.append(("sent",))
+
+    def verified(self):
+        self.events.append(("verified",))
+
+
+def test_a_tee_gets_each_chunk_before_it_is_written_and_the_verdict_before_the_sync(cache, monkeypatch):
+    tee, real_write, real_sync = Tee(), _blob_io.BlobWriter.write, _blob_io.BlobWriter.sync
+
+    def write(writer, view):
+        tee.events.append(("write",))
+        return real_write(writer, view)
+
+    def sync(writer):
+        tee.events.append(("sync",))
+        return real_sync(writer)
+
+    monkeypatch.setattr(_blob_io.BlobWriter, "write", write)
+    monkeypatch.setattr(_blob_io.BlobWriter, "sync", sync)
+    assert download_blob(cache, DIGEST, SIZE, Opener(serve()), retry_budget(), tee=tee) == ("downloaded", SIZE)
+    offers = [e for e in tee.events if e[0] == "offer"]
+    assert b"".join(e[2] for e in offers) == DATA and offers[0][1] == 0
+    # Each chunk: offered (sent meanwhile), written, then waited for before the buffer is read into again.
+    assert [e[0] for e in tee.events[:3]] == ["offer", "write", "sent"]
+    assert [e[0] for e in tee.events[-2:]] == ["verified", "sync"]  # the upload completes while the file syncs
+
+
+def test_a_tee_never_hears_verified_for_bytes_that_do_not_match(cache):
+    tee = Tee()
+    bad = DATA[:-1] + b"X"
+    with pytest.raises(DigestMismatchError):
+        download_blob(cache, DIGEST, SIZE, Opener(serve(bad)), retry_budget(), tee=tee)
+    assert ("verified",) not in tee.events and blob_files(cache) == []
+
+
 def test_ingest_twice_is_cached(cache):
     download_blob(cache, DIGEST, SIZE, Opener(serve()), retry_budget())
     opener = Opener(serve())

@@ -167,3 +167,33 @@ def test_a_failed_download_leaves_nothing_to_fall_back_on():
     handoff.release("the registry refused the upload")
     handoff.abort("the download failed")
     assert handoff.wait_download() is False
+
+
+def test_an_offered_chunk_is_sent_while_the_producer_still_works_on_it():
+    """offer() returns at once (the download hashes and writes the chunk meanwhile); wait_sent() returns
+    only once the upload asked for the next block, so the buffer is never overwritten under it."""
+    handoff = Handoff(LENGTH)
+    got, asked_again = [], threading.Event()
+
+    def upload():
+        got.append(bytes(handoff.read()))
+        asked_again.set()
+        got.append(bytes(handoff.read()))
+
+    buffer = bytearray(CHUNKS[0])
+    handoff.offer(0, memoryview(buffer))  # returns with no consumer yet
+    waiter = threading.Thread(target=handoff.wait_sent)
+    waiter.start()
+    waiter.join(0.2)
+    assert waiter.is_alive()  # nobody took the chunk: the buffer is still lent out
+    consumer = threading.Thread(target=upload)
+    consumer.start()
+    asked_again.wait(5)
+    waiter.join(5)
+    assert not waiter.is_alive() and got == [CHUNKS[0]]
+    buffer[:] = b"X" * len(buffer)  # free to reuse now
+    handoff.offer(len(CHUNKS[0]), memoryview(bytearray(CHUNKS[1])))
+    consumer.join(5)
+    assert got == [CHUNKS[0], CHUNKS[1]]
+    handoff.release()  # the upload stops here: the producer is never kept waiting
+    handoff.wait_sent()
