@@ -42,9 +42,12 @@ ENV_SWITCH = "IMAGEPUSHER_PROGRESS"  # on the controller: false turns progress o
 ENV_INTERVAL = "IMAGEPUSHER_PROGRESS_INTERVAL"  # on the controller: seconds between two status lines
 DEFAULT_INTERVAL = 5.0
 ASYNC_LIMIT = 7 * 24 * 3600  # async_wrapper kills a job past its limit; a transfer has none of its own
-# Seconds between polls: quick at first, so that a short task waits little for its result.
-POLL_DELAYS = (0.1, 0.2, 0.3, 0.4)
+# One poll a second at most. Each poll waits on the host, up to WAIT_TENTHS tenths of a second, while the job
+# runs (its status file still says "started"), so a task learns of its job's end within a tenth of a second
+# however long it ran, for one command a second (polling every second from the controller, it waited half a
+# second on average; polling faster costs a command each time, which over SSH is a round trip).
 POLL_DELAY = 1.0
+WAIT_TENTHS = 10
 MARK = "--imagepusher-progress--"
 LOST_AFTER = 10  # polls in a row without the job's status file: it is gone (removed, or the host rebooted)
 ASYNC_KEYS = ("ansible_job_id", "finished", "started", "results_file")
@@ -77,10 +80,19 @@ def shell_path(path):
     return shlex.quote(path)
 
 
-def poll_delays():
-    yield from POLL_DELAYS
-    while True:
-        yield POLL_DELAY
+def poll_command(job_path, progress_path):
+    """The shell command of one poll: wait while the job runs (a tenth of a second at a time, up to WAIT_TENTHS;
+    at once where sleep takes no fraction), then print the job file, MARK and the progress file."""
+    job = shell_path(job_path)
+    return ("i=0; while [ $i -lt %d ] && grep -q -- '\"started\"' %s 2>/dev/null; do sleep 0.1 2>/dev/null || break; "
+            "i=$((i+1)); done; cat -- %s 2>/dev/null; echo; echo %s; cat -- %s 2>/dev/null"
+            % (WAIT_TENTHS, job, job, MARK, shell_path(progress_path)))
+
+
+def pause_after(poll_seconds):
+    """Seconds to sleep after a poll of an unfinished job that took `poll_seconds`: what the host's wait left of
+    POLL_DELAY (nothing after a full wait; all of it when the host could not wait)."""
+    return max(0.0, POLL_DELAY - poll_seconds)
 
 
 def split_poll(stdout):
@@ -202,10 +214,9 @@ class ProgressAction(ActionBase):
     def _wait(self, job_path, progress_path, host):
         """Poll until the job is done, showing new progress lines prefixed with the host: the job file's text, None if lost."""
         lines, missing = ProgressLines(display_interval()), 0
-        command = "cat -- %s 2>/dev/null; echo; echo %s; cat -- %s 2>/dev/null" % (
-            shell_path(job_path), MARK, shell_path(progress_path))
-        for delay in poll_delays():
-            time.sleep(delay)
+        command = poll_command(job_path, progress_path)
+        while True:
+            started = time.monotonic()
             job_text, status, state = split_poll(self._low_level_execute_command(command, sudoable=True).get("stdout", ""))
             for line in lines.new(state):
                 display.display("[%s] %s" % (host, line))
@@ -214,4 +225,4 @@ class ProgressAction(ActionBase):
             missing = 0 if status else missing + 1
             if missing >= LOST_AFTER:
                 return None
-        return None  # not reached: poll_delays() never ends
+            time.sleep(pause_after(time.monotonic() - started))

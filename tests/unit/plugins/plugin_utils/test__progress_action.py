@@ -7,6 +7,9 @@ The action itself runs in tests/integration/test_progress.py (ansible-playbook, 
 """
 
 import json
+import subprocess
+import threading
+import time
 
 import pytest
 
@@ -34,11 +37,40 @@ def test_display_interval(environ, seconds):
     assert action.display_interval(environ) == seconds
 
 
-def test_polls_start_quick_then_settle_on_one_a_second():
-    delays = action.poll_delays()
-    first = [next(delays) for _poll in range(8)]
-    assert first[:len(action.POLL_DELAYS)] == list(action.POLL_DELAYS)
-    assert first[len(action.POLL_DELAYS):] == [action.POLL_DELAY] * (8 - len(action.POLL_DELAYS))
+@pytest.mark.parametrize("poll_seconds, pause", [(0.02, 0.98), (0.4, 0.6), (1.0, 0.0), (1.3, 0.0)])
+def test_one_poll_a_second_whatever_the_host_waited(poll_seconds, pause):
+    assert action.pause_after(poll_seconds) == pytest.approx(pause)
+
+
+def run_poll(job, progress, job_text=None):
+    """Run one poll command with sh: (seconds it took, what split_poll makes of its output)."""
+    if job_text is not None:
+        job.write_text(job_text)
+    command = action.poll_command(str(job), str(progress))
+    started = time.monotonic()
+    out = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=False).stdout  # rc: the last cat
+    return time.monotonic() - started, action.split_poll(out)
+
+
+def test_a_poll_returns_at_once_for_a_finished_or_missing_job(tmp_path):
+    progress = tmp_path / "progress"
+    progress.write_text('{"seq": 1}')
+    took, (_text, status, state) = run_poll(tmp_path / "job", progress, '{"changed": false, "msg": "not started yet"}')
+    assert took < 0.5 and status == {"changed": False, "msg": "not started yet"} and state == {"seq": 1}
+    took, (text, status, state) = run_poll(tmp_path / "no-such-job", tmp_path / "no-such-progress")
+    assert took < 0.5 and text == "" and status is None and state == {}
+
+
+def test_a_poll_waits_on_the_host_while_the_job_runs_and_returns_when_it_ends(tmp_path):
+    job, progress = tmp_path / "job", tmp_path / "progress"
+    took, (_text, status, _state) = run_poll(job, progress, '{"started": 1, "finished": 0}')
+    assert took >= 0.9 and status == {"started": 1, "finished": 0}  # a full wait: about a second
+    ender = threading.Timer(0.3, job.write_text, args=('{"changed": true}',))
+    ender.start()
+    took, (_text, status, _state) = run_poll(job, progress)
+    ender.join()
+    assert 0.25 <= took < 0.9 and status == {"changed": True}  # learnt within a tenth of a second of the end
+
 
 
 @pytest.mark.parametrize("path, quoted", [
