@@ -406,8 +406,9 @@ def push_faults(filled_cache, samples, tmp_path_factory) -> PushFaults:
             "post_503": proxy.add("POST", r"^/v2/faulty/multi/blobs/uploads/", status(503), times=2),
             "head_429": proxy.add("HEAD", r"^/v2/faulty/multi/blobs/", status(429, retry_after=1), times=1),
             "put_reset": proxy.add("PUT", r"^/v2/faulty/multi/manifests/", reset(), times=1),
-            "patch_reset": proxy.add("PATCH", r"^/v2/faulty/multi/blobs/uploads/", reset(), times=1),
-            "patch_503": proxy.add("PATCH", r"^/v2/patch503/app/blobs/uploads/", status(503), times=1),
+            # The sample's blobs are small: each goes up with the PUT that completes its session (no PATCH).
+            "upload_reset": proxy.add("PUT", r"^/v2/faulty/multi/blobs/uploads/", reset(), times=1),
+            "upload_503": proxy.add("PUT", r"^/v2/patch503/app/blobs/uploads/", status(503), times=1),
         }
         ws = AnsibleWorkspace(root / "ansible")
         common = {"cache_dir": str(cache), "retries": 5, "timeout": 10}
@@ -424,12 +425,12 @@ def push_faults(filled_cache, samples, tmp_path_factory) -> PushFaults:
 
 
 def test_transient_faults_during_push_are_retried(push_faults, samples, tmp_path):
-    """503 twice on the upload POST, a 429, a reset PATCH, a reset manifest PUT: the push succeeds,
+    """503 twice on the upload POST, a 429, a reset blob upload, a reset manifest PUT: the push succeeds,
     retries are counted, and the target serves the same digest, every blob verified by skopeo."""
     img = samples["multi"].obj
     result = ok(push_faults.run, "push transient")
     assert result["digest"] == img.digest
-    for key in ("post_503", "head_429", "put_reset", "patch_reset"):
+    for key in ("post_503", "head_429", "put_reset", "upload_reset"):
         assert push_faults.rules[key].hits == push_faults.rules[key].last, push_faults.rules[key]
     assert result["retries"] >= 4, result["retries"]  # 2 x 503, 429, the manifest PUT reset
     ref = f"{push_faults.target.host}/faulty/multi:v1"
@@ -438,14 +439,14 @@ def test_transient_faults_during_push_are_retried(push_faults, samples, tmp_path
     skopeo("copy", "--all", "--quiet", "--src-tls-verify=false", f"docker://{ref}", f"oci:{tmp_path / 'copy'}:x")
 
 
-def test_one_503_on_an_upload_patch_is_retried(push_faults, samples):
-    assert push_faults.rules["patch_503"].hits == 1
+def test_one_503_on_a_blob_upload_is_retried(push_faults, samples):
+    assert push_faults.rules["upload_503"].hits == 1
     result = ok(push_faults.run, "push patch 503")
     assert result["digest"] == samples["oci_single"].digest
 
 
 def test_failed_push_leaves_no_tag_behind(push_faults):
-    """Whatever the outcome of the PATCH-503 push, the target never has a tag without its blobs."""
+    """Whatever the outcome of the upload-503 push, the target never has a tag without its blobs."""
     status_code = registry_head(push_faults.target, "/v2/patch503/app/manifests/v1")
     run = push_faults.run.task("push patch 503")
     assert status_code == (200 if not run.failed else 404)

@@ -132,7 +132,8 @@ def test_a_failed_upload_falls_back_to_the_cache_without_downloading_again(sourc
         result = mirror(src.host, dst.host, tmp_path / "cache")
         assert rule.hits == 1
         assert len(layer_gets(src, image)) == len(image.layers)  # nothing downloaded twice
-        assert len(dst.exchanges("PATCH", r"/blobs/uploads/")) == len(image.layers) + 1  # the failed one, again
+        # The failed stream's PATCH; the layer then goes up from the cache with its PUT (it is small).
+        assert len(dst.exchanges("PATCH", r"/blobs/uploads/")) == len(image.layers)
         skopeo_copy(target, tmp_path)
     assert result["digest"] == image.digest
     assert_cache_verified(tmp_path / "cache", image)
@@ -146,7 +147,8 @@ def test_corrupt_bytes_are_never_completed_on_the_target(source, image, tmp_path
         result = mirror(src.host, dst.host, tmp_path / "cache")
         puts = [e for e in dst.exchanges("PUT", r"/blobs/uploads/") if layer.digest.split(":")[1] in e.target]
         assert len(puts) == 1  # the streamed session with the corrupt bytes was never completed
-        assert len(dst.exchanges("PATCH", r"/blobs/uploads/")) == len(image.layers) + 1  # it was sent, then dropped
+        # The corrupt stream was sent, then dropped; the layer then went up from the cache with its PUT.
+        assert len(dst.exchanges("PATCH", r"/blobs/uploads/")) == len(image.layers)
         skopeo_copy(target, tmp_path)
     assert result["digest"] == image.digest
     assert_cache_verified(tmp_path / "cache", image)
