@@ -1,7 +1,8 @@
 """`make bench-smoke` in CI: the benchmark harness runs end to end on a tiny image.
 
 The numbers mean nothing at this size (benchmarks, not timed tests); what is checked is that
-every measurement ran and the table, ratios, warm re-run and scale lines come out.
+every measurement ran and the table, ratios, warm re-run and scale lines come out, and that the
+chart step ran (it is skipped, with a note, where .venv-bench is not installed).
 """
 
 import re
@@ -27,4 +28,11 @@ def test_bench_smoke_runs_every_measurement(tmp_path):
     assert re.search(r"requests reaching the registries: HEAD /v2/bench/big/manifests/v1, "
                      r"HEAD /v2/ours/warm/manifests/v1; blob bytes: 0\.", text), text
     assert re.search(r"Scale: the mirror_images role over 3 small images, warm: [\d.]+ s, 6 requests in all", text), text
+    # Issue 16's rows: image_mirror against skopeo through ansible-playbook and as processes, memory of a big image.
+    for row in ("cold mirror, one pass, through ansible-playbook", "cold mirror, one pass, module process (",
+                "peak RSS of the module process, one-pass mirror of a 8 MB image", "the same, 8 MB image minus 4 MB"):
+        assert re.search(r"\| %s[^|]*\|[^|]*\d" % re.escape(row), text), (row, text)
+    assert re.search(r"\| cold mirror, one pass, module process with `cache: false`[^|]*\| "
+                     r"([\d.]+ \([\d.]+-[\d.]+\)|n/a \(option not available\)) \|", text), text
+    assert re.search(r"^chart: ", text, re.M), text  # drawn, or skipped without .venv-bench
     assert not out.exists()  # a smoke run never overwrites the recorded results
