@@ -22,7 +22,6 @@ from module_run import run_module  # noqa: E402
 from tests.support.registry import Registry  # noqa: E402
 
 
-
 def collection(tree, work, name):
     root = Path(work) / ("collections-" + name)
     shutil.copytree(Path(tree) / "plugins", root / "ansible_collections" / "imagepusher" / "registry" / "plugins")

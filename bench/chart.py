@@ -43,23 +43,26 @@ def _bar(axis, y, values, color, label):
 
 
 def _time_axis(axis, rows):
-    labels = []
+    labels, widest = [], 0
     for number, row in enumerate(rows):
         base = -number
         theirs = _bar(axis, base - 0.2, row["skopeo"], SKOPEO, "skopeo" if number == 0 else None)
         if row["ours"]:
             ours = _bar(axis, base + 0.2, row["ours"], OURS, "ours" if number == 0 else None)
             note = "ours/skopeo %.2f (target %s)" % (ours / theirs, row["target"] or "none")
-            right = max(max(row["ours"]), max(row["skopeo"]))
+            right = max(row["ours"] + row["skopeo"])
         else:
             note, right = row.get("missing") or "n/a", max(row["skopeo"])
         axis.text(right * 1.02, base, note, va="center", fontsize=8)
         labels.append(textwrap.fill(row["measure"], 48))
+        widest = max(widest, right)
     axis.set_yticks([-n for n in range(len(rows))], labels, fontsize=8)
     axis.set_xlabel("seconds (median, min-max)")
-    axis.set_xmargin(0.25)
+    axis.set_xlim(0, widest * 1.6)  # room for the ratio beside the longest bar
     handles, names = axis.get_legend_handles_labels()
-    axis.legend(handles[::-1], names[::-1], loc="lower right", fontsize=8)  # ours first, as in the bars
+    # ours first, as in the bars; above the axis, clear of them
+    axis.legend(handles[::-1], names[::-1], loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=2, fontsize=8,
+                frameon=False)
     axis.set_title("time: ours / skopeo", fontsize=10, loc="left")
 
 
@@ -87,7 +90,7 @@ def draw(data, svg_path):
     plt.rcParams["svg.hashsalt"] = "imagepusher-bench"  # fixed ids in the SVG: same numbers, same file
     heights = [max(len(times), 1) * 0.75 + 0.8, max(len(memory), 1) * 0.6 + 0.8]
     figure, (time_axis, memory_axis) = plt.subplots(2, 1, figsize=(11, sum(heights) + 0.8),
-                                                     gridspec_kw={"height_ratios": heights})
+                                                    gridspec_kw={"height_ratios": heights})
     if times:
         _time_axis(time_axis, times)
     if memory:

@@ -37,7 +37,8 @@ def save_numbers(path, key, numbers):
     path = Path(path)
     data = json.loads(path.read_text()) if path.exists() else {}
     data[key] = numbers
-    path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    # default=str: start-up rows come from bench/startup.py, whatever types it returns.
+    path.write_text(json.dumps(data, indent=1, sort_keys=True, default=str) + "\n")
 
 
 def draw_chart(json_path, svg_path, python=None):

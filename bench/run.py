@@ -379,7 +379,8 @@ def startup_rows(work, rounds, big_mb):
     twice. startup.py says so with MEASURES_BIG_RSS; else one of its keys names RSS or memory and the big size."""
     if not (BENCH / "startup.py").exists():
         return {"rows": None, "note": "bench/startup.py is not there yet: no start-up rows", "covers_big_rss": False}
-    import startup  # pylint: disable=import-outside-toplevel  (only when the file exists)
+    # Imported here: only when the file exists.
+    import startup  # pylint: disable=import-outside-toplevel
     path = Path(work) / "startup"
     path.mkdir()
     print("start-up rows (bench/startup.py) ...", flush=True)
@@ -400,7 +401,9 @@ def main():
     parser.add_argument("--images", type=int, default=50, help="small images for the scale run")
     parser.add_argument("--big-mb", type=int, default=5000, help="size of the image of the memory row (built once per run)")
     parser.add_argument("--smoke", action="store_true", help="tiny images, one round: checks the harness")
-    parser.add_argument("--out", default=str(BENCH / "RESULTS.md"), help="results.json and results.svg go beside it")
+    parser.add_argument("--out", default=str(BENCH / "RESULTS.md"))
+    parser.add_argument("--results-dir", help="where results.json and results.svg go (default: beside --out; a smoke"
+                        " run: a new temporary directory)")
     opts = parser.parse_args()
     if opts.smoke:
         opts.size_mb, opts.rounds, opts.images, opts.big_mb = 6, 1, 3, 8
@@ -436,7 +439,7 @@ def main():
     text = render(numbers)
     print("\n" + text)
     out = Path(opts.out)
-    folder = Path(tempfile.mkdtemp(prefix="imagepusher-bench-smoke-")) if opts.smoke else out.parent
+    folder = Path(opts.results_dir or (tempfile.mkdtemp(prefix="imagepusher-bench-smoke-") if opts.smoke else out.parent))
     json_path, svg_path = folder / "results.json", folder / "results.svg"
     save_numbers(json_path, "run", numbers)
     if not opts.smoke:  # a smoke run never overwrites the recorded results

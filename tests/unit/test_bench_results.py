@@ -24,8 +24,8 @@ def test_a_block_is_replaced_and_every_other_line_kept(tmp_path):
     path = tmp_path / "RESULTS.md"
     path.write_text("\n".join([run_report.BEGIN, "old table", run_report.END, "", "## History", "by hand",
                                FLEET[0], "old fleet", FLEET[1], "", "notes after the fleet rows", ""]))
-    results_file.replace_section(path, run_report.BEGIN, run_report.END, "%s\nnew table\n%s" % (run_report.BEGIN,
-                                                                                                 run_report.END))
+    table = "%s\nnew table\n%s" % (run_report.BEGIN, run_report.END)
+    results_file.replace_section(path, run_report.BEGIN, run_report.END, table)
     results_file.replace_section(path, FLEET[0], FLEET[1], "%s\nnew fleet\n%s" % FLEET)
     assert path.read_text().splitlines() == [run_report.BEGIN, "new table", run_report.END, "", "## History", "by hand",
                                              FLEET[0], "new fleet", FLEET[1], "", "notes after the fleet rows"]
