@@ -20,11 +20,12 @@ from probes import PeakRSS, settle
 
 PACKAGE = "ansible_collections.imagepusher.registry.plugins.modules."
 
-ModuleRun = collections.namedtuple("ModuleRun", "wall cpu peak_mb result")
+ModuleRun = collections.namedtuple("ModuleRun", "wall cpu peak_mb result syscalls")
+Measured = collections.namedtuple("Measured", "wall cpu peak_mb returncode output syscalls")
 
 
 def run_process(argv, env=None):
-    """Run `argv` from the same memory state; returns (wall, cpu, peak_mb, returncode, output)."""
+    """Run `argv` from the same memory state; returns a Measured (read/write syscalls as PeakRSS counts them)."""
     settle()
     with tempfile.TemporaryFile() as out:
         start = time.monotonic()
@@ -37,7 +38,7 @@ def run_process(argv, env=None):
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         output = out.read().decode(errors="replace")
-    return wall, usage.ru_utime + usage.ru_stime, rss.mb, proc.returncode, output
+    return Measured(wall, usage.ru_utime + usage.ru_stime, rss.mb, proc.returncode, output, rss.syscalls)
 
 
 def _result(output):
@@ -59,10 +60,10 @@ def run_module(root, args, work, module="image_push", check=True):
     home = Path(work) / "module-home"
     home.mkdir(exist_ok=True)
     env = dict(os.environ, PYTHONPATH=str(root), HOME=str(home), XDG_CACHE_HOME=str(home / ".cache"))
-    wall, cpu, peak_mb, returncode, text = run_process([sys.executable, "-m", PACKAGE + module, str(path)], env)
-    result = _result(text)
+    run = run_process([sys.executable, "-m", PACKAGE + module, str(path)], env)
+    result = _result(run.output)
     if result is None:
-        raise SystemExit("module %s printed no result (rc %d):\n%s" % (module, returncode, text[-3000:]))
+        raise SystemExit("module %s printed no result (rc %d):\n%s" % (module, run.returncode, run.output[-3000:]))
     if check and result.get("failed"):
         raise SystemExit("module %s failed: %s" % (module, result.get("msg")))
-    return ModuleRun(wall, cpu, peak_mb, result)
+    return ModuleRun(run.wall, run.cpu, run.peak_mb, result, run.syscalls)

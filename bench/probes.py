@@ -14,12 +14,14 @@ class PeakRSS:
     Known pids are read every `interval`. The process list is rescanned, every `rescan`
     seconds, only while none of them lives (before a task's module starts, between tasks):
     scanning all of /proc costs CPU that the run being measured would otherwise have. VmHWM
-    is a high-water mark, so reading it late loses nothing while the process lives.
+    is a high-water mark, so reading it late loses nothing while the process lives. With one
+    pid, its read and write system calls (syscr + syscw of /proc/PID/io) are read too: the
+    count at the last poll, so the last `interval` before it exits is left out.
     """
 
     def __init__(self, marker=None, pid=None, interval=0.05, rescan=0.25):
         self.marker, self.pid, self.interval, self.rescan = marker, pid, interval, rescan
-        self.peak_kb = 0
+        self.peak_kb = self.syscalls = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -49,10 +51,17 @@ class PeakRSS:
                         for line in handle:
                             if line.startswith("VmHWM:"):
                                 self.peak_kb = max(self.peak_kb, int(line.split()[1]))
+                    if self.pid:
+                        self._read_syscalls()
                     alive = True
                 except OSError:
                     pass
             time.sleep(self.interval)
+
+    def _read_syscalls(self):
+        with open("/proc/%d/io" % self.pid) as handle:
+            counts = dict(line.split(":", 1) for line in handle if line.startswith("sysc"))
+        self.syscalls = max(self.syscalls, sum(int(value) for value in counts.values()))
 
     def __enter__(self):
         self._thread.start()

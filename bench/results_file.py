@@ -35,6 +35,7 @@ def replace_section(path, begin, end, section, at_top=False):
 def save_numbers(path, key, numbers):
     """Store `numbers` under `key` in the JSON file at `path`, keeping the other scripts' keys."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     data = json.loads(path.read_text()) if path.exists() else {}
     data[key] = numbers
     # default=str: start-up rows come from bench/startup.py, whatever types it returns.

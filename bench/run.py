@@ -132,14 +132,14 @@ ROLE = """
 """
 
 
-def timed_skopeo(args, cpu=None):
-    """skopeo copy ARGS from the same memory state: (wall, peak MB); its CPU seconds appended to `cpu`."""
-    wall, seconds, peak_mb, returncode, output = run_process(["skopeo", "copy", "--quiet"] + args)
-    if returncode != 0:
-        raise SystemExit("skopeo failed: %s" % output[-2000:])
-    if cpu is not None:
-        cpu.append(seconds)
-    return wall, peak_mb
+def timed_skopeo(args, more=None):
+    """skopeo copy ARGS from the same memory state: (wall, peak MB); its CPU seconds and syscalls appended to `more`."""
+    run = run_process(["skopeo", "copy", "--quiet"] + args)
+    if run.returncode != 0:
+        raise SystemExit("skopeo failed: %s" % run.output[-2000:])
+    if more is not None:
+        more += [run.cpu, run.syscalls]
+    return run.wall, run.peak_mb
 
 
 def timed_playbook(ws, playbook, extra):
@@ -183,8 +183,9 @@ def disk_bytes(path):
 
 
 SERIES = ("ours_list_play", "skopeo_task_play", "ours_module", "ours_module_cpu", "ours_module_requests",
-          "ours_nocache", "ours_nocache_cpu", "ours_nocache_requests", "ours_nocache_disk", "ours_push_source",
-          "ours_pull_push", "skopeo_mirror", "skopeo_mirror_cpu", "skopeo_mirror_requests", "ours_pull", "skopeo_pull",
+          "ours_module_syscalls", "ours_nocache", "ours_nocache_cpu", "ours_nocache_requests", "ours_nocache_syscalls",
+          "ours_nocache_disk", "ours_push_source", "ours_pull_push", "skopeo_mirror", "skopeo_mirror_cpu",
+          "skopeo_mirror_syscalls", "skopeo_mirror_requests", "ours_pull", "skopeo_pull",
           "ours_rss", "ours_pull_rss", "skopeo_rss", "ansible_floor")
 
 
@@ -243,7 +244,7 @@ class Bench:
         cache = self.work / ("module-cache-%d" % n)
         run, requests = self.module_mirror(self.src, self.work, cache_dir=str(cache))
         for key, value in (("ours_module", run.wall), ("ours_module_cpu", run.cpu), ("ours_module_requests", requests),
-                           ("ours_rss", run.peak_mb)):
+                           ("ours_module_syscalls", run.syscalls), ("ours_rss", run.peak_mb)):
             self.add(key, value)
         shutil.rmtree(cache)
 
@@ -254,7 +255,8 @@ class Bench:
         work.mkdir()
         run, requests = self.module_mirror(self.src, work, cache=False)
         for key, value in (("ours_nocache", run.wall), ("ours_nocache_cpu", run.cpu), ("ours_nocache_requests", requests),
-                           ("ours_nocache_disk", disk_bytes(work / "module-home")), ("ours_rss", run.peak_mb)):
+                           ("ours_nocache_syscalls", run.syscalls), ("ours_nocache_disk", disk_bytes(work / "module-home")),
+                           ("ours_rss", run.peak_mb)):
             self.add(key, value)
         shutil.rmtree(work)
 
@@ -279,12 +281,12 @@ class Bench:
 
     def skopeo_mirror(self, _n):
         with Registry() as fresh:
-            marks, cpu = (self.reg_a.mark(), fresh.mark()), []
+            marks, more = (self.reg_a.mark(), fresh.mark()), []
             t, rss = timed_skopeo(["--src-tls-verify=false", "--dest-tls-verify=false", "docker://" + self.src,
-                                   "docker://%s/skopeo/m:v1" % fresh.host], cpu)
+                                   "docker://%s/skopeo/m:v1" % fresh.host], more)
             requests = len(self.reg_a.access_log(since=marks[0])) + len(fresh.access_log(since=marks[1]))
-        for key, value in (("skopeo_mirror", t), ("skopeo_mirror_cpu", cpu[0]), ("skopeo_mirror_requests", requests),
-                           ("skopeo_rss", rss)):
+        for key, value in (("skopeo_mirror", t), ("skopeo_mirror_cpu", more[0]), ("skopeo_mirror_syscalls", more[1]),
+                           ("skopeo_mirror_requests", requests), ("skopeo_rss", rss)):
             self.add(key, value)
 
     def ours_pull(self, n):

@@ -101,14 +101,17 @@ def _prose(numbers):
     op, sp = spread(series["ours_pull"]), spread(series["skopeo_pull"])
     nocache = "`cache: false`: %s" % NOT_AVAILABLE
     if numbers["cache_option"]:
-        nocache = ("`cache: false` %s s CPU, %s requests, %d bytes on disk under its HOME and cache (largest of the"
-                   " rounds)" % (_median(series["ours_nocache_cpu"]), _median(series["ours_nocache_requests"], "%d"),
-                                 max(series["ours_nocache_disk"])))
+        nocache = ("`cache: false` %s s CPU, %s requests, %s syscalls, %d bytes on disk under its HOME and cache"
+                   " (largest of the rounds)" % (_median(series["ours_nocache_cpu"]),
+                                                 _median(series["ours_nocache_requests"], "%d"),
+                                                 _median(series.get("ours_nocache_syscalls"), "%d"),
+                                                 max(series["ours_nocache_disk"])))
     lines = [
-        "Module process against the skopeo CLI, medians: `image_mirror` %s s CPU and %s requests reaching the two"
-        " registries; %s; skopeo %s s CPU, %s requests."
-        % (_median(series["ours_module_cpu"]), _median(series["ours_module_requests"], "%d"), nocache,
-           _median(series["skopeo_mirror_cpu"]), _median(series["skopeo_mirror_requests"], "%d")),
+        "Module process against the skopeo CLI, medians: `image_mirror` %s s CPU, %s requests reaching the two"
+        " registries and %s read/write syscalls; %s; skopeo %s s CPU, %s requests, %s syscalls."
+        % (_median(series["ours_module_cpu"]), _median(series["ours_module_requests"], "%d"),
+           _median(series.get("ours_module_syscalls"), "%d"), nocache, _median(series["skopeo_mirror_cpu"]),
+           _median(series["skopeo_mirror_requests"], "%d"), _median(series.get("skopeo_mirror_syscalls"), "%d")),
         "",
         "Ansible alone, the same play running `ansible.builtin.ping`: %.2f (%.2f-%.2f) s. Taken off our"
         " times, that leaves the module's own work (its start-up included): the mirror (`image_push source=`)"
