@@ -18,6 +18,9 @@
 #   make ee-tarball   the collection built from this checkout, as examples/execution-environment.yml installs it
 #   make core-venv    .venv-core-oldest: the oldest ansible-core meta/runtime.yml claims, for the
 #                     smoke run tests/integration/test_oldest_ansible_core.py
+#   make bench        ours against skopeo (bench/RESULTS.md, bench/results.json, bench/results.svg)
+#   make bench-smoke  the same harness on tiny sizes (< 1 min): every row's code path and the chart
+#   make bench-venv   .venv-bench: matplotlib (bench/requirements.txt) for bench/chart.py only
 #
 # Nothing here starts a service: tests/support/registry.py starts and stops its own registries.
 
@@ -45,6 +48,11 @@ LINT_STAMP := $(LINT_VENV)/.requirements.installed
 CORE_VENV  := .venv-core-oldest
 CORE_PY    := $(CORE_VENV)/bin/python
 CORE_STAMP := $(CORE_VENV)/.requirements.installed
+# matplotlib for the benchmark chart (bench/chart.py), in a venv of its own (same stamp scheme):
+# never a runtime or test dependency.
+BENCH_VENV  := .venv-bench
+BENCH_PY    := $(BENCH_VENV)/bin/python
+BENCH_STAMP := $(BENCH_VENV)/.requirements.installed
 # ansible-test integration targets `make test` runs (one keeps the path alive; the pytest drivers run them all).
 INTEGRATION_TARGETS ?= image_pull
 # Test files run on both cores: most time is Ansible's CPU-bound controller, not waiting.
@@ -62,6 +70,7 @@ endef
 
 .PHONY: deps system-deps venv units integration test demo sanity sanity-system-deps clean
 .PHONY: lint lint-venv galaxy changelog core-venv ansible-test-integration ee-tarball
+.PHONY: bench bench-smoke bench-venv
 
 deps: system-deps venv
 
@@ -173,15 +182,28 @@ changelog: lint-venv
 	if [ -n "$(RELEASE)" ]; then antsibull-changelog release --version "$(RELEASE)"; else antsibull-changelog generate; fi; \
 	antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml
 
-# Benchmarks against skopeo (bench/RESULTS.md); not part of make test. bench-smoke checks the harness.
-# The fleet rows (bench/fleet.py) take BENCH_FLEET_IMAGES (default 300) and BENCH_FLEET_ROUNDS (default 3).
-bench: deps
-	$(VPY) bench/run.py
+# Benchmarks against skopeo (bench/RESULTS.md, each script its own block; numbers in bench/results.json,
+# chart in bench/results.svg); not part of make test. bench-smoke checks the harness (its test:
+# tests/integration/test_bench_smoke.py). The fleet rows (bench/fleet.py) take BENCH_FLEET_IMAGES
+# (default 300) and BENCH_FLEET_ROUNDS (default 3); BENCH_ARGS goes to bench/run.py (e.g. --rounds 3).
+BENCH_ARGS ?=
+bench: deps bench-venv
+	$(VPY) bench/run.py $(BENCH_ARGS)
 	$(VPY) bench/fleet.py
 
-bench-smoke: deps
+# bench/fleet.py --smoke (6 images, ~15 s more on an idle machine) checks the fleet harness the same way.
+bench-smoke: deps bench-venv
 	$(VPY) bench/run.py --smoke
 
+bench-venv: $(BENCH_STAMP)
+
+$(BENCH_STAMP): bench/requirements.txt
+	@if ! [ -x $(BENCH_PY) ] || ! $(BENCH_PY) -c '' >/dev/null 2>&1; then \
+	  echo "make bench-venv: creating $(BENCH_VENV)"; rm -rf $(BENCH_VENV); $(PYTHON) -m venv $(BENCH_VENV); \
+	fi
+	$(BENCH_PY) -m pip install --disable-pip-version-check -q -r bench/requirements.txt
+	cp bench/requirements.txt $@
+
 clean:
-	rm -rf $(VENV) $(LINT_VENV) $(CORE_VENV) .pytest_cache tests/output
+	rm -rf $(VENV) $(LINT_VENV) $(CORE_VENV) $(BENCH_VENV) .pytest_cache tests/output
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -8,14 +8,9 @@ the same memory state (run.py's settle()). Ansible is left out (it costs both th
 adds a second of noise); wall time and the module's CPU seconds are reported, medians.
 """
 
-import json
-import os
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,31 +18,14 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 import run as bench  # noqa: E402
+from module_run import run_module  # noqa: E402
 from tests.support.registry import Registry  # noqa: E402
-
-MODULE = "ansible_collections.imagepusher.registry.plugins.modules.image_push"
 
 
 def collection(tree, work, name):
     root = Path(work) / ("collections-" + name)
     shutil.copytree(Path(tree) / "plugins", root / "ansible_collections" / "imagepusher" / "registry" / "plugins")
     return root
-
-
-def run_module(root, args, work):
-    path = Path(work) / "args.json"
-    path.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
-    bench.settle()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", MODULE, str(path)], env=dict(os.environ, PYTHONPATH=str(root)),
-                          capture_output=True, check=False)
-    wall = time.monotonic() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    result = json.loads(proc.stdout)
-    if result.get("failed"):
-        raise SystemExit("module failed: %s" % result.get("msg"))
-    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
 
 
 def main():
@@ -66,7 +44,7 @@ def main():
                     with Registry() as target:
                         args = {"source": "%s/bench/big:latest" % source.host, "target": "%s/ab/x:v1" % target.host,
                                 "cache_dir": str(cache)}
-                        results[name].append(run_module(roots[name], args, work))
+                        results[name].append(run_module(roots[name], args, work)[:2])
                     shutil.rmtree(str(cache))
                     print("round %d %s: wall %.2f s, cpu %.2f s" % ((number + 1, name) + results[name][-1]), flush=True)
         for name, values in results.items():

@@ -13,11 +13,14 @@ from round to round, each round measures:
 Each cold run gets a registry of its own (a registry already holding the blobs, or one skopeo's
 blob-info cache knows a mount source in, would measure nothing). Ansible's start-up is included
 in our times, as it is what a user waits for; the same play around `ansible.builtin.ping` is
-reported beside it. The results replace the fleet section of bench/RESULTS.md (or --out).
+reported beside it. The results replace the fleet section of bench/RESULTS.md (or --out), and go
+to bench/results.json (key "fleet") and the chart bench/results.svg beside it. `--smoke`: 6 images,
+one round, nothing recorded (JSON and chart in a temporary directory).
 """
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -33,6 +36,7 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent))
 
 import run as bench  # noqa: E402  (bench/run.py: settle, timed_playbook, PING)
+from results_file import draw_chart, replace_section, save_numbers  # noqa: E402
 from tests.support import images, seed  # noqa: E402
 from tests.support.ansible import AnsibleWorkspace  # noqa: E402
 from tests.support.registry import Registry  # noqa: E402
@@ -149,13 +153,12 @@ def report(opts, rows, repos):
     ])
 
 
-def replace_section(path, section):
-    text = path.read_text() if path.exists() else ""
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text)
+def chart_rows(rows, count):
+    """The time rows bench/chart.py draws (the same numbers as the table)."""
+    return [{"measure": "%d images, cold, against skopeo sync" % count, "ours": rows["ours_cold"],
+             "skopeo": rows["skopeo_cold"], "target": "<= 0.6"},
+            {"measure": "%d images, warm, against skopeo sync" % count, "ours": rows["ours_warm"],
+             "skopeo": rows["skopeo_warm"], "target": "<= 1.0"}]
 
 
 def main():
@@ -164,23 +167,33 @@ def main():
     parser.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_FLEET_ROUNDS", "3")))
     parser.add_argument("--out", default=str(BENCH / "RESULTS.md"))
     parser.add_argument("--no-write", action="store_true", help="print the rows, leave RESULTS.md alone")
+    parser.add_argument("--smoke", action="store_true", help="6 images, one round, nothing recorded: checks the harness")
     opts = parser.parse_args()
+    if opts.smoke:
+        opts.images, opts.rounds, opts.no_write = 6, 1, True
     bench.WARM["mb"] = 512  # what the registries and the cache touch in a run, and some
     rows = dict((key, []) for key in ("ours_cold", "ours_warm", "skopeo_cold", "skopeo_warm", "ours_warm_requests",
                                       "floor"))
     work = tempfile.mkdtemp(prefix="imagepusher-fleet-")
-    with Registry() as source, AnsibleWorkspace(Path(work) / "ansible") as ws:
-        print("seeding %d images ..." % opts.images, flush=True)
-        repos = seed_fleet(source, opts.images)
-        write_source_yaml(Path(work) / "source.yaml", source, repos)
-        for n in range(opts.rounds):
-            one_round(n, ws, source, repos, work, rows)
-        rows["floor"] = [bench.timed_playbook(ws, bench.PING, {})[0] for _n in range(opts.rounds)]
+    try:
+        with Registry() as source, AnsibleWorkspace(Path(work) / "ansible") as ws:
+            print("seeding %d images ..." % opts.images, flush=True)
+            repos = seed_fleet(source, opts.images)
+            write_source_yaml(Path(work) / "source.yaml", source, repos)
+            for n in range(opts.rounds):
+                one_round(n, ws, source, repos, work, rows)
+            rows["floor"] = [bench.timed_playbook(ws, bench.PING, {})[0] for _n in range(opts.rounds)]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # the caches of every round
     section = report(opts, rows, repos)
     print("\n" + section)
+    folder = Path(tempfile.mkdtemp(prefix="imagepusher-fleet-smoke-")) if opts.no_write else Path(opts.out).parent
+    save_numbers(folder / "results.json", "fleet", {"images": opts.images, "rounds": opts.rounds, "series": rows,
+                                                    "time_rows": chart_rows(rows, sum(map(len, repos.values())))})
     if not opts.no_write:
-        replace_section(Path(opts.out), section)
+        replace_section(Path(opts.out), BEGIN, END, section)
         print("written to %s" % opts.out)
+    print(draw_chart(folder / "results.json", folder / "results.svg"))
 
 
 if __name__ == "__main__":

@@ -10,14 +10,9 @@ cache to a fresh registry, as a module process (Ansible left out: it costs both 
 the order alternating by round, each from the same memory state (run.py's settle()).
 """
 
-import json
-import os
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,10 +20,10 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 import run as bench  # noqa: E402
+from module_run import run_module  # noqa: E402
 from tests.support import images  # noqa: E402
 from tests.support.registry import Registry  # noqa: E402
 
-MODULE = "ansible_collections.imagepusher.registry.plugins.modules.image_push"
 NAME = "127.0.0.1:5999/bench/big:v1"
 UPLOAD = Path("plugins") / "module_utils" / "_upload.py"
 
@@ -46,22 +41,6 @@ def collection(work, name, whole):
     return root
 
 
-def run_module(root, args, work):
-    path = Path(work) / "args.json"
-    path.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
-    bench.settle()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", MODULE, str(path)], env=dict(os.environ, PYTHONPATH=str(root)),
-                          capture_output=True, check=False)
-    wall = time.monotonic() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    result = json.loads(proc.stdout)
-    if result.get("failed"):
-        raise SystemExit("module failed: %s" % result.get("msg"))
-    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
-
-
 def main():
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 4
     size_mb = int(sys.argv[2]) if len(sys.argv) > 2 else 1400
@@ -76,7 +55,7 @@ def main():
             for name in (["pieces", "whole"] if number % 2 == 0 else ["whole", "pieces"]):
                 with Registry() as target:
                     args = {"name": NAME, "target": "%s/bench/big:v1" % target.host, "cache_dir": str(cache)}
-                    results[name].append(run_module(roots[name], args, work))
+                    results[name].append(run_module(roots[name], args, work)[:2])
                 print("round %d %s: wall %.2f s, cpu %.2f s" % ((number + 1, name) + results[name][-1]), flush=True)
         for name, values in results.items():
             wall, cpu = bench.summary([v[0] for v in values]), bench.summary([v[1] for v in values])

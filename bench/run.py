@@ -3,20 +3,30 @@
 
 Two Distribution registries on loopback. A 6-layer image (1.4 GB by default, incompressible
 layers) is seeded into registry A with skopeo. Then, alternating ours and skopeo so that
-machine noise hits both alike, each round measures:
+machine noise hits both alike (who goes first swaps from round to round), each round measures:
 
-- cold mirror: ours = one playbook, `image_push source=` (one pass through an empty cache)
-  into an empty repository of B, and, for comparison, image_pull then image_push; skopeo =
-  `skopeo copy docker://A docker://B`;
-- pull alone: ours = image_pull into an empty cache; skopeo = `skopeo copy docker://A oci:<dir>`;
-- peak RSS of the module processes (VmHWM of every AnsiballZ_image_* process) and of skopeo.
+- through ansible-playbook, one cold one-pass mirror: ours = one `image_mirror` task (images:
+  [{source, target}], empty cache); skopeo = `skopeo copy docker://A docker://B` in an
+  `ansible.builtin.command` task of the same kind of play (Ansible costs both sides alike);
+- the `image_mirror` module process run directly (python -m, args file), with its cache and, when
+  the module has the option, with `cache: false`, against the skopeo CLI: wall time, CPU seconds,
+  requests reaching the registries, and the disk the `cache: false` run used;
+- the rows measured before: `image_push source=` (one pass) and image_pull then image_push through
+  a playbook against the skopeo CLI; pull alone against `skopeo copy docker://A oci:<dir>`;
+- peak RSS of the module processes (VmHWM) and of skopeo.
 
-Then: the same play around `ansible.builtin.ping` (what Ansible costs any task), the warm
-re-run of the mirror (requests and blob bytes counted in both registries' access logs),
-the memory of a 5 MB image against the big one, and a role run over 50 small images,
-warm (per-image cost). Before each timed step, dirty pages are flushed and recently used
-memory is freed, so that what ran before does not decide the result (see settle()). Medians, min/max and ratios go to stdout and
-bench/RESULTS.md (or --out). `--smoke` does the same on a tiny image in a few seconds.
+Then, once per run: the same play around `ansible.builtin.ping` (what Ansible costs any task), the
+warm re-run of the mirror (requests and blob bytes counted in both registries' access logs), the
+memory of a 5 MB pull against the big one, a role run over 50 small images, warm (per-image cost),
+the peak RSS of the module process mirroring a --big-mb (5 GB) image and a 4 MB one (the big image
+built, seeded and mirrored once, then deleted), and bench/startup.py's rows when that file exists.
+Before each timed step, dirty pages are flushed and recently used memory is freed, so that what ran
+before does not decide the result (see probes.settle()).
+
+Medians, min/max and ratios go to stdout, to run.py's own block of bench/RESULTS.md (or --out;
+every other line of the file is kept), to bench/results.json, and as a chart to bench/results.svg
+(bench/chart.py, in the .venv-bench venv). `--smoke` does the same on tiny sizes in well under a
+minute and writes its JSON and chart to a temporary directory, never over the recorded results.
 """
 
 import argparse
@@ -26,15 +36,21 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+BENCH = REPO / "bench"
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(BENCH))
 
+from big_image import write_big_layout  # noqa: E402
+from module_run import run_module, run_process  # noqa: E402
+from probes import WARM, PeakRSS, settle  # noqa: E402,F401  (fleet.py and ab_trees.py use them through here)
+from results_file import draw_chart, replace_section, save_numbers  # noqa: E402
+from run_report import BEGIN, END, render, table_rows  # noqa: E402
 from tests.support import images, seed  # noqa: E402
-from tests.support.ansible import AnsibleWorkspace  # noqa: E402
+from tests.support.ansible import AnsibleWorkspace, make_collections_dir  # noqa: E402
 from tests.support.registry import Registry  # noqa: E402
 
 MIRROR = """
@@ -46,6 +62,28 @@ MIRROR = """
         source: "{{ src }}"
         target: "{{ dst }}"
         cache_dir: "{{ cache }}"
+"""
+
+# Issue 16's first row: the same kind of play on both sides, one task each.
+MIRROR_LIST = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: mirror with image_mirror
+      imagepusher.registry.image_mirror:
+        images:
+          - source: "{{ src }}"
+            target: "{{ dst }}"
+        cache_dir: "{{ cache }}"
+"""
+
+SKOPEO_TASK = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: mirror with skopeo
+      ansible.builtin.command:
+        argv: [skopeo, copy, --quiet, --src-tls-verify=false, --dest-tls-verify=false, "docker://{{ src }}", "docker://{{ dst }}"]
 """
 
 PULL_PUSH = """
@@ -94,99 +132,14 @@ ROLE = """
 """
 
 
-class PeakRSS:
-    """Largest VmHWM of the processes whose command line contains `marker` (or of one pid).
-
-    Known pids are read every `interval`. The process list is rescanned, every `rescan`
-    seconds, only while none of them lives (before a task's module starts, between tasks):
-    scanning all of /proc costs CPU that the run being measured would otherwise have. VmHWM
-    is a high-water mark, so reading it late loses nothing while the process lives.
-    """
-
-    def __init__(self, marker=None, pid=None, interval=0.05, rescan=0.25):
-        self.marker, self.pid, self.interval, self.rescan = marker, pid, interval, rescan
-        self.peak_kb = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _pids(self):
-        if self.pid:
-            return [self.pid]
-        found = []
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    with open("/proc/%s/cmdline" % entry, "rb") as handle:
-                        if self.marker.encode() in handle.read():
-                            found.append(int(entry))
-                except OSError:
-                    pass
-        return found
-
-    def _run(self):
-        pids, scanned, alive = [], 0.0, False
-        while not self._stop.is_set():
-            if not alive and time.monotonic() - scanned >= self.rescan:
-                pids, scanned = self._pids(), time.monotonic()
-            alive = False
-            for pid in pids:
-                try:
-                    with open("/proc/%d/status" % pid) as handle:
-                        for line in handle:
-                            if line.startswith("VmHWM:"):
-                                self.peak_kb = max(self.peak_kb, int(line.split()[1]))
-                    alive = True
-                except OSError:
-                    pass
-            time.sleep(self.interval)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-    @property
-    def mb(self):
-        return self.peak_kb / 1024.0
-
-
-# Memory touched and freed before each timed step; main() sizes it from the image.
-WARM = {"mb": 0}
-
-
-def settle():
-    """Start every timed step from the same state.
-
-    Dirty pages are flushed: the previous step's writes (gigabytes into the registries and
-    caches) would otherwise be written back during, and charged to, the next step. Then
-    WARM["mb"] of memory is touched and freed. On a VM that hands free memory back to the host
-    (free page reporting), a page the guest has not touched lately costs a fault on the host
-    when it is used again: about 3 s per GB here. A registry ingesting an image writes it
-    into fresh page-cache pages, so a step ran up to 30% faster when the step before it had
-    just freed page cache (skopeo writing an OCI layout, a registry torn down) than after one
-    that had not (our pull, which writes around the page cache): what ran before decided
-    the result. With recently used memory freed right before every step, none does.
-    """
-    os.sync()
-    if WARM["mb"]:
-        memory = bytearray(WARM["mb"] << 20)
-        memory[::4096] = b"\x01" * len(range(0, len(memory), 4096))  # one write per page
-        del memory
-
-
-def timed_skopeo(args):
-    settle()
-    start = time.monotonic()
-    proc = subprocess.Popen(["skopeo", "copy", "--quiet"] + args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    with PeakRSS(pid=proc.pid) as rss:
-        _out, err = proc.communicate()
-    elapsed = time.monotonic() - start
-    if proc.returncode != 0:
-        raise SystemExit("skopeo failed: %s" % err.decode()[-2000:])
-    return elapsed, rss.mb
+def timed_skopeo(args, more=None):
+    """skopeo copy ARGS from the same memory state: (wall, peak MB); its CPU seconds and syscalls appended to `more`."""
+    run = run_process(["skopeo", "copy", "--quiet"] + args)
+    if run.returncode != 0:
+        raise SystemExit("skopeo failed: %s" % run.output[-2000:])
+    if more is not None:
+        more += [run.cpu, run.syscalls]
+    return run.wall, run.peak_mb
 
 
 def timed_playbook(ws, playbook, extra):
@@ -201,12 +154,9 @@ def timed_playbook(ws, playbook, extra):
 
 
 def build_image(total_mb, layers, workdir):
-    """A 6-layer image seeded with skopeo (an independent client) into registry A."""
-    per_layer = total_mb / float(layers)
-    image = images.build_image([images.random_layer(per_layer, seed=1000 + i, name="data/%d.bin" % i)
-                                for i in range(layers)], labels={"bench": "%dMB" % total_mb})
-    layout = images.write_oci_layout(Path(workdir) / ("layout-%d" % total_mb), {"bench": image})
-    return image, layout
+    """An OCI layout holding one `layers`-layer image of `total_mb` MB, written a chunk at a time; returns
+    (None, layout) (callers used to get the image object too)."""
+    return None, write_big_layout(Path(workdir) / ("layout-%d" % total_mb), total_mb, layers)
 
 
 def seed_layout(layout, registry, repo):
@@ -218,162 +168,288 @@ def summary(values):
     return statistics.median(values), min(values), max(values)
 
 
+def load_average():
+    with open("/proc/loadavg") as handle:
+        return " ".join(handle.read().split()[:3])
+
+
+def disk_bytes(path):
+    """Bytes the files under `path` take on disk (allocated blocks, as du counts them); links not followed."""
+    total = 0
+    for folder, _dirs, files in os.walk(path):
+        for name in files:
+            total += os.lstat(os.path.join(folder, name)).st_blocks * 512
+    return total
+
+
+SERIES = ("ours_list_play", "skopeo_task_play", "ours_module", "ours_module_cpu", "ours_module_requests",
+          "ours_module_syscalls", "ours_nocache", "ours_nocache_cpu", "ours_nocache_requests", "ours_nocache_syscalls",
+          "ours_nocache_disk", "ours_push_source", "ours_pull_push", "skopeo_mirror", "skopeo_mirror_cpu",
+          "skopeo_mirror_syscalls", "skopeo_mirror_requests", "ours_pull", "skopeo_pull",
+          "ours_rss", "ours_pull_rss", "skopeo_rss", "ansible_floor")
+
+
+class Bench:
+    """One run's registries, workspace and measurements; `series` holds every per-round list."""
+
+    def __init__(self, opts, work, reg_a, ws):
+        self.opts, self.work, self.reg_a, self.ws = opts, Path(work), reg_a, ws
+        self.src = "%s/bench/big:v1" % reg_a.host
+        self.root = make_collections_dir(self.work / "collections", REPO)
+        self.series = dict((key, []) for key in SERIES)
+        self.cache_option = True
+
+    def add(self, key, value):
+        self.series[key].append(value)
+
+    def module_mirror(self, source, work, **args):
+        """The image_mirror module process, one image; returns its ModuleRun and the requests both registries saw."""
+        with Registry() as fresh:
+            marks = self.reg_a.mark(), fresh.mark()
+            entry = {"source": source, "target": "%s/ours/module:v1" % fresh.host}
+            run = run_module(self.root, dict(args, images=[entry]), work, module="image_mirror")
+            requests = len(self.reg_a.access_log(since=marks[0])) + len(fresh.access_log(since=marks[1]))
+        return run, requests
+
+    def probe_cache_option(self):
+        """Whether image_mirror takes `cache: false` (another change adds it): asked once, in check mode."""
+        args = {"images": [{"source": self.src, "target": "%s/probe/x:v1" % self.reg_a.host}], "cache": False,
+                "_ansible_check_mode": True}
+        result = run_module(self.root, args, self.work, module="image_mirror", check=False).result
+        msg = str(result.get("msg", ""))
+        if result.get("failed") and "cache" in msg and "nsupported" in msg:
+            self.cache_option = False
+        elif result.get("failed"):
+            raise SystemExit("image_mirror cache=false (check mode) failed: %s" % msg)
+        print("image_mirror cache: false %s" % ("available" if self.cache_option else "not available (rejected)"),
+              flush=True)
+
+    # -- the steps of a round. Every push goes to a registry of its own: a target that already holds the
+    # blobs (or that skopeo's blob-info cache knows a mount source in) would measure nothing.
+    def ours_list_play(self, n):
+        cache = self.work / ("list-cache-%d" % n)
+        with Registry() as fresh:
+            t, rss, _run = timed_playbook(self.ws, MIRROR_LIST, {"src": self.src, "cache": str(cache),
+                                                                 "dst": "%s/ours/list:v1" % fresh.host})
+        self.add("ours_list_play", t)
+        self.add("ours_rss", rss)
+        shutil.rmtree(cache)
+
+    def skopeo_task_play(self, _n):
+        with Registry() as fresh:
+            t, _rss, _run = timed_playbook(self.ws, SKOPEO_TASK, {"src": self.src, "dst": "%s/skopeo/task:v1" % fresh.host})
+        self.add("skopeo_task_play", t)
+
+    def ours_module(self, n):
+        cache = self.work / ("module-cache-%d" % n)
+        run, requests = self.module_mirror(self.src, self.work, cache_dir=str(cache))
+        for key, value in (("ours_module", run.wall), ("ours_module_cpu", run.cpu), ("ours_module_requests", requests),
+                           ("ours_module_syscalls", run.syscalls), ("ours_rss", run.peak_mb)):
+            self.add(key, value)
+        shutil.rmtree(cache)
+
+    def ours_nocache(self, n):
+        if not self.cache_option:
+            return
+        work = self.work / ("nocache-%d" % n)
+        work.mkdir()
+        run, requests = self.module_mirror(self.src, work, cache=False)
+        for key, value in (("ours_nocache", run.wall), ("ours_nocache_cpu", run.cpu), ("ours_nocache_requests", requests),
+                           ("ours_nocache_syscalls", run.syscalls), ("ours_nocache_disk", disk_bytes(work / "module-home")),
+                           ("ours_rss", run.peak_mb)):
+            self.add(key, value)
+        shutil.rmtree(work)
+
+    def ours_push_source(self, n):
+        cache = self.work / ("cache-%d" % n)
+        with Registry() as fresh:
+            t, rss, _run = timed_playbook(self.ws, MIRROR, {"src": self.src, "cache": str(cache),
+                                                            "dst": "%s/ours/m:v1" % fresh.host})
+        self.add("ours_push_source", t)
+        self.add("ours_rss", rss)
+        if n:  # the warm re-run reuses round 0's cache
+            shutil.rmtree(cache)
+
+    def ours_pull_push(self, n):
+        cache = self.work / ("cache-pp-%d" % n)
+        with Registry() as fresh:
+            t, rss, _run = timed_playbook(self.ws, PULL_PUSH, {"src": self.src, "cache": str(cache),
+                                                               "dst": "%s/ours/pp:v1" % fresh.host})
+        self.add("ours_pull_push", t)
+        self.add("ours_rss", rss)
+        shutil.rmtree(cache)
+
+    def skopeo_mirror(self, _n):
+        with Registry() as fresh:
+            marks, more = (self.reg_a.mark(), fresh.mark()), []
+            t, rss = timed_skopeo(["--src-tls-verify=false", "--dest-tls-verify=false", "docker://" + self.src,
+                                   "docker://%s/skopeo/m:v1" % fresh.host], more)
+            requests = len(self.reg_a.access_log(since=marks[0])) + len(fresh.access_log(since=marks[1]))
+        for key, value in (("skopeo_mirror", t), ("skopeo_mirror_cpu", more[0]), ("skopeo_mirror_syscalls", more[1]),
+                           ("skopeo_mirror_requests", requests), ("skopeo_rss", rss)):
+            self.add(key, value)
+
+    def ours_pull(self, n):
+        cache = self.work / ("pull-%d" % n)
+        t, rss, _run = timed_playbook(self.ws, PULL, {"src": self.src, "cache": str(cache)})
+        self.add("ours_pull", t)
+        self.add("ours_rss", rss)
+        self.add("ours_pull_rss", rss)
+        shutil.rmtree(cache)
+
+    def skopeo_pull(self, n):
+        oci_dir = self.work / ("skopeo-oci-%d" % n)
+        t, _rss = timed_skopeo(["--src-tls-verify=false", "docker://" + self.src, "oci:%s:x" % oci_dir])
+        self.add("skopeo_pull", t)
+        shutil.rmtree(oci_dir)
+
+    def one_round(self, n):
+        """Each group's two sides back to back; who goes first swaps from round to round, so that what the step
+        before left behind (memory just freed, writeback) favours neither side."""
+        groups = (([self.ours_push_source, self.ours_pull_push, self.ours_module, self.ours_nocache], [self.skopeo_mirror]),
+                  ([self.ours_pull], [self.skopeo_pull]),
+                  ([self.ours_list_play], [self.skopeo_task_play]))
+        for ours, skopeo in groups:
+            for step in (ours + skopeo if n % 2 == 0 else skopeo + ours):
+                step(n)
+        last = dict((key, values[-1] if values else float("nan")) for key, values in self.series.items())
+        print("round %d: playbook mirror ours %.2fs skopeo %.2fs | module %.2fs (cache: false %.2fs) skopeo CLI %.2fs"
+              " | push source= %.2fs, pull+push %.2fs | pull ours %.2fs skopeo %.2fs"
+              % (n + 1, last["ours_list_play"], last["skopeo_task_play"], last["ours_module"], last["ours_nocache"],
+                 last["skopeo_mirror"], last["ours_push_source"], last["ours_pull_push"], last["ours_pull"],
+                 last["skopeo_pull"]), flush=True)
+
+    # -- measured once per run
+    def once(self, reg_b):
+        """Ansible alone, the warm re-run, the small pull's memory and the role over many small images."""
+        opts, work, reg_a, ws = self.opts, self.work, self.reg_a, self.ws
+        self.series["ansible_floor"] = [timed_playbook(ws, PING, {})[0] for _n in range(opts.rounds)]
+        found = {}
+        # Warm re-run of round 0's mirror, into a target that is current.
+        with Registry() as fresh:
+            warm_vars = {"src": self.src, "cache": str(work / "cache-0"), "dst": "%s/ours/warm:v1" % fresh.host}
+            timed_playbook(ws, MIRROR, warm_vars)
+            mark_a, mark_b = reg_a.mark(), fresh.mark()
+            found["warm_s"] = timed_playbook(ws, MIRROR, warm_vars)[0]
+            warm_a, warm_b = reg_a.access_log(since=mark_a), fresh.access_log(since=mark_b)
+        found["warm_requests"] = ["%s %s" % (e.method, e.path) for e in warm_a + warm_b]
+        found["warm_blob_bytes"] = sum(e.size or 0 for e in warm_a + warm_b if "/blobs/" in e.path)
+        shutil.rmtree(work / "cache-0")
+
+        # Memory: the same pull of a 5 MB image.
+        small_vars = {"src": "%s/bench/small:v1" % reg_a.host, "cache": str(work / "small-cache")}
+        found["small_pull_rss"] = timed_playbook(ws, PULL, small_vars)[1]
+
+        # Scale: N small images through the role, warm (second run).
+        for i in range(opts.images):
+            seed.push(reg_a.url, "scale/img%d" % i, images.build_image(
+                [images.tar_layer({"f%d" % i: b"x" * (i + 1)})]), "v1")
+        entries = [{"source": "%s/scale/img%d:v1" % (reg_a.host, i),
+                    "target": "%s/scale/img%d:v1" % (reg_b.host, i)} for i in range(opts.images)]
+        role_vars = {"entries": entries, "cache": str(work / "scale-cache")}
+        found["role_cold_s"] = timed_playbook(ws, ROLE, role_vars)[0]
+        mark_a, mark_b = reg_a.mark(), reg_b.mark()
+        found["role_warm_s"] = timed_playbook(ws, ROLE, role_vars)[0]
+        found["role_requests"] = len(reg_a.access_log(since=mark_a)) + len(reg_b.access_log(since=mark_b))
+        found["role_empty_s"] = timed_playbook(ws, ROLE, {"entries": [], "cache": role_vars["cache"]})[0]
+        return found
+
+    def big_memory(self):
+        """Peak RSS of the image_mirror module process, one cold one-pass mirror each of a --big-mb image and
+        of a 4 MB one. The big image is built, seeded and mirrored once per run (not per round), then deleted."""
+        opts, found = self.opts, {}
+        print("building a %d MB, %d-layer image for the memory row ..." % (opts.big_mb, opts.layers), flush=True)
+        layout = write_big_layout(self.work / "huge-layout", opts.big_mb, opts.layers)
+        seed_layout(layout, self.reg_a, "bench/huge:v1")
+        shutil.rmtree(layout)
+        tiny = write_big_layout(self.work / "tiny-layout", 4, 1)
+        seed_layout(tiny, self.reg_a, "bench/tiny:v1")
+        shutil.rmtree(tiny)
+        for key, name in (("big", "bench/huge:v1"), ("tiny", "bench/tiny:v1")):
+            cache = self.work / ("memory-cache-" + key)
+            run, _requests = self.module_mirror("%s/%s" % (self.reg_a.host, name), self.work, cache_dir=str(cache))
+            found["%s_mirror_rss" % key], found["%s_mirror_s" % key] = run.peak_mb, run.wall
+            shutil.rmtree(cache)
+        # The source registry keeps the big image until the run ends; its blobs go with it.
+        return found
+
+
+def startup_rows(work, rounds, big_mb):
+    """bench/startup.py's measure() when that file exists (another change writes it): {rows, note, covers_big_rss}.
+
+    covers_big_rss: its rows already hold the peak RSS of a --big-mb mirror, so run.py does not measure it
+    twice. startup.py says so with MEASURES_BIG_RSS; else one of its keys names RSS or memory and the big size."""
+    if not (BENCH / "startup.py").exists():
+        return {"rows": None, "note": "bench/startup.py is not there yet: no start-up rows", "covers_big_rss": False}
+    # Imported here: only when the file exists.
+    import startup  # pylint: disable=import-outside-toplevel
+    path = Path(work) / "startup"
+    path.mkdir()
+    print("start-up rows (bench/startup.py) ...", flush=True)
+    rows = startup.measure(str(path), rounds, big_mb)
+    covers = getattr(startup, "MEASURES_BIG_RSS", None)
+    if covers is None:
+        keys = [str(key).lower() for key in rows or {}]
+        covers = any(("rss" in key or "memory" in key) and ("big" in key or "gb" in key or str(big_mb) in key)
+                     for key in keys)
+    return {"rows": rows, "note": None, "covers_big_rss": bool(covers)}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=1400)
     parser.add_argument("--layers", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--images", type=int, default=50, help="small images for the scale run")
-    parser.add_argument("--smoke", action="store_true", help="tiny image, one round: checks the harness")
-    parser.add_argument("--out", default=str(REPO / "bench" / "RESULTS.md"))
+    parser.add_argument("--big-mb", type=int, default=5000, help="size of the image of the memory row (built once per run)")
+    parser.add_argument("--smoke", action="store_true", help="tiny images, one round: checks the harness")
+    parser.add_argument("--out", default=str(BENCH / "RESULTS.md"))
+    parser.add_argument("--results-dir", help="where results.json and results.svg go (default: beside --out; a smoke"
+                        " run: a new temporary directory)")
     opts = parser.parse_args()
     if opts.smoke:
-        opts.size_mb, opts.rounds, opts.images = 6, 1, 3
+        opts.size_mb, opts.rounds, opts.images, opts.big_mb = 6, 1, 3, 8
     WARM["mb"] = opts.size_mb * 3 // 2  # what a registry ingesting the image takes, and some
+    started, load_start = time.monotonic(), load_average()
 
-    work = tempfile.mkdtemp(prefix="imagepusher-bench-")
-    rows = {}
+    # Under the checkout's parent (/work here), whose filesystem has room for the big image; a smoke run in /tmp.
+    work = tempfile.mkdtemp(prefix="imagepusher-bench-", dir=None if opts.smoke else str(REPO.parent))
     try:
         with Registry() as reg_a, Registry() as reg_b, AnsibleWorkspace(Path(work) / "ansible") as ws:
             print("building a %d MB, %d-layer image ..." % (opts.size_mb, opts.layers), flush=True)
-            big, layout = build_image(opts.size_mb, opts.layers, work)
+            layout = build_image(opts.size_mb, opts.layers, work)[1]
             seed_layout(layout, reg_a, "bench/big:v1")
-            small, small_layout = build_image(5, 1, work)
-            seed_layout(small_layout, reg_a, "bench/small:v1")
             shutil.rmtree(layout)
-            src = "%s/bench/big:v1" % reg_a.host
-
-            for key in ("ours_mirror", "ours_pull_push", "skopeo_mirror", "ours_pull", "skopeo_pull", "ours_rss",
-                        "ours_pull_rss", "skopeo_rss"):
-                rows[key] = []
+            small_layout = build_image(5, 1, work)[1]
+            seed_layout(small_layout, reg_a, "bench/small:v1")
+            bench = Bench(opts, work, reg_a, ws)
+            bench.probe_cache_option()
             for n in range(opts.rounds):
-                cache = Path(work) / ("cache-%d" % n)
-
-                # Every push goes to a registry of its own: a target that already holds the blobs
-                # (or that skopeo's blob-info cache knows a mount source in) would measure nothing.
-                def ours_mirror(cache=cache):
-                    with Registry() as fresh:
-                        t, rss, _run = timed_playbook(ws, MIRROR, {"src": src, "cache": str(cache),
-                                                                   "dst": "%s/ours/m:v1" % fresh.host})
-                    rows["ours_mirror"].append(t)
-                    rows["ours_rss"].append(rss)
-
-                def ours_pull_push(cache=cache):
-                    with Registry() as fresh:
-                        t, rss, _run = timed_playbook(ws, PULL_PUSH, {"src": src, "cache": str(cache) + "-pp",
-                                                                      "dst": "%s/ours/pp:v1" % fresh.host})
-                    rows["ours_pull_push"].append(t)
-                    rows["ours_rss"].append(rss)
-                    shutil.rmtree(str(cache) + "-pp")
-
-                def skopeo_mirror():
-                    with Registry() as fresh:
-                        t, rss = timed_skopeo(["--src-tls-verify=false", "--dest-tls-verify=false", "docker://" + src,
-                                               "docker://%s/skopeo/m:v1" % fresh.host])
-                    rows["skopeo_mirror"].append(t)
-                    rows["skopeo_rss"].append(rss)
-
-                def ours_pull(n=n):
-                    pull_cache = Path(work) / ("pull-%d" % n)
-                    t, rss, _run = timed_playbook(ws, PULL, {"src": src, "cache": str(pull_cache)})
-                    rows["ours_pull"].append(t)
-                    rows["ours_rss"].append(rss)
-                    rows["ours_pull_rss"].append(rss)
-                    shutil.rmtree(pull_cache)
-
-                def skopeo_pull(n=n):
-                    oci_dir = Path(work) / ("skopeo-oci-%d" % n)
-                    t, _rss = timed_skopeo(["--src-tls-verify=false", "docker://" + src, "oci:%s:x" % oci_dir])
-                    rows["skopeo_pull"].append(t)
-                    shutil.rmtree(oci_dir)
-
-                # Who goes first alternates from round to round, so that what the previous step left
-                # behind (memory just freed, writeback) favours neither side.
-                steps = [ours_mirror, ours_pull_push, skopeo_mirror, ours_pull, skopeo_pull]
-                if n % 2:
-                    steps = [skopeo_mirror, ours_mirror, ours_pull_push, skopeo_pull, ours_pull]
-                for step in steps:
-                    step()
-                print("round %d: mirror ours %.2fs (pull+push %.2fs) skopeo %.2fs | pull ours %.2fs skopeo %.2fs"
-                      % (n + 1, rows["ours_mirror"][-1], rows["ours_pull_push"][-1], rows["skopeo_mirror"][-1],
-                         rows["ours_pull"][-1], rows["skopeo_pull"][-1]), flush=True)
-
-            # Ansible alone: the same play around a module that does nothing.
-            rows["ansible_floor"] = [timed_playbook(ws, PING, {})[0] for _n in range(opts.rounds)]
-
-            # Warm re-run of the last mirror, into a target that is current.
-            with Registry() as fresh:
-                dst = "%s/ours/warm:v1" % fresh.host
-                timed_playbook(ws, MIRROR, {"src": src, "cache": str(Path(work) / "cache-0"), "dst": dst})
-                mark_a, mark_b = reg_a.mark(), fresh.mark()
-                t_warm, _rss, _run = timed_playbook(ws, MIRROR, {"src": src, "cache": str(Path(work) / "cache-0"),
-                                                                 "dst": dst})
-                warm_a, warm_b = reg_a.access_log(since=mark_a), fresh.access_log(since=mark_b)
-            warm_requests = ["%s %s" % (e.method, e.path) for e in warm_a + warm_b]
-            warm_blob_bytes = sum(e.size or 0 for e in warm_a + warm_b if "/blobs/" in e.path)
-
-            # Memory: the same pull of a 5 MB image.
-            small_vars = {"src": "%s/bench/small:v1" % reg_a.host, "cache": str(Path(work) / "small-cache")}
-            _t, small_rss, _run = timed_playbook(ws, PULL, small_vars)
-
-            # Scale: N small images through the role, warm (second run).
-            for i in range(opts.images):
-                seed.push(reg_a.url, "scale/img%d" % i, images.build_image(
-                    [images.tar_layer({"f%d" % i: b"x" * (i + 1)})]), "v1")
-            entries = [{"source": "%s/scale/img%d:v1" % (reg_a.host, i),
-                        "target": "%s/scale/img%d:v1" % (reg_b.host, i)} for i in range(opts.images)]
-            role_vars = {"entries": entries, "cache": str(Path(work) / "scale-cache")}
-            t_role_cold, _rss, _run = timed_playbook(ws, ROLE, role_vars)
-            mark_a, mark_b = reg_a.mark(), reg_b.mark()
-            t_role_warm, _rss, _run = timed_playbook(ws, ROLE, role_vars)
-            role_requests = len(reg_a.access_log(since=mark_a)) + len(reg_b.access_log(since=mark_b))
-            t_empty, _rss, _run = timed_playbook(ws, ROLE, {"entries": [], "cache": role_vars["cache"]})
+                bench.one_round(n)
+            found = bench.once(reg_b)
+            start = startup_rows(work, opts.rounds, opts.big_mb)
+            if not start["covers_big_rss"]:
+                found.update(bench.big_memory())
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    om, sm = summary(rows["ours_mirror"]), summary(rows["skopeo_mirror"])
-    opp = summary(rows["ours_pull_push"])
-    op, sp = summary(rows["ours_pull"]), summary(rows["skopeo_pull"])
-    floor = summary(rows["ansible_floor"])
-    big_rss = max(rows["ours_rss"])
-    big_pull_rss = max(rows["ours_pull_rss"])
-    lines = [
-        "# Benchmark: imagepusher.registry against skopeo",
-        "",
-        "Same machine, same run, alternating (`make bench`; %s). Image: %d MB in %d incompressible layers,"
-        " two loopback Distribution 2.8 registries. Times are wall clock in seconds, ours through"
-        " `ansible-playbook` (Ansible start-up included); median (min-max) of %d rounds."
-        % (time.strftime("%Y-%m-%d"), opts.size_mb, opts.layers, opts.rounds),
-        "",
-        "| measure | ours | skopeo | ratio ours/skopeo | target |",
-        "| --- | --- | --- | --- | --- |",
-        "| cold mirror, one pass (`image_push source=`, empty cache) | %.2f (%.2f-%.2f) | %.2f (%.2f-%.2f) | %.2f | <= 1.0 |"
-        % (om + sm + (om[0] / sm[0],)),
-        "| cold mirror, two tasks (`image_pull` then `image_push`) | %.2f (%.2f-%.2f) | %.2f (%.2f-%.2f) | %.2f | |"
-        % (opp + sm + (opp[0] / sm[0],)),
-        "| pull alone | %.2f (%.2f-%.2f) | %.2f (%.2f-%.2f) | %.2f | <= 0.8 |" % (op + sp + (op[0] / sp[0],)),
-        "| peak RSS (any of the runs above), MB | %.1f | %.1f | | <= 64 |" % (big_rss, max(rows["skopeo_rss"])),
-        "| peak RSS of a pull, %d MB image minus 5 MB image, MB | %.1f | | | <= 8 |"
-        % (opts.size_mb, big_pull_rss - small_rss),
-        "",
-        "Ansible alone, the same play running `ansible.builtin.ping`: %.2f (%.2f-%.2f) s. Taken off our"
-        " times, that leaves the module's own work (its start-up included): the mirror %.2f s (%.2f of"
-        " skopeo), the pull %.2f s (%.2f of skopeo)."
-        % (floor + (om[0] - floor[0], (om[0] - floor[0]) / sm[0], op[0] - floor[0], (op[0] - floor[0]) / sp[0])),
-        "",
-        "Warm re-run of the mirror (target current): %.2f s; requests reaching the registries: %s;"
-        " blob bytes: %d." % (t_warm, ", ".join(warm_requests) or "none", warm_blob_bytes),
-        "",
-        "Scale: the mirror_images role over %d small images, warm: %.2f s, %d requests in all; an empty"
-        " role run costs %.2f s, so %.3f s per image (cold: %.2f s)."
-        % (opts.images, t_role_warm, role_requests, t_empty, (t_role_warm - t_empty) / opts.images, t_role_cold),
-        "",
-    ]
-    text = "\n".join(lines)
+    numbers = {"date": time.strftime("%Y-%m-%d"), "size_mb": opts.size_mb, "layers": opts.layers,
+               "rounds": opts.rounds, "images": opts.images, "big_mb": opts.big_mb, "smoke": opts.smoke,
+               "load_start": load_start, "load_end": load_average(), "took_s": time.monotonic() - started,
+               "cache_option": bench.cache_option, "series": bench.series, "once": found, "startup": start}
+    numbers["time_rows"], numbers["memory_rows"] = table_rows(numbers)  # what bench/chart.py draws
+    text = render(numbers)
     print("\n" + text)
-    if not opts.smoke:
-        Path(opts.out).write_text(text)
-        print("written to %s" % opts.out)
+    out = Path(opts.out)
+    folder = Path(opts.results_dir or (tempfile.mkdtemp(prefix="imagepusher-bench-smoke-") if opts.smoke else out.parent))
+    json_path, svg_path = folder / "results.json", folder / "results.svg"
+    save_numbers(json_path, "run", numbers)
+    if not opts.smoke:  # a smoke run never overwrites the recorded results
+        replace_section(out, BEGIN, END, text, at_top=True)
+        print("written to %s (its own block) and %s" % (out, json_path))
+    print(draw_chart(json_path, svg_path))
+    print("the run took %.1f min; load average %s at the start, %s at the end"
+          % (numbers["took_s"] / 60, load_start, numbers["load_end"]))
 
 
 if __name__ == "__main__":

@@ -60,7 +60,7 @@ tar -tzf "$TARBALL" | sed 's|^\./||' | sort >"$WORK/members.txt"
 echo "galaxy: built $(basename "$TARBALL"): $(wc -l <"$WORK/members.txt") members, $(du -k "$TARBALL" | cut -f1) KiB"
 
 # Nothing from development trees or caches.
-if grep -E '^(\.venv|\.venv-lint|\.git|tests/output|bench|\.benchmarks|\.pytest_cache|\.ansible|\.ci)(/|$)|(^|/)__pycache__(/|$)|\.pyc$|\.tar\.gz$' \
+if grep -E '^(\.venv|\.venv-lint|\.venv-bench|\.git|tests/output|bench|\.benchmarks|\.pytest_cache|\.ansible|\.ci)(/|$)|(^|/)__pycache__(/|$)|\.pyc$|\.tar\.gz$' \
         "$WORK/members.txt" >"$WORK/unwanted.txt"; then
     head -20 "$WORK/unwanted.txt" >&2
     fail "the tarball holds $(wc -l <"$WORK/unwanted.txt") development files (see galaxy.yml build_ignore)"
