@@ -72,7 +72,6 @@ def test_a_poll_waits_on_the_host_while_the_job_runs_and_returns_when_it_ends(tm
     assert 0.25 <= took < 0.9 and status == {"changed": True}  # learnt within a tenth of a second of the end
 
 
-
 @pytest.mark.parametrize("path, quoted", [
     ("~/.ansible_async/j1", "~/.ansible_async/j1"),
     ("~/dir with space/j1", "~/'dir with space/j1'"),
