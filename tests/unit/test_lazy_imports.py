@@ -19,7 +19,9 @@ from tests.support.ansible import make_collections_dir
 PREFIX = "ansible_collections.imagepusher.registry.plugins."
 MODULES = ["image_mirror", "image_pull", "image_push", "image_info", "image_cache"]
 # Imported only where used: manifests the quick check cannot vouch for (_schema_check.py),
-# entries with tag rules, referrers, foreign layers fetched, a "did you mean" hint.
+# entries with tag rules, referrers, foreign layers fetched, a "did you mean" hint; requests'
+# character-set detectors (see _requests_lib.py).
+DETECTORS = ["charset_normalizer", "chardet"]
 NOT_AT_THE_START = {
     "image_mirror": ["jsonschema", "difflib", PREFIX + "module_utils._tag_rules", PREFIX + "module_utils._semver",
                      PREFIX + "module_utils._referrers", PREFIX + "module_utils._foreign", PREFIX + "module_utils._close_names"],
@@ -30,6 +32,8 @@ NOT_AT_THE_START = {
     "image_info": ["jsonschema"],
     "image_cache": ["jsonschema"],
 }
+for _names in NOT_AT_THE_START.values():
+    _names.extend(DETECTORS)
 
 SCRIPT = """
 import importlib, json, sys
@@ -69,7 +73,7 @@ def imported(collections_dir, script, module):
 @pytest.mark.parametrize("module", MODULES)
 def test_a_module_start_does_not_import_what_only_some_runs_need(collections_dir, module):
     modules = imported(collections_dir, SCRIPT, module)
-    assert PREFIX + "modules." + module in modules and PREFIX + "module_utils._manifest" in modules
+    assert PREFIX + "modules." + module in modules and PREFIX + "module_utils._manifest" in modules and "requests" in modules
     assert sorted(name for name in NOT_AT_THE_START[module] if name in modules) == []
 
 
