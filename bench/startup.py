@@ -210,8 +210,8 @@ def build_layout(path, total_mb, layers):
     manifest_descriptor = dict(_write_blob(blob_dir, lambda h: h.write(json.dumps(manifest, indent=2).encode())),
                                mediaType=images.OCI_MANIFEST, annotations={images.REF_NAME_ANNOTATION: "bench"})
     (Path(path) / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
-    (Path(path) / "index.json").write_text(json.dumps({"schemaVersion": 2, "mediaType": images.OCI_INDEX,
-                                                        "manifests": [manifest_descriptor]}))
+    index = {"schemaVersion": 2, "mediaType": images.OCI_INDEX, "manifests": [manifest_descriptor]}
+    (Path(path) / "index.json").write_text(json.dumps(index))
     return Path(path)
 
 

@@ -26,7 +26,7 @@ DETECTORS = ("charset_normalizer", "chardet")
 
 def _import_requests():
     if "requests" in sys.modules:
-        import requests  # pylint: disable=import-outside-toplevel
+        import requests
         return requests
     hidden = [name for name in DETECTORS if name not in sys.modules]
     for name in hidden:
@@ -35,7 +35,7 @@ def _import_requests():
         with warnings.catch_warnings():
             # requests' RequestsDependencyWarning "Unable to find acceptable character detection dependency".
             warnings.filterwarnings("ignore", message=".*character detection dependency")
-            import requests  # pylint: disable=import-outside-toplevel
+            import requests
     finally:
         for name in hidden:
             if name in sys.modules and sys.modules[name] is None:

@@ -50,12 +50,10 @@ def positions(value, path=()):
     yield path
     if isinstance(value, dict):
         for key, child in value.items():
-            for found in positions(child, path + (key,)):
-                yield found
+            yield from positions(child, path + (key,))
     elif isinstance(value, list):
         for index, child in enumerate(value):
-            for found in positions(child, path + (index,)):
-                yield found
+            yield from positions(child, path + (index,))
 
 
 def replaced(doc, path, value):
