@@ -1,6 +1,7 @@
 """Start-up time and baseline memory of the modules (issue 16), against ansible.builtin.ping.
 
-    .venv/bin/python bench/startup.py [--rounds N] [--size-mb MB] [--work DIR]
+    .venv/bin/python bench/startup.py [--rounds N] [--size-mb MB] [--work DIR] [--tree TREE]
+    .venv/bin/python bench/startup.py --compare OLD_TREE [--rounds N]   (start-up only, before/after)
 
 Start-up: each module is run on a tiny image its task already has (image_mirror and
 image_push: the target is current; image_pull: the cache is), in check mode, so it exits
@@ -289,13 +290,56 @@ def table(result):
     return lines
 
 
+def compare(work_dir, rounds, old_tree):
+    """Start-up of this tree against `old_tree`, payloads of both (and ping) alternating in every round.
+
+    -> {("old" | "new", name): (wall, cpu, rss) medians}. A before/after on a machine whose load moves.
+    """
+    work = Path(tempfile.mkdtemp(prefix="startup-compare-", dir=str(work_dir)))
+    payloads = {}
+    try:
+        with Registry() as source:
+            seed.push(source.url, "startup/tiny", images.build_image([images.tar_layer({"f": b"x"})]), "v1")
+            for side, tree in (("old", old_tree), ("new", REPO)):
+                ws = AnsibleWorkspace(work / side, collection_src=Path(tree))
+                variables = {"src": "%s/startup/tiny:v1" % source.host, "dst": "%s/%s/copy:v1" % (source.host, side),
+                             "cache": str(work / side / "cache")}
+                for name, path in keep_payloads(ws, variables).items():
+                    payloads[(side, name)] = path
+            keys = [("new", "ping")] + [(side, name) for name in MODULES for side in ("old", "new")]
+            samples = dict((key, []) for key in keys)
+            for number in range(rounds):
+                turn = number % len(keys)
+                for key in keys[turn:] + keys[:turn]:
+                    samples[key].append(run_payload(payloads[key]))
+    finally:
+        shutil.rmtree(str(work), ignore_errors=True)
+    return dict((key, tuple(median(s[i] for s in values) for i in range(3))) for key, values in samples.items())
+
+
+def compare_table(found, rounds):
+    ping = found[("new", "ping")]
+    lines = ["| module process, check mode, current tiny image, median of %d | CPU over ping, ms (old / new) | "
+             "peak RSS over ping, MB (old / new) |" % rounds, "| --- | --- | --- |",
+             "| ansible.builtin.ping itself | %.0f ms CPU | %.1f MB |" % (ping[1] * 1000, ping[2])]
+    for name in MODULES:
+        old, new = found[("old", name)], found[("new", name)]
+        lines.append("| %s | %.0f / %.0f | %.1f / %.1f |" % (name, (old[1] - ping[1]) * 1000, (new[1] - ping[1]) * 1000,
+                                                             old[2] - ping[2], new[2] - ping[2]))
+    return lines
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--size-mb", type=int, default=5000)
     parser.add_argument("--work", default=str(REPO.parent), help="where the images and registries go (disk: 3x size)")
     parser.add_argument("--tree", help="measure this work tree of the collection instead (e.g. a checkout of main)")
+    parser.add_argument("--compare", metavar="OLD_TREE", help="only start-up, of this tree against OLD_TREE, alternating")
     opts = parser.parse_args()
+    if opts.compare:
+        print("\n".join(compare_table(compare(opts.work, opts.rounds, opts.compare), opts.rounds) + ["", "Load: " + _uptime()]))
+        return
     result = measure(opts.work, opts.rounds, opts.size_mb, opts.tree)
     print("\n".join(table(result)))
 
