@@ -213,7 +213,10 @@ def _schema_problem(document, media_type):
     """One readable line describing why ``document`` fails the schema of its type, or None when it is valid."""
     if _schema_check.surely_valid(document, _schemas.BY_MEDIA_TYPE[media_type]):
         return None
-    import jsonschema  # see HAS_JSONSCHEMA
+    try:
+        import jsonschema  # see HAS_JSONSCHEMA
+    except ImportError:  # found but broken: as without it, the structure checks in parse() still hold
+        return None
     validator = _VALIDATORS.get(media_type)
     if validator is None:
         validator = _VALIDATORS[media_type] = jsonschema.Draft7Validator(_schemas.BY_MEDIA_TYPE[media_type])

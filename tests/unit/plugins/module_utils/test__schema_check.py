@@ -129,3 +129,15 @@ def test_parse_of_a_common_manifest_does_not_import_jsonschema(monkeypatch):
     monkeypatch.delitem(sys.modules, "jsonschema", raising=False)
     monkeypatch.setitem(sys.modules, "jsonschema", None)  # an import of it would now raise
     assert _manifest.parse(json.dumps(DOCUMENTS[2][1]).encode()).media_type == mt.DOCKER_MANIFEST
+
+
+def test_a_jsonschema_found_but_not_importable_leaves_the_structure_checks(monkeypatch):
+    from ansible_collections.imagepusher.registry.plugins.module_utils import _manifest
+    from ansible_collections.imagepusher.registry.plugins.module_utils._errors import ManifestError
+    import json
+    monkeypatch.setitem(sys.modules, "jsonschema", None)
+    doc = copy.deepcopy(DOCUMENTS[2][1])
+    doc["layers"][0]["size"] = 1.0  # the quick check leaves floats to jsonschema
+    with pytest.raises(ManifestError) as info:
+        _manifest.parse(json.dumps(doc).encode())
+    assert "size must be a non-negative integer, got 1.0" in str(info.value)
