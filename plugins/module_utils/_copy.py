@@ -17,12 +17,10 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._endpoints im
 from ansible_collections.imagepusher.registry.plugins.module_utils._engine import Engine, Events
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import ImagePusherError
 from ansible_collections.imagepusher.registry.plugins.module_utils._fleet import Fleet
-from ansible_collections.imagepusher.registry.plugins.module_utils._foreign import ForeignLayerSource
 from ansible_collections.imagepusher.registry.plugins.module_utils._mirror import Mirror
 from ansible_collections.imagepusher.registry.plugins.module_utils._plan import FETCH, SKIP
 from ansible_collections.imagepusher.registry.plugins.module_utils._pull import Pull
 from ansible_collections.imagepusher.registry.plugins.module_utils._push import Push
-from ansible_collections.imagepusher.registry.plugins.module_utils._referrers import ReferrerCopy, add_to
 
 
 def pull(client, reference, cache, concurrency=4, events=None, foreign=SKIP):
@@ -57,7 +55,11 @@ def mirror(source_client, source, target_client, target, cache, concurrency=4, c
 
 def _source(client, reference, foreign):
     endpoint = RegistryEndpoint(client, reference)
-    return ForeignLayerSource(endpoint) if foreign == FETCH else endpoint
+    if foreign != FETCH:
+        return endpoint
+    # Imported where needed: a module start does not compile what most runs never use (issue 16).
+    from ansible_collections.imagepusher.registry.plugins.module_utils._foreign import ForeignLayerSource
+    return ForeignLayerSource(endpoint)
 
 
 def with_referrers(copy, result, check_mode=False):
@@ -69,6 +71,7 @@ def with_referrers(copy, result, check_mode=False):
         return mirror(source.client, source_ref, target.client, target_ref, copy.pull.cache.cache,
                       engine.concurrency, target.chunk_size, engine.events, copy.pull.foreign)
 
+    from ansible_collections.imagepusher.registry.plugins.module_utils._referrers import ReferrerCopy, add_to  # only runs that copy referrers need it
     return add_to(result, ReferrerCopy(source, target, copy_one).run(result["digest"], check_mode))
 
 

@@ -27,6 +27,9 @@ import threading
 import time
 import weakref
 
+# requests is imported through _requests_lib first (without the character-set detector it would load)
+from ansible_collections.imagepusher.registry.plugins.module_utils import _requests_lib  # noqa: F401 pylint: disable=unused-import
+
 try:
     import requests.adapters
     from urllib3 import connectionpool

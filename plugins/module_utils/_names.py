@@ -25,7 +25,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.imagepusher.registry.plugins.module_utils import _close_names
 from ansible_collections.imagepusher.registry.plugins.module_utils import _digest
 from ansible_collections.imagepusher.registry.plugins.module_utils import _manifest
 from ansible_collections.imagepusher.registry.plugins.module_utils._cache import REF_NAME
@@ -186,6 +185,7 @@ def find_source(cache, name, layout=False, platforms=None):
     if name.startswith(DIGEST_PREFIXES) and cache.has_blob(_digest.validate(name)):
         return name, {"digest": name, "mediaType": None}
     hint = "pull it first with imagepusher.registry.image_pull" if not layout else "the layout names: %s" % _listing(entries)
+    from ansible_collections.imagepusher.registry.plugins.module_utils import _close_names  # only a failure needs it (and difflib)
     close = _close_names.close_names(name, [entry_name(e) for e in entries])
     raise NotCachedError("image %s is not in the %s%s: %s" % (name, where, _close_names.hint(close), hint),
                          name=name, did_you_mean=close or None)

@@ -20,13 +20,14 @@ import re
 
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import ImagePusherError, InvalidOptionError
 from ansible_collections.imagepusher.registry.plugins.module_utils._reference import ImageReference
-from ansible_collections.imagepusher.registry.plugins.module_utils._tag_rules import TagRules
 
 _ENTRY_PREFIX_RE = re.compile(r"^images\[(\d+)\]")
 
 
 def settle_sync_entry(entry, where):
     """(source, target) repositories (untagged ImageReferences) of an entry with `tags`; errors name `where`."""
+    # Imported where needed: only entries with `tags` use the rules (a module start need not compile them).
+    from ansible_collections.imagepusher.registry.plugins.module_utils._tag_rules import TagRules
     TagRules.from_option(entry["tags"], where + ".tags")
     sides = []
     for side in ("source", "target"):
@@ -57,6 +58,7 @@ def expand(settled, list_tags):
             tags = list_tags(source, entry)
         except ImagePusherError as exc:
             raise type(exc)("images[%d] (%s): %s" % (number, source, exc.message), **exc.details)
+        from ansible_collections.imagepusher.registry.plugins.module_utils._tag_rules import TagRules
         selected = TagRules.from_option(entry["tags"], "images[%d].tags" % number).select(tags)
         if not selected:
             empty.append((number, "images[%d]: the tag rules select none of the %d tags of %s; nothing mirrored for "

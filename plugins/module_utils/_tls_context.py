@@ -17,6 +17,9 @@ __metaclass__ = type
 import ssl
 import threading
 
+# requests is imported through _requests_lib first (without the character-set detector it would load)
+from ansible_collections.imagepusher.registry.plugins.module_utils import _requests_lib  # noqa: F401 pylint: disable=unused-import
+
 try:
     import requests
     import requests.adapters
