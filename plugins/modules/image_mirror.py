@@ -27,7 +27,7 @@ description:
     fails the task with a message that starts with C(images[N] (source -> target)); no image starts after it, those
     already running finish. RV(images) then holds the images mirrored before the failing entry, and the failure's
     C(image_states) says, for every entry, whether it was C(done), C(failed) (with its C(msg)) or C(not started).
-  - With O(cache=false) nothing is kept on disk: each blob goes from the source registry to the target through
+  - With O(cache=false) nothing is kept on disk. Each blob goes from the source registry to the target through
     memory, verified on the way (see O(cache)).
   - The images of one task share their blobs. O(concurrency) bounds the blob transfers of the whole task, not of
     each image. A blob several images need is downloaded once (the others wait for it and find it in the cache)
@@ -204,13 +204,13 @@ options:
       - What it costs. A source body that drops is resumed with a C(Range) request, and an upload that drops goes on
         from the piece the target acknowledged (blobs above 128 MiB go up in 128 MiB pieces), within this run and as
         far as the target keeps upload sessions (Distribution drops a session whose request was cut, so there the blob
-        starts over). A killed run leaves nothing to resume: the next run sends each missing blob from its first byte.
+        starts over). A killed run leaves nothing to resume, the next run sends each missing blob from its first byte.
         A blob the target holds in another repository is mounted only from the repositories of the same task (a
         cache remembers where it saw a blob; this keeps nothing). A later M(imagepusher.registry.image_push) from the
         cache needs an M(imagepusher.registry.image_pull) first.
       - Idempotence, check mode and diff mode are as with the cache. C(bytes_downloaded) is what was read from the
         source (in check mode, the bytes that would be uploaded). A blob several images share is read once per target
-        registry: the first image uploads it, the other repositories of that registry mount it.
+        registry. The first image uploads it, the other repositories of that registry mount it.
     type: bool
     default: true
   source_username:

@@ -15,10 +15,14 @@ from pathlib import Path
 
 import requests
 
+from tests.integration.test_foreign_layers import FOREIGN_TYPE, blob_status, windows_like_image
+from tests.integration.test_image_mirror_referrers import manifest_bytes, signed_source
+from tests.support import artifacts, images, seed
 from tests.support.ansible import make_collections_dir
 from tests.support.checks import play, raw_manifest, skopeo
 from tests.support.fault_proxy import MiB, FaultProxy, flip, reset
-from tests.support.registry import Registry
+from tests.support.registry import Registry, allowing_urls
+from tests.support.servers import BlobServer
 
 TARGET = Path(__file__).parent / "targets" / "image_mirror_no_cache" / "tasks" / "main.yml"
 MODULE = "ansible_collections.imagepusher.registry.plugins.modules.image_mirror"
@@ -151,3 +155,88 @@ def test_parallel_images_sharing_a_layer_upload_it_once(ansible, registry, sampl
     actions = sorted(b["action"] for image in run.result["images"] for b in image["blobs"] if b["digest"] in shared)
     assert actions == ["mounted", "uploaded"]
     assert [i["digest"] for i in run.result["images"]] == [amd64.digest, arm64.digest]
+
+
+def test_an_upload_cut_mid_blob_starts_over_from_the_source(ansible, registry, samples):
+    """Distribution loses a session whose PATCH was cut (bench/RESULTS.md): the relay reads the blob again
+    from byte 0 (the hash kept for byte 0), in a new session, and the target gets it right."""
+    large = samples["large"].obj
+    layer = large.layers[0].digest
+    with Registry() as target, FaultProxy(target.host) as proxy:
+        rule = proxy.add("PATCH", "/blobs/uploads/", reset(), header=("Content-Length", r"^%d$" % len(large.blobs[layer])),
+                         times=1)
+        mark = registry.mark()
+        run = ansible.run_module("image_mirror", {
+            "images": [{"source": samples["large"].ref, "target": f"{proxy.host}/cut/large:v1"}], "cache": False})
+        assert run.rc == 0 and run.changed, run.msg
+        assert rule.hits == 1 and run.result["images"][0]["retries"] >= 1
+        assert len([e for e in registry.access_log(since=mark) if e.method == "GET" and e.path.endswith(layer)]) == 2
+        assert digest_of(raw_manifest(f"{target.host}/cut/large:v1")) == large.digest
+        assert layer in uploads_finished(target)
+
+
+def test_referrers_are_relayed_too(ansible):
+    with Registry() as source, Registry() as target:
+        parts = signed_source(source.url)
+        args = {"images": [{"source": f"{source.host}/signed/app:v1", "target": f"{target.host}/signed/app:v1"}],
+                "referrers": True, "cache": False}
+        first = ansible.run_module("image_mirror", args)
+        assert first.rc == 0 and first.changed, first.msg
+        assert len(first.result["images"][0]["referrers"]) == 4
+        for name in ("signature", "sbom", "sbom_signature"):
+            assert manifest_bytes(target.url, "signed/app", parts[name].digest) == parts[name].manifest
+        cosign_tag = artifacts.fallback_tag(parts["image"].digest) + ".sig"
+        assert digest_of(raw_manifest(f"{target.host}/signed/app:{cosign_tag}")) == parts["cosign"].digest
+        again = ansible.run_module("image_mirror", args)
+        assert again.rc == 0 and not again.changed, again.msg
+    assert not ansible.cache_dir.exists()
+
+
+def test_a_fetched_foreign_layer_is_relayed_from_its_url(ansible):
+    foreign = images.Blob(b"a foreign base layer " * 5000, FOREIGN_TYPE)
+    with BlobServer({"/layers/base.tar.gz": foreign.data}) as layers, \
+            Registry(config=allowing_urls()) as source, Registry(config=allowing_urls()) as target:
+        raw, _document = windows_like_image(layers.url + "/layers/base.tar.gz", foreign)
+        for digest, data in images.oci_single().blobs.items():
+            seed.push_blob(source.url, "windows/app", digest, data)
+        seed.push_manifest(source.url, "windows/app", "v1", images.OCI_MANIFEST, raw)
+        run = ansible.run_module("image_mirror", {
+            "images": [{"source": f"{source.host}/windows/app:v1", "target": f"{target.host}/fetched/app:v1"}],
+            "foreign_layers": "fetch", "cache": False})
+        assert run.rc == 0 and run.changed, run.msg
+        assert raw_manifest(f"{target.host}/fetched/app:v1") == raw
+        assert blob_status(target.url, "fetched/app", foreign.digest) == 200
+        assert layers.paths == ["/layers/base.tar.gz"]
+    assert not ansible.cache_dir.exists()
+
+
+ROLE_PLAY = """
+- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: mirror with the role, keeping nothing
+      ansible.builtin.include_role:
+        name: imagepusher.registry.mirror_images
+      vars:
+        mirror_images_cache: false
+        mirror_images_cache_dir: "{{ cache_root }}/never"
+        mirror_images_list:
+          - source: "{{ source }}"
+            target: "{{ target }}"
+    - name: check
+      ansible.builtin.assert:
+        that:
+          - mirror_images_results | map(attribute='cached') | list == [false]
+          - mirror_images_results | map(attribute='pushed') | list == [true]
+          - mirror_images_results | map(attribute='pulled') | list == [true]
+        fail_msg: "{{ mirror_images_results | to_json }}"
+"""
+
+
+def test_the_role_passes_mirror_images_cache(ansible, registry, samples, tmp_path):
+    with Registry() as target:
+        run = ansible.run_playbook(ROLE_PLAY, {"source": samples["docker_v2"].ref, "target": f"{target.host}/role/app:v1",
+                                               "cache_root": str(tmp_path)}, timeout=600)
+        assert run.rc == 0, run.output
+        assert digest_of(raw_manifest(f"{target.host}/role/app:v1")) == samples["docker_v2"].digest
+    assert not (tmp_path / "never").exists() and not ansible.cache_dir.exists()
