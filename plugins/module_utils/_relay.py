@@ -29,7 +29,8 @@ upload goes on from.
 RelayStore is the store side of such a mirror: it holds nothing (every blob and manifest is
 absent, so the planner reads the source and plans every blob the target lacks), takes no
 lock and saves no upload session, and gives the relayed bodies. Manifests and the config
-read while planning stay in memory (_source.SourceReader), bounded by their limits.
+read while planning stay in memory (_source.SourceReader), bounded by their limits; such a
+config, already verified, goes up from memory (keep()) instead of being read again.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -190,6 +191,49 @@ class RelayBody:
         pass
 
 
+class MemoryBodies:
+    """The request bodies of a small blob held in memory, already verified (a config read while planning)."""
+
+    def __init__(self, data, on_bytes=None):
+        self.data = memoryview(data)
+        self.on_bytes = on_bytes
+
+    def open(self, offset, length):
+        return _MemoryBody(self.data[offset:] if length is None else self.data[offset:offset + length], self.on_bytes)
+
+    def acknowledged(self, offset):
+        pass
+
+    def check(self):
+        pass
+
+    def close(self):
+        pass
+
+
+class _MemoryBody:
+    def __init__(self, view, on_bytes):
+        self._view = view
+        self._on_bytes = on_bytes
+        self._sent = 0
+
+    def __len__(self):
+        return len(self._view)
+
+    def seek_start(self):
+        self._sent = 0
+
+    def read(self, size=-1):
+        chunk = self._view[self._sent:self._sent + (1 << 20)]
+        self._sent += len(chunk)
+        if chunk and self._on_bytes is not None:
+            self._on_bytes(len(chunk))
+        return chunk
+
+    def close(self):
+        pass
+
+
 class RelayStore:
     """The store side of a mirror with cache: false; see the module's docstring."""
 
@@ -204,6 +248,7 @@ class RelayStore:
         self.changes = Changes()  # never written: nothing is kept here
         self._lock = threading.Lock()
         self.bytes_read = 0  # from the source, resumes and re-reads included: the result's bytes_downloaded
+        self._kept = {}  # digest -> verified bytes already read (a config)
 
     def exists(self):
         return False
@@ -233,7 +278,14 @@ class RelayStore:
     def upload_sessions(self):
         return NoSessions()
 
+    def keep(self, digest, data):
+        """Bytes of `digest` read (and verified) while planning: uploaded from memory, not read again."""
+        self._kept[digest] = data
+
     def blob_bodies(self, digest, size, on_bytes=None):
+        if digest in self._kept and len(self._kept[digest]) == size:
+            self._count(size)  # read from the source once, for the plan: counted when it goes up, as check mode does
+            return MemoryBodies(self._kept[digest], on_bytes)
         return RelayBodies(self.source, digest, size, on_bytes, self._count)
 
     def _count(self, count):

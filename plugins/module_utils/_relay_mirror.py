@@ -32,6 +32,8 @@ class RelayMirror(Mirror):
         return {"changed": False, "bytes_downloaded": _plan.moved_bytes(plan.sends, (_plan.UPLOADED,))}
 
     def _move(self, job, plan):
+        if job.config_raw is not None:  # read and verified while planning: it goes up from memory
+            self.pull.cache.keep(job.tree.top.config.digest, job.config_raw)
         try:
             sends = self.push.finish(job.tree, plan.sends, plan.puts)
         except ImagePusherError as exc:

@@ -85,8 +85,9 @@ class Target:
     connection drops; `keeps`: what the registry keeps of a cut PATCH ("session": its acknowledged bytes, "all":
     every byte received, "nothing": Distribution 2.8, which loses the session)."""
 
-    def __init__(self, drops=(), keeps="session"):
+    def __init__(self, drops=(), keeps="session", rewinds=0):
         self.drops = list(drops)
+        self.rewinds = rewinds  # PATCHes answered 401 after their body: the client rewinds the body to resend it
         self.keeps = keeps
         self.sessions = {}
         self.calls = []
@@ -117,6 +118,9 @@ class Target:
                 elif self.keeps == "all":
                     self.sessions[location] += received[:drop]
                 raise TransportError("connection to registry dst.test dropped mid-transfer")
+        if self.rewinds:
+            self.rewinds -= 1
+            body.seek_start()  # as RegistryClient._send does after answering a 401 challenge
         assert start == len(self.sessions[location]), "a PATCH must go on where the session stands"
         self.sessions[location] += received
         self.calls.append(("patch", location, start, len(received)))
@@ -241,6 +245,15 @@ def test_a_registry_that_loses_a_cut_session_gets_the_blob_again_from_byte_zero(
     assert [c[0] for c in target.calls].count("start") == 2
 
 
+def test_a_patch_to_resend_after_a_challenge_goes_on_from_the_session_instead():
+    target = Target(rewinds=1)
+    with Source() as source:
+        relay(source, target)
+        assert source.ranges() == [None, None]  # the session held nothing: from the snapshot of byte 0
+    assert target.blobs == {DIGEST: DATA}
+    assert [c[0] for c in target.calls] == ["start", "status", "start", "patch", "put"]
+
+
 def test_a_body_that_sent_bytes_cannot_rewind():
     with Source() as source:
         bodies = RelayStore(endpoint(source.server)).blob_bodies(DIGEST, SIZE)
@@ -275,3 +288,15 @@ def test_the_store_holds_nothing_and_writes_nothing():
     assert store.upload_sessions().load("r", "p", DIGEST) is None
     with store.upload_lock("dst.test/team/app", DIGEST) as lock:
         assert not lock.held
+
+
+def test_a_kept_config_goes_up_from_memory():
+    config = b'{"architecture": "amd64", "os": "linux"}'
+    digest = of_bytes(config)
+    store = RelayStore(source=None)  # never asked
+    store.keep(digest, config)
+    target = Target(rewinds=1)  # a body in memory may be sent again
+    budget = RetryBudget(3, sleep=lambda _delay: None)
+    assert _upload.send_blob(target, TARGET, digest, len(config), store.blob_bodies(digest, len(config)), NoSessions(),
+                             budget) == ("uploaded", len(config))
+    assert target.blobs == {digest: config} and store.bytes_read == len(config)

@@ -11,7 +11,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._reference im
 from ansible_collections.imagepusher.registry.plugins.module_utils._relay_mirror import RelayMirror
 
 from tests.unit.plugins.module_utils.fake_registry import FakeRegistryClient
-from tests.unit.plugins.module_utils.tree_builders import multiarch
+from tests.unit.plugins.module_utils.tree_builders import Store, multiarch
 
 SOURCE = ImageReference.parse("src.test/team/app:v1")
 TARGET = ImageReference.parse("reg.test/prod/app:v1")
@@ -84,3 +84,16 @@ def test_a_lying_source_fails_and_the_target_gets_no_tag():
     assert "v1" not in s.target.repo("prod/app").tags and victim not in s.target.repo("prod/app").blobs
     assert s.target.seen("cancel_upload") and not s.target.uploads  # its session was abandoned
     assert info.value.details["changed"] is True  # the other blobs did go up
+
+
+def test_a_single_platform_config_read_to_plan_is_not_read_again():
+    store = Store()
+    image = store.image("amd64", [b"a layer", b"another layer"])
+    source, target = FakeRegistryClient("src.test"), FakeRegistryClient("reg.test")
+    source.publish("team/app", "v1", store, image)
+    result = _copy.mirror(source, SOURCE, target, TARGET, None, 2).run(SOURCE)
+    assert result["digest"] == image.digest and target.repo("prod/app").blobs == store.blobs
+    config = image.config.digest
+    reads = [c[2] for c in source.seen("open_blob", "get_small_blob")]
+    assert reads.count(config) == 1 and sorted(reads) == sorted(store.blobs)
+    assert result["bytes_downloaded"] == result["bytes_uploaded"] == sum(len(b) for b in store.blobs.values())
