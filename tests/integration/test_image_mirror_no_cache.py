@@ -240,3 +240,21 @@ def test_the_role_passes_mirror_images_cache(ansible, registry, samples, tmp_pat
         assert run.rc == 0, run.output
         assert digest_of(raw_manifest(f"{target.host}/role/app:v1")) == samples["docker_v2"].digest
     assert not (tmp_path / "never").exists() and not ansible.cache_dir.exists()
+
+
+def test_a_source_that_keeps_dropping_fails_cleanly_mid_upload(ansible, registry, samples):
+    """The source fails for good while the target's PATCH is under way: the error is the source's, the session is
+    deleted, and the target gets no tag."""
+    large = samples["large"].obj
+    layer = large.layers[0].digest
+    with FaultProxy(registry.host) as proxy, Registry() as target:
+        proxy.add("GET", f"/blobs/{layer}$", reset(after=2 * MiB))  # every time
+        run = ansible.run_module("image_mirror", {
+            "images": [{"source": f"{proxy.host}/{samples['large'].repo}:v1", "target": f"{target.host}/gone/large:v1"}],
+            "cache": False, "retries": 1})
+        assert run.failed and "dropped" in run.msg and proxy.host in run.msg, run.msg
+        assert "Traceback" not in run.msg and "BodySourceFailed" not in run.msg
+        assert len(proxy.exchanges("GET", f"/blobs/{layer}$")) == 2  # the first GET and one resume
+        assert [e for e in target.access_log() if e.method == "DELETE" and "/blobs/uploads/" in e.path]
+        assert requests.head(f"{target.url}/v2/gone/large/manifests/v1", timeout=10).status_code == 404
+        assert layer not in uploads_finished(target)
