@@ -5,7 +5,7 @@
 
     pull    registry -> cache
     push    cache (or an OCI layout directory) -> registry
-    mirror  registry -> registry, written through the cache
+    mirror  registry -> registry, written through the cache (or, with no cache, relayed: _relay_mirror.py)
 """
 
 from __future__ import absolute_import, division, print_function
@@ -42,8 +42,11 @@ def mirror(source_client, source, target_client, target, cache, concurrency=4, c
     """A Mirror of `source` to `target` through `cache` (its .run(source, platforms, check_mode)).
 
     `fleet` (a _fleet.Fleet): the images of one task share blob slots, downloads and uploads through it.
+    `cache` None (image_mirror's cache: false): a RelayMirror, each blob relayed from the source to the target.
     """
     engine = Engine(concurrency, events)
+    if cache is None:
+        return _relay(source_client, source, target_client, target, engine, chunk_size, foreign, fleet)
     store = StoreEndpoint(cache)
     target_endpoint = RegistryEndpoint(target_client, target, writable=True, sessions=store.upload_sessions(),
                                        chunk_size=chunk_size)
@@ -51,6 +54,20 @@ def mirror(source_client, source, target_client, target, cache, concurrency=4, c
         store, target_endpoint = fleet.store(store), fleet.target(target_endpoint)
     return Mirror(Pull(_source(source_client, source, foreign), store, engine, foreign),
                   Push(store, target_endpoint, engine, foreign=foreign))
+
+
+def _relay(source_client, source, target_client, target, engine, chunk_size, foreign, fleet):
+    # Imported where needed: only `cache: false` relays (a module start compiles no more than it uses).
+    from ansible_collections.imagepusher.registry.plugins.module_utils._relay import RelayStore
+    from ansible_collections.imagepusher.registry.plugins.module_utils._relay_mirror import RelayMirror
+    source_endpoint = _source(source_client, source, foreign)
+    store = RelayStore(source_endpoint)
+    target_endpoint = RegistryEndpoint(target_client, target, writable=True, sessions=store.upload_sessions(),
+                                       chunk_size=chunk_size)
+    if fleet is not None:
+        target_endpoint = fleet.target(target_endpoint)  # a blob shared by images goes up once per registry
+    return RelayMirror(Pull(source_endpoint, store, engine, foreign),
+                       Push(store, target_endpoint, engine, record_sources=False, foreign=foreign))
 
 
 def _source(client, reference, foreign):

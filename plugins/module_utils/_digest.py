@@ -129,6 +129,13 @@ class DigestVerifier:
                 count += len(chunk)
         return count
 
+    def copy(self):
+        """An independent verifier in this one's state: a point to go on from (a relayed upload's pieces)."""
+        twin = DigestVerifier(self.expected_digest, self.expected_size)
+        twin._hash = self._hash.copy()
+        twin.size = self.size
+        return twin
+
     @property
     def hexdigest(self):
         """Hex digest of the bytes seen so far."""

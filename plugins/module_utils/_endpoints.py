@@ -93,8 +93,8 @@ class RegistryEndpoint:
 
     def put_blob(self, digest, size, store, mount_from=(), on_bytes=None):
         """Mount the blob from one of `mount_from` (repositories of this registry), else upload it from a
-        layout's file, resuming a session a killed run left: (action, bytes sent). One retry budget pays
-        for the mounts, the upload's requests and its restarts."""
+        layout's file (or from the bodies `store` gives, see _upload.py), resuming a session a killed run left:
+        (action, bytes sent). One retry budget pays for the mounts, the upload's requests and its restarts."""
         budget = self.client.transport.new_budget()
         with store.upload_lock(self.name, digest) as lock:
             # Another run pushing the same blob here may have sent it while this one waited for the lock.
@@ -106,8 +106,8 @@ class RegistryEndpoint:
                     return _plan.MOUNTED, 0
             # A resumed session sends only what the registry lacked (and says RESUMED).
             action, sent = _upload.send_blob(
-                self.client, self.reference, digest, size, store.blob_path(digest), self.sessions, budget,
-                chunk_size=self.chunk_size, resumable=store.keeps_sessions, on_bytes=on_bytes)
+                self.client, self.reference, digest, size, store.blob_bodies(digest, size, on_bytes), self.sessions,
+                budget, chunk_size=self.chunk_size, resumable=store.keeps_sessions)
             self.changes.blob(action, sent)
             return action, sent
 
@@ -167,6 +167,14 @@ class StoreEndpoint:
 
     def blob_path(self, digest):
         return self.cache.blob_path(digest)
+
+    def blob_bodies(self, digest, size, on_bytes=None):
+        """The request bodies an upload of `digest` reads: its file."""
+        return _upload.FileBodies(self.blob_path(digest), on_bytes)
+
+    def sources(self, digest):
+        """The "registry/repository" names the cache saw `digest` in (where a push may mount it from)."""
+        return self.cache.sources(digest)
 
     def stored(self, descriptors):
         """The digests of `descriptors` the layout holds (size checked): what the planner reuses."""

@@ -22,6 +22,8 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._errors impor
 
 
 class Mirror:
+    fills_cache = True  # a real run leaves the image in the cache (not so with cache: false, _relay_mirror.py)
+
     def __init__(self, pull, push):
         self.pull = pull  # _pull.Pull from the source registry into the cache
         self.push = push  # _push.Push from the cache to the target repository
@@ -46,18 +48,25 @@ class Mirror:
         sends, puts = self.push.plan(job.tree)
         plan = _plan.Plan(job.tree, job.plan.fetches, job.plan.stores, sends, puts)
         if check_mode:
-            # Check mode fills no cache, but reports the bytes the real run would download.
-            pulled = self.pull.result(job, plan.fetches, plan.stores)
+            pulled = self._planned(job, plan)
         else:
-            try:
-                fetched, sent = self.engine.copy(plan.pairs(), self.pull.source, self.pull.cache, self.push.target,
-                                                 done=self.pull.begin(job))
-                pulled = self.pull.finish(job, fetched)
-                sends = self.push.finish(job.tree, sends, puts, sent)
-            except ImagePusherError as exc:
-                raise mark_failure(exc, self.pull.cache.changes, self.push.target.changes)
+            pulled, sends = self._move(job, plan)
         pushed = self.push.result(job.name, job.tree, sends, puts, True, before)
-        return _result(job, pushed, pulled, cached=job.done or not check_mode)
+        return _result(job, pushed, pulled, cached=job.done or (self.fills_cache and not check_mode))
+
+    def _planned(self, job, plan):
+        """Check mode fills no cache, but reports the bytes the real run would download (a pull result)."""
+        return self.pull.result(job, plan.fetches, plan.stores)
+
+    def _move(self, job, plan):
+        """Run `plan`: (the pull result, the send steps as done)."""
+        try:
+            fetched, sent = self.engine.copy(plan.pairs(), self.pull.source, self.pull.cache, self.push.target,
+                                             done=self.pull.begin(job))
+            pulled = self.pull.finish(job, fetched)
+            return pulled, self.push.finish(job.tree, plan.sends, plan.puts, sent)
+        except ImagePusherError as exc:
+            raise mark_failure(exc, self.pull.cache.changes, self.push.target.changes)
 
     def _current(self, job, digest, media_type):
         """The result for a target that already has the image: from the tree when it was read or

@@ -75,7 +75,7 @@ class Push:
 
     def _mount_candidates(self, digest):
         prefix = self.target.registry + "/"
-        return [s[len(prefix):] for s in self.store.cache.sources(digest)
+        return [s[len(prefix):] for s in self.store.sources(digest)
                 if s.startswith(prefix) and s[len(prefix):] != self.target.repository]
 
     def finish(self, tree, sends, puts, sent=None):

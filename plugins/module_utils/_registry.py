@@ -346,6 +346,16 @@ class RegistryClient:
             self._fail(response, what, scopes)
         return self._same_host_url(response.headers.get("Location"), what), response.status_code
 
+    def cancel_upload(self, repository, location, budget=None):
+        """DELETE an upload session we abandon, best effort: True when the registry dropped it."""
+        scopes = [repository_scope(repository, "pull", "push")]
+        try:
+            response = self._send("DELETE", self._same_host_url(location, "cancel upload"), scopes, budget=budget)
+        except ImagePusherError:
+            return False
+        response.close()
+        return response.status_code in (200, 202, 204)
+
     def finish_upload(self, repository, location, digest, what, budget=None, body=None):
         """PUT the digest that completes an upload session, with the blob's last bytes (or the whole blob)
         as `body` when given: a stream the transport cannot replay, so the caller starts over instead."""

@@ -12,6 +12,12 @@ all draw from one retry budget for the blob.
 
 From a stream (the one-pass mirror), the PATCH reads a Handoff while the download fills
 it; the upload is completed only after the download verified the digest.
+
+Each request body comes from the upload's `bodies` (open(offset, length)): a blob file's
+(FileBodies), or a relay from the source registry (_relay.py, a mirror with cache: false),
+which is told of each acknowledged piece and checks the digest before the PUT. When the
+bodies' own source fails for good (BodySourceFailed) or their check finds another digest,
+the session is abandoned (DELETE, best effort) and the error raised.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -20,7 +26,11 @@ __metaclass__ = type
 
 from ansible_collections.imagepusher.registry.plugins.module_utils import _plan
 from ansible_collections.imagepusher.registry.plugins.module_utils._blob_io import BlobReader
-from ansible_collections.imagepusher.registry.plugins.module_utils._errors import RegistryError, TransportError
+from ansible_collections.imagepusher.registry.plugins.module_utils._errors import (
+    DigestMismatchError,
+    RegistryError,
+    TransportError,
+)
 from ansible_collections.imagepusher.registry.plugins.module_utils._handoff import HandoffBroken
 from ansible_collections.imagepusher.registry.plugins.module_utils._retry import should_retry_status
 
@@ -36,6 +46,39 @@ RESUMABLE_CHUNK = 128 * 1024 * 1024
 MONOLITHIC_MAX = 4 * 1024 * 1024
 
 
+class BodySourceFailed(Exception):
+    """Raised from a request body whose source failed for good; `error` is that source's ImagePusherError.
+
+    Not an ImagePusherError: neither the transport nor the upload takes it for a dropped connection."""
+
+    def __init__(self, error):
+        Exception.__init__(self, str(error))
+        self.error = error
+
+
+class FileBodies:
+    """The request bodies of an upload from a blob file (the cache's, or a layout directory's)."""
+
+    def __init__(self, path, on_bytes=None):
+        self.path = path
+        self.on_bytes = on_bytes
+
+    def open(self, offset, length):
+        """A request body: length, blocks, rewind (see _blob_io.BlobReader)."""
+        return BlobReader(self.path, offset, length, on_bytes=self.on_bytes)
+
+    checked_in_advance = True  # a blob file was verified when it entered the layout: it may go up with the PUT
+
+    def acknowledged(self, offset):
+        """The registry holds the bytes up to `offset` (a file is read again from anywhere)."""
+
+    def check(self):
+        """Before the PUT: a blob file was verified when it entered the layout."""
+
+    def close(self):
+        pass
+
+
 def upload_blob(client, target, digest, size, path, sessions, budget, chunk_size=None, resumable=True):
     """Stream the blob at `path` to `target`'s repository; returns the bytes sent.
 
@@ -48,10 +91,15 @@ def upload_blob(client, target, digest, size, path, sessions, budget, chunk_size
 
 def send_blob(client, target, digest, size, path, sessions, budget, chunk_size=None, resumable=True, on_bytes=None):
     """As upload_blob, but returns (action, bytes sent): RESUMED when it went on from the session of
-    an earlier run that the registry still held, else UPLOADED. `on_bytes(n)` hears of the bytes as they go."""
+    an earlier run that the registry still held, else UPLOADED. `on_bytes(n)` hears of the bytes as they go.
+    `path` may also be the upload's bodies (FileBodies, _relay.RelayBodies); they are closed at the end."""
     chunk = chunk_size or (RESUMABLE_CHUNK if resumable and size > RESUMABLE_CHUNK else None)
-    upload = _Upload(client, target, digest, size, sessions, budget, on_bytes)
-    sent = upload.run(path, chunk)
+    upload = _Upload(client, target, digest, size, sessions, budget)
+    bodies = path if hasattr(path, "acknowledged") else FileBodies(path, on_bytes)
+    try:
+        sent = upload.run(bodies, chunk)
+    finally:
+        bodies.close()
     return (_plan.RESUMED if upload.resumed_from else _plan.UPLOADED), sent
 
 
@@ -80,9 +128,8 @@ def upload_stream(client, target, digest, size, handoff, budget=None):
 class _Upload:
     """One blob's upload session: where it stands, and how it goes on after a failure."""
 
-    def __init__(self, client, target, digest, size, sessions, budget, on_bytes=None):
+    def __init__(self, client, target, digest, size, sessions, budget):
         self.client = client
-        self.on_bytes = on_bytes
         self.registry = target.registry
         self.repo = target.repository
         self.digest = digest
@@ -94,8 +141,18 @@ class _Upload:
         self.offset = 0
         self.resumed_from = 0  # where a session an earlier run left went on: the bytes not sent again
 
-    def run(self, path, chunk):
-        whole = not chunk and self.size <= MONOLITHIC_MAX
+    def run(self, bodies, chunk):
+        try:
+            return self._run(bodies, chunk)
+        except (BodySourceFailed, DigestMismatchError) as exc:
+            # The bytes we would send are wrong or gone: the registry must never complete this session.
+            self._abandon()
+            raise exc.error if isinstance(exc, BodySourceFailed) else exc
+
+    def _run(self, bodies, chunk):
+        # A small blob whose bytes were verified before (a file of a layout) goes up with the PUT itself;
+        # relayed bytes are checked after the last PATCH, before the PUT that completes the session.
+        whole = not chunk and self.size <= MONOLITHIC_MAX and bodies.checked_in_advance
         if whole:
             min_chunk = self._start(save=False)
         else:
@@ -111,8 +168,9 @@ class _Upload:
         while True:
             try:
                 if whole and not chunk and self.offset == 0:
-                    return sent + self._put_whole(path)
-                sent += self._send_from(path, chunk)
+                    return sent + self._put_whole(bodies)
+                sent += self._send_from(bodies, chunk)
+                bodies.check()  # DigestMismatchError before the PUT, when the bodies were relayed
                 self.client.finish_upload(self.repo, self.location, self.digest, self.what, budget=self.budget)
                 self.sessions.clear(self.registry, self.repo, self.digest)
                 return sent
@@ -129,6 +187,11 @@ class _Upload:
                 if not self.budget.retry():
                     raise
                 self._reopen()
+
+    def _abandon(self):
+        self.sessions.clear(self.registry, self.repo, self.digest)
+        if self.location:
+            self.client.cancel_upload(self.repo, self.location, budget=self.budget)
 
     def _remember(self, location, offset):
         self.location, self.offset = location, offset
@@ -152,25 +215,26 @@ class _Upload:
             return None
         return self._start()
 
-    def _put_whole(self, path):
+    def _put_whole(self, bodies):
         """The whole blob as the body of the PUT that completes the session; the bytes sent."""
-        body = BlobReader(path, 0, None, on_bytes=self.on_bytes)
+        body = bodies.open(0, self.size)
         try:
             self.client.finish_upload(self.repo, self.location, self.digest, self.what, budget=self.budget, body=body)
         finally:
             body.close()
         return len(body)
 
-    def _send_from(self, path, chunk):
+    def _send_from(self, bodies, chunk):
         """PATCH from the session's offset to the end: in one request, or chunk by chunk. Bytes sent."""
         sent = 0
         while self.offset < self.size:
-            body = BlobReader(path, self.offset, chunk, on_bytes=self.on_bytes)  # a request body: length, blocks, rewind
+            body = bodies.open(self.offset, chunk)  # a request body: length, blocks, rewind
             try:
                 location, _status = self.client.upload_chunk(self.repo, self.location, body, self.offset, self.what,
                                                              budget=self.budget)
             finally:
                 body.close()
             self._remember(location, self.offset + len(body))
+            bodies.acknowledged(self.offset)
             sent += len(body)
         return sent

@@ -27,6 +27,8 @@ description:
     fails the task with a message that starts with C(images[N] (source -> target)); no image starts after it, those
     already running finish. RV(images) then holds the images mirrored before the failing entry, and the failure's
     C(image_states) says, for every entry, whether it was C(done), C(failed) (with its C(msg)) or C(not started).
+  - With O(cache=false) nothing is kept on disk. Each blob goes from the source registry to the target through
+    memory, verified on the way (see O(cache)).
   - The images of one task share their blobs. O(concurrency) bounds the blob transfers of the whole task, not of
     each image. A blob several images need is downloaded once (the others wait for it and find it in the cache)
     and uploaded once per target registry; the other repositories of that registry mount it from the first
@@ -188,6 +190,30 @@ options:
         signature (a dozen more than without O(referrers)).'
     type: bool
     default: false
+  cache:
+    description:
+      - V(false) mirrors without keeping anything on disk, for images larger than the host's disk. Each blob the
+        target lacks (and cannot mount) is read from the source registry while it is uploaded to the target, through
+        one 1 MiB buffer per blob being moved, and hashed as it passes. The upload is completed (the C(PUT) naming the
+        digest) only once the bytes relayed match the descriptor's digest and size. On a mismatch the upload
+        session is deleted and the task fails naming the blob; the target tag is not set. Manifests and configs are
+        read into memory (bounded by the usual limits) and verified against their digests.
+      - Nothing is written on the managed host and O(cache_dir) is ignored (no directory is created or read). No blob,
+        manifest, C(index.json) name, upload session or lock is kept, so C(cached) is V(false) in RV(images) and
+        C(cache_name) names what the image would be called in a cache. (Ansible's own files aside, such as the
+        small status files of the async job that O(progress) runs, removed when the task ends.)
+      - What it costs. A source body that drops is resumed with a C(Range) request, and an upload that drops goes on
+        from the piece the target acknowledged (blobs above 128 MiB go up in 128 MiB pieces), within this run and as
+        far as the target keeps upload sessions (Distribution drops a session whose request was cut, so there the blob
+        starts over). A killed run leaves nothing to resume, the next run sends each missing blob from its first byte.
+        A blob the target holds in another repository is mounted only from the repositories of the same task (a
+        cache remembers where it saw a blob; this keeps nothing). A later M(imagepusher.registry.image_push) from the
+        cache needs an M(imagepusher.registry.image_pull) first.
+      - Idempotence, check mode and diff mode are as with the cache. C(bytes_downloaded) is what was read from the
+        source (in check mode, the bytes that would be uploaded). A blob several images share is read once per target
+        registry. The first image uploads it, the other repositories of that registry mount it.
+    type: bool
+    default: true
   source_username:
     description: User name for every source registry (an entry's O(images[].source_username) overrides it).
     type: str
@@ -459,6 +485,7 @@ def main():
         referrers=dict(type="bool", default=False),
         image_concurrency=dict(type="int", default=4),
         progress=dict(type="bool", default=True),
+        cache=dict(type="bool", default=True),
     )
     argument_spec.update(_module.registry_argument_spec())
     argument_spec.update(_module.cache_argument_spec())
@@ -483,7 +510,9 @@ def main():
             return _module.read_image(module, reference, transport, login, attempt, clients=client.shared)
 
         def mirror(expanded):
-            return _copy.mirror_images(expanded, client, _module.make_cache(module), module.params["concurrency"],
+            # cache: false relays every blob and touches no directory (cache_dir is not even checked).
+            cache = _module.make_cache(module) if module.params["cache"] else None
+            return _copy.mirror_images(expanded, client, cache, module.params["concurrency"],
                                        check_mode=module.check_mode, events=_progress.reporter(),
                                        image_concurrency=module.params["image_concurrency"],
                                        foreign=module.params["foreign_layers"], read=read)

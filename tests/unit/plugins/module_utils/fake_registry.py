@@ -172,6 +172,10 @@ class FakeRegistryClient:
         data += received
         return location, 202
 
+    def cancel_upload(self, repository, location, budget=None):
+        self._call("cancel_upload", repository, location)
+        return self.uploads.pop(location, None) is not None
+
     def finish_upload(self, repository, location, digest, what, budget=None, body=None):
         self._call("finish_upload", repository, digest)
         if body is not None:
