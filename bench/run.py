@@ -376,11 +376,10 @@ class Bench:
         return found
 
 
-def startup_rows(work, rounds, big_mb):
+def startup_rows(work, rounds):
     """bench/startup.py's measure() when that file exists (another change writes it): {rows, note, covers_big_rss}.
 
-    covers_big_rss: its rows already hold the peak RSS of a --big-mb mirror, so run.py does not measure it
-    twice. startup.py says so with MEASURES_BIG_RSS; else one of its keys names RSS or memory and the big size."""
+    lines: its table (startup.table). covers_big_rss stays False: the big image's memory is run.py's to measure."""
     if not (BENCH / "startup.py").exists():
         return {"rows": None, "note": "bench/startup.py is not there yet: no start-up rows", "covers_big_rss": False}
     # Imported here: only when the file exists.
@@ -388,13 +387,10 @@ def startup_rows(work, rounds, big_mb):
     path = Path(work) / "startup"
     path.mkdir()
     print("start-up rows (bench/startup.py) ...", flush=True)
-    rows = startup.measure(str(path), rounds, big_mb)
-    covers = getattr(startup, "MEASURES_BIG_RSS", None)
-    if covers is None:
-        keys = [str(key).lower() for key in rows or {}]
-        covers = any(("rss" in key or "memory" in key) and ("big" in key or "gb" in key or str(big_mb) in key)
-                     for key in keys)
-    return {"rows": rows, "note": None, "covers_big_rss": bool(covers)}
+    # big_mb 0: the memory of the big image is measured once, by run.py (its memory rows), not here again.
+    rows = startup.measure(str(path), rounds, 0)
+    # Without its RSS columns: in this process, a forked child's maxrss starts from settle()'s gigabytes.
+    return {"rows": rows, "lines": startup.table(rows, rss_columns=False), "note": None, "covers_big_rss": False}
 
 
 def main():
@@ -429,7 +425,7 @@ def main():
             for n in range(opts.rounds):
                 bench.one_round(n)
             found = bench.once(reg_b)
-            start = startup_rows(work, opts.rounds, opts.big_mb)
+            start = startup_rows(work, opts.rounds)
             if not start["covers_big_rss"]:
                 found.update(bench.big_memory())
     finally:
