@@ -40,10 +40,7 @@ def test_bench_smoke_runs_every_measurement(tmp_path):
         assert re.search(r"\| %s[^|]*\|[^|]*\d" % re.escape(row), text), (row, text)
     assert re.search(r"\| cold mirror, one pass, module process with `cache: false`[^|]*\| "
                      r"([\d.]+ \([\d.]+-[\d.]+\)|n/a \(option not available\)) \|", text), text
-    # bench/startup.py's table: each module's start-up over ping's, and the play of one task against ping's.
-    for module in ("image_mirror", "image_pull", "image_push"):
-        assert re.search(r"^\| %s \| \d+ \| \d+ \| -?\d+ \| -?\d+ \|$" % module, text, re.M), text
-    assert re.search(r"^\| image_mirror, current tiny image \| [\d.]+ \|$", text, re.M), text
+    assert "start-up rows: measured by make bench, not in a smoke run." in text, text
     assert re.search(r"^chart: ", text, re.M), text  # drawn, or skipped without .venv-bench
     assert numbers["smoke"] and len(numbers["time_rows"]) == 6 and len(numbers["memory_rows"]) >= 2, numbers
     assert not out.exists()  # a smoke run never overwrites the recorded results

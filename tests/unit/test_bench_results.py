@@ -16,6 +16,7 @@ sys.path.insert(0, str(BENCH))
 
 import results_file  # noqa: E402  pylint: disable=wrong-import-position
 import run_report  # noqa: E402  pylint: disable=wrong-import-position
+import startup  # noqa: E402  pylint: disable=wrong-import-position
 
 FLEET = ("<!-- fleet rows: bench/fleet.py -->", "<!-- end of fleet rows -->")
 
@@ -99,3 +100,13 @@ def test_startup_rows_are_rendered_whatever_their_values():
     assert "| peak RSS big mirror, MB | 31.250 |" in text and "| how | python -X importtime |" in text
     assert "bench/startup.py's (above); run.py did not measure it again" in text
     assert "5000 MB image" not in text
+
+
+def test_the_startup_table_shows_each_module_over_ping_without_rss_when_asked():
+    result = {"rounds": 3, "load": ["then"], "direct": {"ping": (0.5, 0.49, 33.0), "image_mirror": (1.1, 1.08, 34.0),
+                                                        "image_pull": (1.2, 1.2, 34.1), "image_push": (1.3, 1.3, 34.2)},
+              "playbook": {"ping": 2.4, "image_mirror": 3.3}, "rss": {"4": 35.2, "5000": 38.6}}
+    lines = startup.table(result, rss_columns=False)
+    assert "| image_mirror | 1100 | 1080 | 600 | 590 |" in lines and "| difference | 0.90 |" in lines
+    assert "| 5000 MB minus 4 MB | 3.4 |" in lines  # sizes saved as JSON keys (text) still sort and subtract
+    assert "| image_push | 1300 | 1300 | 800 | 810 | 34.2 | 1.2 |" in startup.table(result)
