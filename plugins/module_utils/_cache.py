@@ -129,6 +129,10 @@ class FileLock:
                 raise self._timed_out()
             time.sleep(self.poll)
 
+    def fileno(self):
+        """The lock file's descriptor while held: a holder may leave a note in the file for the next one."""
+        return self._fd
+
     def __exit__(self, *exc_info):
         try:
             fcntl.flock(self._fd, fcntl.LOCK_UN)

@@ -12,7 +12,8 @@ if it were alone; its endpoints are wrapped here so that, across the images of o
   that download and then find it in the cache (`cached`),
 - a blob is uploaded once per target registry: the first image uploads it into its own
   repository, the others wait and then mount it from there (`mounted`; the registry falls
-  back to an upload where it refuses the mount).
+  back to an upload where it refuses the mount), once per repository: the other tags of
+  that repository wait for the mount and find the blob there (`exists`).
 
 A claim whose work failed is taken over by the next image that needs the blob, so one
 image's failure never fails another. Nobody waits while holding a slot, and an upload that
@@ -141,8 +142,12 @@ class FleetTarget(_Wrapped):
         def uploaded_by_another(claim):
             if claim.owner == self.inner.repository:
                 return _plan.EXISTS, 0
-            with self.fleet.slots:
-                return upload((claim.owner,) + tuple(r for r in mount_from if r != claim.owner))
+            # One mount per repository: Distribution rewrites a repository's link to the blob in place
+            # on each mount, and a manifest PUT of another tag that reads the link meanwhile finds it
+            # empty (DIGEST_INVALID, MANIFEST_BLOB_UNKNOWN). A second tag waits for the first's mount.
+            mount = (claim.owner,) + tuple(r for r in mount_from if r != claim.owner)
+            return self.fleet.run(("mount", self.inner.registry, self.inner.repository, digest),
+                                  lambda: upload(mount), after_other=lambda _claim: (_plan.EXISTS, 0))
 
         return self.fleet.run(("upload", self.inner.registry, digest), upload, owner=self.inner.repository,
                               after_other=uploaded_by_another)

@@ -137,3 +137,20 @@ def test_a_blob_another_image_downloads_is_not_streamed_again():
     claim.finish(True)
     assert wrapped.partial_size(DIGEST) == 0
     assert wrapped.root == "/cache"  # everything else is the store's
+
+
+def test_tags_of_one_repository_mount_a_blob_uploaded_elsewhere_once():
+    # Distribution rewrites the repository's blob link on each mount: a second, concurrent mount
+    # made a manifest PUT of another tag fail with DIGEST_INVALID (seen in CI).
+    fleet, log = Fleet(4), []
+    uploader = fleet.target(Target("team/a", log))
+    tags = [fleet.target(Target("team/b", log)) for _n in range(4)]
+    claim, mine = fleet.claim(("upload", "reg.test", DIGEST), "team/a")
+    assert mine
+    waiting = threading.Thread(target=lambda: (time.sleep(0.05), claim.finish(True)))
+    waiting.start()
+    results = in_threads([lambda t=t: t.put_blob(DIGEST, 10, None) for t in tags])
+    waiting.join()
+    assert log == [("team/b", ("team/a",))]
+    assert sorted(r[0] for r in results) == [_plan.EXISTS] * 3 + [_plan.MOUNTED]
+    assert uploader.put_blob(DIGEST, 10, None) == (_plan.EXISTS, 0)

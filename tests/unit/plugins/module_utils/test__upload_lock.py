@@ -108,3 +108,35 @@ def test_without_another_run_the_blob_is_uploaded_once_and_asked_for_by_nobody(c
     assert target.put_blob(DIGEST, len(DATA), StoreEndpoint(cache)) == (_plan.UPLOADED, len(DATA))
     assert [c[0] for c in client.seen("head_blob", "start_upload", "finish_upload")] == [
         "start_upload", "finish_upload"]
+
+
+def test_a_blob_another_run_sent_after_this_one_planned_is_not_sent_again(cache):
+    """The lock is free again when this run takes it, but an upload finished under it since this run
+    started: the planner's HEAD may predate it. Sending again would make Distribution rewrite the
+    repository's link while the other run's manifest PUT reads it (DIGEST_INVALID, seen in CI)."""
+    cache.write_blob_bytes(DIGEST, DATA)
+    client = FakeRegistryClient()
+    store = StoreEndpoint(cache)
+    target = RegistryEndpoint(client, TARGET, writable=True)
+    with store.upload_lock(target.name, DIGEST) as lock:  # the other run, done before this one asks
+        assert not lock.waited
+        client.repo("prod/app").blobs[DIGEST] = DATA
+    assert target.put_blob(DIGEST, len(DATA), store) == (_plan.EXISTS, 0)
+    assert [c[0] for c in client.seen("head_blob", "start_upload")] == ["head_blob"]
+
+
+def test_an_upload_before_this_run_started_or_a_failed_one_costs_no_head(cache, monkeypatch):
+    from ansible_collections.imagepusher.registry.plugins.module_utils import _upload_lock
+    with UploadLock(cache, "reg.test/prod/app", DIGEST):
+        pass  # an upload finished under the lock: its time is noted in the lock file
+    monkeypatch.setattr(_upload_lock, "_RUN_STARTED", time.time() + 60)  # ... before this run started
+    with UploadLock(cache, "reg.test/prod/app", DIGEST) as lock:
+        assert not lock.waited
+    monkeypatch.setattr(_upload_lock, "_RUN_STARTED", time.time() - 60)
+    with pytest.raises(IOError):
+        with UploadLock(cache, "reg.test/prod/app", OTHER):
+            raise IOError("the upload failed")
+    with UploadLock(cache, "reg.test/prod/app", OTHER) as lock:
+        assert not lock.waited  # a failed upload leaves no note
+    with UploadLock(cache, "reg.test/prod/app", DIGEST) as lock:
+        assert lock.waited  # the note of the first upload, after this run started
