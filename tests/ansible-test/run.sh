@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run `ansible-test integration` for imagepusher.registry on a copy of the collection.
 #
-#   tests/ansible-test/run.sh [targets...]        (default: image_pull)
+#   tests/ansible-test/run.sh [targets...]        (default: image_mirror)
 #
 # The copy is made as tests/sanity/run.sh makes it (git-visible files, minus .venv, under
 # <tmp>/ansible_collections/imagepusher/registry/, `git init`, tests/output/ ignored), then
@@ -24,7 +24,7 @@ fi
 VENV_PY="$(dirname "$ANSIBLE_TEST")/python"
 INTEGRATION_PYTHON="${INTEGRATION_PYTHON:-$("$VENV_PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')}"
 if [ $# -eq 0 ]; then
-    set -- image_pull
+    set -- image_mirror
 fi
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/imagepusher-integration-XXXXXX")"
