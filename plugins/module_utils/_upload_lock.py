@@ -28,14 +28,13 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._errors impor
 
 
 class UploadLock:
-    """`with UploadLock(cache, "registry/repo", digest) as lock:` -- lock.held says whether it was taken."""
+    """`with UploadLock(cache, "registry/repo", digest) as lock:` -- lock.waited says whether another run held it."""
 
     def __init__(self, cache, target_name, digest):
         key = hashlib.sha256(("%s@%s" % (target_name, digest)).encode("utf-8")).hexdigest()
         self._cache = cache
         self._name = "upload-" + key[:32]
         self._lock = None
-        self.held = False
 
     def __enter__(self):
         try:
@@ -43,7 +42,7 @@ class UploadLock:
             lock.__enter__()
         except (OSError, CacheError):
             return self  # not writable here: push without coordination (see the module docstring)
-        self._lock, self.held = lock, True
+        self._lock = lock
         return self
 
     @property
@@ -54,13 +53,12 @@ class UploadLock:
     def __exit__(self, *exc_info):
         if self._lock is not None:
             self._lock.__exit__(*exc_info)
-            self._lock, self.held = None, False
+            self._lock = None
 
 
 class NoUploadLock:
     """For a layout we only read: nothing to take, nothing held."""
 
-    held = False
     waited = False
 
     def __enter__(self):
