@@ -2,7 +2,6 @@
 # Copyright: contributors to imagepusher.registry
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-import copy
 import hashlib
 import importlib.util
 import json
@@ -28,17 +27,13 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._manifest imp
     parse_platform,
     select_platforms,
 )
+from tests.unit.plugins.module_utils.documents import DELETE, with_
+from tests.unit.plugins.module_utils.tree_builders import desc
 
 TRAVERSAL = "sha256:../../../etc/passwd"
 
 
 # -- builders: real-looking documents, made here ----------------------------
-
-def desc(media_type, content, **extra):
-    result = {"mediaType": media_type, "digest": of_bytes(content), "size": len(content)}
-    result.update(extra)
-    return result
-
 
 CONFIG = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}).encode()
 
@@ -113,22 +108,6 @@ def schema1():
 def dumps(doc, indent=3):
     # Docker and registries serve indented JSON; digests are of these exact bytes.
     return json.dumps(doc, indent=indent).encode()
-
-
-def with_(doc, path, value):
-    """Copy of doc with the item at path (a tuple of keys/indexes) replaced, or removed if value is DELETE."""
-    doc = copy.deepcopy(doc)
-    target = doc
-    for key in path[:-1]:
-        target = target[key]
-    if value is DELETE:
-        del target[path[-1]]
-    else:
-        target[path[-1]] = value
-    return doc
-
-
-DELETE = object()
 
 
 # -- parse: accepted documents ----------------------------------------------
