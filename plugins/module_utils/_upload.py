@@ -79,20 +79,15 @@ class FileBodies:
         pass
 
 
-def upload_blob(client, target, digest, size, path, sessions, budget, chunk_size=None, resumable=True):
-    """Stream the blob at `path` to `target`'s repository; returns the bytes sent.
+def send_blob(client, target, digest, size, path, sessions, budget, chunk_size=None, resumable=True, on_bytes=None):
+    """Stream the blob at `path` to `target`'s repository; returns (action, bytes sent): RESUMED when it went
+    on from the session of an earlier run that the registry still held, else UPLOADED.
 
     `sessions` keeps upload sessions across runs (_sessions.UploadSessions, or NoSessions);
     `resumable` chunks big blobs so a session is worth keeping. A resumed session sends
     only what the registry lacked. `budget` pays for the requests' retries and the restarts.
-    """
-    return send_blob(client, target, digest, size, path, sessions, budget, chunk_size, resumable)[1]
-
-
-def send_blob(client, target, digest, size, path, sessions, budget, chunk_size=None, resumable=True, on_bytes=None):
-    """As upload_blob, but returns (action, bytes sent): RESUMED when it went on from the session of
-    an earlier run that the registry still held, else UPLOADED. `on_bytes(n)` hears of the bytes as they go.
-    `path` may also be the upload's bodies (FileBodies, _relay.RelayBodies); they are closed at the end."""
+    `on_bytes(n)` hears of the bytes as they go. `path` may also be the upload's bodies
+    (FileBodies, _relay.RelayBodies); they are closed at the end."""
     chunk = chunk_size or (RESUMABLE_CHUNK if resumable and size > RESUMABLE_CHUNK else None)
     upload = _Upload(client, target, digest, size, sessions, budget)
     bodies = path if hasattr(path, "acknowledged") else FileBodies(path, on_bytes)
