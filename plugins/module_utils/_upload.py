@@ -149,9 +149,11 @@ class _Upload:
         return total
 
     def _ack(self, start, stop):
+        if stop <= start:
+            return  # nothing new (a registry that now holds less than it acknowledged)
         if self._acked and self._acked[-1][1] == start:
             self._acked[-1] = (self._acked[-1][0], stop)  # the next piece of the same session: one range
-        elif stop > start:
+        else:
             self._acked.append((start, stop))
 
     def run(self, bodies, chunk):

@@ -136,6 +136,13 @@ def test_bytes_sent_again_to_a_session_started_over_are_counted_once(blob):
     assert sent == SIZE
 
 
+def test_a_registry_that_lost_acknowledged_bytes_gets_them_again_counted_once(blob):
+    client = FakeClient(patches=[None, None, DROP], held=4)  # 8 bytes acknowledged, then it holds only 4
+    sent = upload_blob(client, TARGET, DIGEST, SIZE, blob, NoSessions(), quiet_budget(), chunk_size=4)
+    assert [start for start, _data in patches(client)] == [0, 4, 8, 4, 8, 12]
+    assert sent == SIZE
+
+
 def test_a_retryable_status_on_the_patch_is_retried_by_the_upload(blob):
     client = FakeClient(patches=[RegistryError("busy", status=503)], held=0)
     budget = quiet_budget()
