@@ -40,9 +40,8 @@ def media_type_names(tree):
 def definitions(tree):
     """(name, line, member) of every function, class and constant a module_utils file defines, and of
     every attribute of self; member: it belongs to a class (read as an attribute only)."""
-    classes = [node for node in ast.walk(tree) if isinstance(node, ast.ClassDef)]
     members = set()
-    for cls in classes:
+    for cls in (node for node in ast.walk(tree) if isinstance(node, ast.ClassDef)):
         for node in cls.body:
             if isinstance(node, ast.FunctionDef):
                 members.add(node)
@@ -80,13 +79,12 @@ def reads():
     return names, attributes
 
 
-def unread(module_utils=None):
+def unread():
     """'file:line name' of what plugins/ defines in module_utils and never reads."""
     names, attributes = reads()
-    module_utils = module_utils or MODULE_UTILS
-    vocabulary = set(media_type_names(ast.parse((module_utils / "_media_types.py").read_text())))
+    vocabulary = set(media_type_names(ast.parse((MODULE_UTILS / "_media_types.py").read_text())))
     found = set()
-    for path in sorted(module_utils.glob("_*.py")):
+    for path in sorted(MODULE_UTILS.glob("_*.py")):
         for name, line, member in definitions(ast.parse(path.read_text())):
             if name.startswith("__") or name in CALLED_BY_LIBRARIES | LOOKED_AT_BY_TESTS | vocabulary:
                 continue
