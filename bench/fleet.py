@@ -35,21 +35,11 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent))
 
-import run as bench  # noqa: E402  (bench/run.py: settle, timed_playbook, PING)
+import run as bench  # noqa: E402  (bench/run.py: settle, timed_playbook, PING, ROLE)
 from results_file import draw_chart, replace_section, save_numbers  # noqa: E402
 from tests.support import images, seed  # noqa: E402
 from tests.support.ansible import AnsibleWorkspace  # noqa: E402
 from tests.support.registry import Registry  # noqa: E402
-
-ROLE = """
-- hosts: localhost
-  gather_facts: false
-  roles:
-    - role: imagepusher.registry.mirror_images
-      vars:
-        mirror_images_cache_dir: "{{ cache }}"
-        mirror_images_list: "{{ entries }}"
-"""
 
 BEGIN, END = "<!-- fleet rows: bench/fleet.py -->", "<!-- end of fleet rows -->"
 TAGS = 3
@@ -104,9 +94,9 @@ def one_round(n, ws, source, repos, work, rows):
     def ours():
         with Registry() as fresh:
             extra = {"entries": entries_for(fresh.host), "cache": str(Path(work) / ("cache-%d" % n))}
-            cold, _rss, first = bench.timed_playbook(ws, ROLE, extra)
+            cold, _rss, first = bench.timed_playbook(ws, bench.ROLE, extra)
             mark = fresh.mark()
-            warm, _rss, _run = bench.timed_playbook(ws, ROLE, extra)
+            warm, _rss, _run = bench.timed_playbook(ws, bench.ROLE, extra)
             rows["ours_warm_requests"].append(len(fresh.access_log(since=mark)))
         rows["ours_cold"].append(cold)
         rows["ours_warm"].append(warm)

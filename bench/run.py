@@ -86,22 +86,6 @@ SKOPEO_TASK = """
         argv: [skopeo, copy, --quiet, --src-tls-verify=false, --dest-tls-verify=false, "docker://{{ src }}", "docker://{{ dst }}"]
 """
 
-PULL_PUSH = """
-- hosts: localhost
-  gather_facts: false
-  tasks:
-    - name: pull
-      imagepusher.registry.image_pull:
-        name: "{{ src }}"
-        cache_dir: "{{ cache }}"
-      register: pulled
-    - name: push
-      imagepusher.registry.image_push:
-        name: "{{ pulled.cache_name }}"
-        target: "{{ dst }}"
-        cache_dir: "{{ cache }}"
-"""
-
 PULL = """
 - hosts: localhost
   gather_facts: false
@@ -109,6 +93,15 @@ PULL = """
     - name: pull
       imagepusher.registry.image_pull:
         name: "{{ src }}"
+        cache_dir: "{{ cache }}"
+"""
+
+PULL_PUSH = PULL + """\
+      register: pulled
+    - name: push
+      imagepusher.registry.image_push:
+        name: "{{ pulled.cache_name }}"
+        target: "{{ dst }}"
         cache_dir: "{{ cache }}"
 """
 
@@ -204,6 +197,18 @@ class Bench:
     def add(self, key, value):
         self.series[key].append(value)
 
+    def add_all(self, pairs):
+        for key, value in pairs:
+            self.add(key, value)
+
+    def ours_play(self, key, play, cache, target):
+        """One timed ansible-playbook run of `play` from the source to `target` in a registry of its own;
+        its time goes to `key`, its peak RSS to ours_rss."""
+        with Registry() as fresh:
+            t, rss, _run = timed_playbook(self.ws, play, {"src": self.src, "cache": str(cache),
+                                                          "dst": "%s/%s" % (fresh.host, target)})
+        self.add_all(((key, t), ("ours_rss", rss)))
+
     def module_mirror(self, source, work, **args):
         """The image_mirror module process, one image; returns its ModuleRun and the requests both registries saw."""
         with Registry() as fresh:
@@ -230,11 +235,7 @@ class Bench:
     # blobs (or that skopeo's blob-info cache knows a mount source in) would measure nothing.
     def ours_list_play(self, n):
         cache = self.work / ("list-cache-%d" % n)
-        with Registry() as fresh:
-            t, rss, _run = timed_playbook(self.ws, MIRROR_LIST, {"src": self.src, "cache": str(cache),
-                                                                 "dst": "%s/ours/list:v1" % fresh.host})
-        self.add("ours_list_play", t)
-        self.add("ours_rss", rss)
+        self.ours_play("ours_list_play", MIRROR_LIST, cache, "ours/list:v1")
         shutil.rmtree(cache)
 
     def skopeo_task_play(self, _n):
@@ -245,9 +246,8 @@ class Bench:
     def ours_module(self, n):
         cache = self.work / ("module-cache-%d" % n)
         run, requests = self.module_mirror(self.src, self.work, cache_dir=str(cache))
-        for key, value in (("ours_module", run.wall), ("ours_module_cpu", run.cpu), ("ours_module_requests", requests),
-                           ("ours_module_syscalls", run.syscalls), ("ours_rss", run.peak_mb)):
-            self.add(key, value)
+        self.add_all((("ours_module", run.wall), ("ours_module_cpu", run.cpu), ("ours_module_requests", requests),
+                      ("ours_module_syscalls", run.syscalls), ("ours_rss", run.peak_mb)))
         shutil.rmtree(cache)
 
     def ours_nocache(self, n):
@@ -256,29 +256,20 @@ class Bench:
         work = self.work / ("nocache-%d" % n)
         work.mkdir()
         run, requests = self.module_mirror(self.src, work, cache=False)
-        for key, value in (("ours_nocache", run.wall), ("ours_nocache_cpu", run.cpu), ("ours_nocache_requests", requests),
-                           ("ours_nocache_syscalls", run.syscalls), ("ours_nocache_disk", disk_bytes(work / "module-home")),
-                           ("ours_rss", run.peak_mb)):
-            self.add(key, value)
+        self.add_all((("ours_nocache", run.wall), ("ours_nocache_cpu", run.cpu), ("ours_nocache_requests", requests),
+                      ("ours_nocache_syscalls", run.syscalls), ("ours_nocache_disk", disk_bytes(work / "module-home")),
+                      ("ours_rss", run.peak_mb)))
         shutil.rmtree(work)
 
     def ours_push_source(self, n):
         cache = self.work / ("cache-%d" % n)
-        with Registry() as fresh:
-            t, rss, _run = timed_playbook(self.ws, MIRROR, {"src": self.src, "cache": str(cache),
-                                                            "dst": "%s/ours/m:v1" % fresh.host})
-        self.add("ours_push_source", t)
-        self.add("ours_rss", rss)
+        self.ours_play("ours_push_source", MIRROR, cache, "ours/m:v1")
         if n:  # the warm re-run reuses round 0's cache
             shutil.rmtree(cache)
 
     def ours_pull_push(self, n):
         cache = self.work / ("cache-pp-%d" % n)
-        with Registry() as fresh:
-            t, rss, _run = timed_playbook(self.ws, PULL_PUSH, {"src": self.src, "cache": str(cache),
-                                                               "dst": "%s/ours/pp:v1" % fresh.host})
-        self.add("ours_pull_push", t)
-        self.add("ours_rss", rss)
+        self.ours_play("ours_pull_push", PULL_PUSH, cache, "ours/pp:v1")
         shutil.rmtree(cache)
 
     def skopeo_mirror(self, _n):
@@ -287,16 +278,13 @@ class Bench:
             t, rss = timed_skopeo(["--src-tls-verify=false", "--dest-tls-verify=false", "docker://" + self.src,
                                    "docker://%s/skopeo/m:v1" % fresh.host], more)
             requests = len(self.reg_a.access_log(since=marks[0])) + len(fresh.access_log(since=marks[1]))
-        for key, value in (("skopeo_mirror", t), ("skopeo_mirror_cpu", more[0]), ("skopeo_mirror_syscalls", more[1]),
-                           ("skopeo_mirror_requests", requests), ("skopeo_rss", rss)):
-            self.add(key, value)
+        self.add_all((("skopeo_mirror", t), ("skopeo_mirror_cpu", more[0]), ("skopeo_mirror_syscalls", more[1]),
+                      ("skopeo_mirror_requests", requests), ("skopeo_rss", rss)))
 
     def ours_pull(self, n):
         cache = self.work / ("pull-%d" % n)
         t, rss, _run = timed_playbook(self.ws, PULL, {"src": self.src, "cache": str(cache)})
-        self.add("ours_pull", t)
-        self.add("ours_rss", rss)
-        self.add("ours_pull_rss", rss)
+        self.add_all((("ours_pull", t), ("ours_rss", rss), ("ours_pull_rss", rss)))
         shutil.rmtree(cache)
 
     def skopeo_pull(self, n):

@@ -49,15 +49,20 @@ from tests.support.registry import Registry  # noqa: E402
 MODULES = ("image_mirror", "image_pull", "image_push")
 MiB = 1 << 20
 
-# Makes what each module's check-mode task needs current (the first run of the tiny image).
-PREPARE = """
+PLAY = """
 - hosts: localhost
   gather_facts: false
   tasks:
+"""
+MIRROR_TASK = """\
     - name: image_mirror
       imagepusher.registry.image_mirror:
         images: [{source: "{{ src }}", target: "{{ dst }}"}]
         cache_dir: "{{ cache }}"
+"""
+
+# Makes what each module's check-mode task needs current (the first run of the tiny image).
+PREPARE = PLAY + MIRROR_TASK + """\
     - name: image_pull
       imagepusher.registry.image_pull:
         name: "{{ src }}"
@@ -73,15 +78,7 @@ PREPARE = """
 """
 
 # One task of our module on a current image, against one ping task.
-MIRROR_CURRENT = """
-- hosts: localhost
-  gather_facts: false
-  tasks:
-    - name: image_mirror
-      imagepusher.registry.image_mirror:
-        images: [{source: "{{ src }}", target: "{{ dst }}"}]
-        cache_dir: "{{ cache }}"
-"""
+MIRROR_CURRENT = PLAY + MIRROR_TASK
 
 COLD_MIRROR = bench.MIRROR
 

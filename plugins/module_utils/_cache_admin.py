@@ -209,20 +209,26 @@ def _same_file(path, st):
 
 # -- state=present ------------------------------------------------------------------
 
+def _matching(entries, names):
+    """([(cache name, entry)] that `names` designate, each once, in order; [the names that designate none])."""
+    selected, seen, not_found = [], set(), []
+    for name in names:
+        matches = resolve(entries, name)
+        if not matches:
+            not_found.append(name)
+        for found, entry in matches:
+            if found not in seen:
+                seen.add(found)
+                selected.append((found, entry))
+    return selected, not_found
+
+
 def list_images(cache, names=None):
     """Images in index.json (all, or those `names` designate), sorted by name, and unmatched names."""
     entries = cache.entries() if cache.exists() else []
-    selected, not_found = [], []
+    not_found = []
     if names:
-        seen = set()
-        for name in names:
-            matches = resolve(entries, name)
-            if not matches:
-                not_found.append(name)
-            for found, entry in matches:
-                if found not in seen:
-                    seen.add(found)
-                    selected.append((found, entry))
+        selected, not_found = _matching(entries, names)
     else:
         selected = [(ref_name(e) or e.get("digest"), e) for e in entries]
     images = []
@@ -285,14 +291,8 @@ def remove_refs(cache, names, check_mode=False):
     """Remove names from index.json (blobs stay: prune removes what nothing reaches any more)."""
     entries = cache.entries() if cache.exists() else []
     before = dict((ref_name(e) or e.get("digest"), e.get("digest")) for e in entries)
-    removed, not_found = [], []
-    for name in names:
-        matches = resolve(entries, name)
-        if not matches:
-            not_found.append(name)
-        for found, _entry in matches:
-            if found not in removed:
-                removed.append(found)
+    selected, not_found = _matching(entries, names)
+    removed = [found for found, _entry in selected]
     if not check_mode and removed:
         cache.ensure()  # the lock directory, for a layout another tool made
         removed = [name for name in removed if cache.remove_ref(name)]

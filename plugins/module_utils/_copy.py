@@ -16,7 +16,6 @@ from ansible_collections.imagepusher.registry.plugins.module_utils import _paral
 from ansible_collections.imagepusher.registry.plugins.module_utils._endpoints import RegistryEndpoint, StoreEndpoint
 from ansible_collections.imagepusher.registry.plugins.module_utils._engine import Engine, Events
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import ImagePusherError
-from ansible_collections.imagepusher.registry.plugins.module_utils._fleet import Fleet
 from ansible_collections.imagepusher.registry.plugins.module_utils._mirror import Mirror
 from ansible_collections.imagepusher.registry.plugins.module_utils._plan import FETCH, SKIP
 from ansible_collections.imagepusher.registry.plugins.module_utils._pull import Pull
@@ -104,6 +103,7 @@ def mirror_images(images, client_for, cache, concurrency=4, check_mode=False, ev
     `read(source, login, attempt)` runs attempt(client, location) at the source's locations (registries.conf
     mirrors); by default the source itself is the one location.
     """
+    from ansible_collections.imagepusher.registry.plugins.module_utils._fleet import Fleet  # only image_mirror runs a fleet
     events = events or Events()
     fleet = Fleet(concurrency)
     outcomes = _parallel.map_until_failure(

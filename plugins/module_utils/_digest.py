@@ -95,8 +95,6 @@ class DigestVerifier:
     verifier = DigestVerifier(descriptor_digest, descriptor_size)
     for chunk in response:
         verifier.update(chunk)
-        if verifier.overflowed:
-            break              # more bytes than announced: stop reading now
     verifier.check("blob %s" % digest)   # raises DigestMismatchError
     """
 
@@ -114,21 +112,6 @@ class DigestVerifier:
         self._hash.update(chunk)
         self.size += len(chunk)
 
-    def update_from_file(self, path, buffer_size=1 << 20):
-        """Feed the whole content of the file at ``path`` (e.g. a partial download before resuming).
-
-        Returns the number of bytes read from the file.
-        """
-        count = 0
-        with open(path, "rb") as handle:
-            while True:
-                chunk = handle.read(buffer_size)
-                if not chunk:
-                    break
-                self.update(chunk)
-                count += len(chunk)
-        return count
-
     def copy(self):
         """An independent verifier in this one's state: a point to go on from (a relayed upload's pieces)."""
         twin = DigestVerifier(self.expected_digest, self.expected_size)
@@ -145,11 +128,6 @@ class DigestVerifier:
     def digest(self):
         """Digest (``algorithm:hex``) of the bytes seen so far."""
         return "%s:%s" % (self.algorithm, self._hash.hexdigest())
-
-    @property
-    def overflowed(self):
-        """True once more bytes were seen than the expected size: the content cannot match."""
-        return self.expected_size is not None and self.size > self.expected_size
 
     @property
     def matches(self):

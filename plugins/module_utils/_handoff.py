@@ -49,11 +49,6 @@ class Handoff:
 
     # -- producer (the download) -------------------------------------------------
 
-    def put(self, offset, view):
-        """Hand over one chunk; returns when the consumer has sent it (or gave up)."""
-        self.offer(offset, view)
-        self.wait_sent()
-
     def offer(self, offset, view):
         """Hand over one chunk and return at once: the producer may read `view` meanwhile (hash it, write it
         to disk) but must not change it before wait_sent() returned."""

@@ -148,12 +148,11 @@ class Descriptor:
 class Manifest:
     """A parsed image manifest or index.  Build it with parse()."""
 
-    def __init__(self, raw, media_type, digest, document, config=None, layers=None, manifests=None,
+    def __init__(self, raw, media_type, digest, config=None, layers=None, manifests=None,
                  subject=None, annotations=None, artifact_type=None):
         self.raw = raw
         self.media_type = media_type
         self.digest = digest
-        self.document = document
         self.config = config
         self.layers = list(layers or [])
         self.manifests = list(manifests or [])
@@ -325,7 +324,7 @@ def parse(raw, media_type=None, expected_digest=None):
     if "subject" in document:
         subject = Descriptor.from_dict(document["subject"], "subject", context)
     config, layers, manifests = _children(document, media_type, context)
-    return Manifest(raw, media_type, digest, document, config=config, layers=layers, manifests=manifests,
+    return Manifest(raw, media_type, digest, config=config, layers=layers, manifests=manifests,
                     subject=subject, annotations=annotations, artifact_type=document.get("artifactType"))
 
 

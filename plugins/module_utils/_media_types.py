@@ -46,7 +46,6 @@ NONDISTRIBUTABLE_LAYER_TYPES = frozenset([
     OCI_LAYER_NONDISTRIBUTABLE_ZSTD,
     DOCKER_FOREIGN_LAYER,
 ])
-LAYER_TYPES = frozenset([OCI_LAYER, OCI_LAYER_GZIP, OCI_LAYER_ZSTD, DOCKER_LAYER]) | NONDISTRIBUTABLE_LAYER_TYPES
 
 # Content-Type values that say nothing about which manifest type a body is.
 GENERIC_TYPES = frozenset(["application/json", "text/plain", "application/octet-stream"])
@@ -74,11 +73,6 @@ def base_type(media_type):
 def is_index(media_type):
     """True for an OCI image index or a Docker manifest list (parameters ignored)."""
     return base_type(media_type) in INDEX_TYPES
-
-
-def is_image_manifest(media_type):
-    """True for an OCI image manifest or a Docker v2 schema 2 manifest (parameters ignored)."""
-    return base_type(media_type) in IMAGE_MANIFEST_TYPES
 
 
 def is_schema1(media_type):

@@ -320,7 +320,3 @@ class ImageReference:
     def with_tag(self, tag):
         """A reference to ``tag`` in the same repository (tag only: the digest is dropped)."""
         return ImageReference(self._registry, self._repository, tag, None)
-
-    def with_digest(self, digest):
-        """The same reference pinned to ``digest`` (the tag, if any, is kept)."""
-        return ImageReference(self._registry, self._repository, self._tag, digest)

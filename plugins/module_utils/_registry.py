@@ -173,12 +173,6 @@ class RegistryClient:
 
     # -- operations ---------------------------------------------------------
 
-    def ping(self, scopes=()):
-        response = self._send("GET", self._url("/v2/"), list(scopes))
-        if response.status_code != 200:
-            self._fail(response, "registry API check", list(scopes))
-        response.close()
-
     def head_manifest(self, repository, ref, scopes=None):
         """{'digest', 'media_type', 'size'} for a tag or digest, or None when it does not exist.
 

@@ -360,7 +360,3 @@ def is_foreign(descriptor):
     """A non-distributable (foreign) layer that names `urls`: not required from the registry nor pushed to one,
     as skopeo and crane do (the runtime fetches it from its urls)."""
     return _media_types.is_nondistributable(descriptor.media_type) and bool(descriptor.urls)
-
-
-def is_config(descriptor):
-    return descriptor.media_type in _media_types.CONFIG_TYPES

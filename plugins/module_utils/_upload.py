@@ -79,20 +79,15 @@ class FileBodies:
         pass
 
 
-def upload_blob(client, target, digest, size, path, sessions, budget, chunk_size=None, resumable=True):
-    """Stream the blob at `path` to `target`'s repository; returns the bytes sent.
+def send_blob(client, target, digest, size, path, sessions, budget, chunk_size=None, resumable=True, on_bytes=None):
+    """Stream the blob at `path` to `target`'s repository; returns (action, bytes sent): RESUMED when it went
+    on from the session of an earlier run that the registry still held, else UPLOADED.
 
     `sessions` keeps upload sessions across runs (_sessions.UploadSessions, or NoSessions);
     `resumable` chunks big blobs so a session is worth keeping. A resumed session sends
     only what the registry lacked. `budget` pays for the requests' retries and the restarts.
-    """
-    return send_blob(client, target, digest, size, path, sessions, budget, chunk_size, resumable)[1]
-
-
-def send_blob(client, target, digest, size, path, sessions, budget, chunk_size=None, resumable=True, on_bytes=None):
-    """As upload_blob, but returns (action, bytes sent): RESUMED when it went on from the session of
-    an earlier run that the registry still held, else UPLOADED. `on_bytes(n)` hears of the bytes as they go.
-    `path` may also be the upload's bodies (FileBodies, _relay.RelayBodies); they are closed at the end."""
+    `on_bytes(n)` hears of the bytes as they go. `path` may also be the upload's bodies
+    (FileBodies, _relay.RelayBodies); they are closed at the end."""
     chunk = chunk_size or (RESUMABLE_CHUNK if resumable and size > RESUMABLE_CHUNK else None)
     upload = _Upload(client, target, digest, size, sessions, budget)
     bodies = path if hasattr(path, "acknowledged") else FileBodies(path, on_bytes)
@@ -140,6 +135,26 @@ class _Upload:
         self.location = None
         self.offset = 0
         self.resumed_from = 0  # where a session an earlier run left went on: the bytes not sent again
+        # The byte ranges the registry acknowledged from this run, whatever failed after them: the bytes
+        # sent are their union, so a piece sent again (to a session started over) is counted once.
+        self._acked = []
+
+    @property
+    def sent(self):
+        """Bytes of the blob the registry holds from this run (each counted once)."""
+        total, end = 0, 0
+        for start, stop in sorted(self._acked):
+            total += max(0, stop - max(start, end))
+            end = max(end, stop)
+        return total
+
+    def _ack(self, start, stop):
+        if stop <= start:
+            return  # nothing new (a registry that now holds less than it acknowledged)
+        if self._acked and self._acked[-1][1] == start:
+            self._acked[-1] = (self._acked[-1][0], stop)  # the next piece of the same session: one range
+        else:
+            self._acked.append((start, stop))
 
     def run(self, bodies, chunk):
         try:
@@ -164,16 +179,16 @@ class _Upload:
                 min_chunk = self._start()
         if min_chunk:
             chunk = max(chunk or 0, min_chunk)
-        sent = 0
         while True:
             try:
                 if whole and not chunk and self.offset == 0:
-                    return sent + self._put_whole(bodies)
-                sent += self._send_from(bodies, chunk)
+                    self._put_whole(bodies)
+                    return self.sent
+                self._send_from(bodies, chunk)
                 bodies.check()  # DigestMismatchError before the PUT, when the bodies were relayed
                 self.client.finish_upload(self.repo, self.location, self.digest, self.what, budget=self.budget)
                 self.sessions.clear(self.registry, self.repo, self.digest)
-                return sent
+                return self.sent
             except (TransportError, RegistryError) as exc:
                 status = getattr(exc, "status", None)
                 if isinstance(exc, RegistryError) and status == 413 and not chunk:
@@ -211,22 +226,23 @@ class _Upload:
         saved = self.location or self.sessions.load(self.registry, self.repo, self.digest)
         status = self.client.upload_status(self.repo, saved, budget=self.budget) if saved else None
         if status is not None and 1 < status[0] <= self.size:
+            if self.location:  # our session: what it holds past the last acknowledged piece came with our PATCH
+                self._ack(self.offset, status[0])
             self._remember(status[1], status[0])
             return None
         return self._start()
 
     def _put_whole(self, bodies):
-        """The whole blob as the body of the PUT that completes the session; the bytes sent."""
+        """The whole blob as the body of the PUT that completes the session."""
         body = bodies.open(0, self.size)
         try:
             self.client.finish_upload(self.repo, self.location, self.digest, self.what, budget=self.budget, body=body)
         finally:
             body.close()
-        return len(body)
+        self._ack(0, len(body))
 
     def _send_from(self, bodies, chunk):
-        """PATCH from the session's offset to the end: in one request, or chunk by chunk. Bytes sent."""
-        sent = 0
+        """PATCH from the session's offset to the end: in one request, or chunk by chunk."""
         while self.offset < self.size:
             body = bodies.open(self.offset, chunk)  # a request body: length, blocks, rewind
             try:
@@ -234,7 +250,6 @@ class _Upload:
                                                              budget=self.budget)
             finally:
                 body.close()
+            self._ack(self.offset, self.offset + len(body))
             self._remember(location, self.offset + len(body))
             bodies.acknowledged(self.offset)
-            sent += len(body)
-        return sent

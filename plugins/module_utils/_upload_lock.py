@@ -39,14 +39,13 @@ _STAMP = struct.Struct("!d")  # the lock file holds the time the last upload und
 
 
 class UploadLock:
-    """`with UploadLock(cache, "registry/repo", digest) as lock:` -- lock.held says whether it was taken."""
+    """`with UploadLock(cache, "registry/repo", digest) as lock:` -- lock.waited says whether another run held it."""
 
     def __init__(self, cache, target_name, digest):
         key = hashlib.sha256(("%s@%s" % (target_name, digest)).encode("utf-8")).hexdigest()
         self._cache = cache
         self._name = "upload-" + key[:32]
         self._lock = None
-        self.held = False
         self._recent = False
 
     def __enter__(self):
@@ -55,7 +54,7 @@ class UploadLock:
             lock.__enter__()
         except (OSError, CacheError):
             return self  # not writable here: push without coordination (see the module docstring)
-        self._lock, self.held = lock, True
+        self._lock = lock
         self._recent = self._last_upload() >= _RUN_STARTED
         return self
 
@@ -81,13 +80,12 @@ class UploadLock:
                 except OSError:
                     pass  # best effort, as the lock itself
             self._lock.__exit__(*exc_info)
-            self._lock, self.held = None, False
+            self._lock = None
 
 
 class NoUploadLock:
     """For a layout we only read: nothing to take, nothing held."""
 
-    held = False
     waited = False
 
     def __enter__(self):

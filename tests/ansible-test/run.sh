@@ -3,7 +3,7 @@
 #
 #   tests/ansible-test/run.sh [targets...]        (default: image_mirror)
 #
-# The copy is made as tests/sanity/run.sh makes it (git-visible files, minus .venv, under
+# The copy is made as for tests/sanity/run.sh (tests/support/copy_collection.sh: git-visible files, minus .venv, under
 # <tmp>/ansible_collections/imagepusher/registry/, `git init`, tests/output/ ignored), then
 # `ansible-test integration --local --python <X.Y>` runs there with the .venv interpreter. Targets
 # that need a registry get it from the setup_registry target (tests/support/setup_registry.py);
@@ -27,29 +27,9 @@ if [ $# -eq 0 ]; then
     set -- image_mirror
 fi
 
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/imagepusher-integration-XXXXXX")"
-# shellcheck disable=SC2317  # called through the EXIT trap
-cleanup() {
-    if [ "${KEEP_INTEGRATION_TREE:-0}" = 1 ]; then
-        echo "ansible-test integration: kept $WORK"
-    else
-        rm -rf "$WORK"
-    fi
-}
-trap cleanup EXIT
-COLL="$WORK/ansible_collections/imagepusher/registry"
-mkdir -p "$COLL"
-git ls-files -z --cached --others --exclude-standard \
-    | { grep -zv -e '^\.venv' || true; } \
-    | while IFS= read -r -d '' f; do [ -e "$f" ] || [ -L "$f" ] && printf '%s\0' "$f"; done \
-    | sort -zu \
-    | tar --null -T - -cf - \
-    | tar -xf - -C "$COLL"
-(
-    cd "$COLL"
-    git init -q
-    grep -qxE '/?tests/output/?' .gitignore 2>/dev/null || printf 'tests/output/\n' >> .gitignore
-)
+# shellcheck source=tests/support/copy_collection.sh
+. "$ROOT/tests/support/copy_collection.sh"
+collection_copy "ansible-test integration" "${KEEP_INTEGRATION_TREE:-0}"  # sets WORK and COLL
 
 rc=0
 (

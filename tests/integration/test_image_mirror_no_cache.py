@@ -39,6 +39,20 @@ def uploads_finished(registry, since=0):
                             if e.method == "PUT" and "/blobs/uploads/" in e.path and e.status == 201])
 
 
+def mirror_large_through(ansible, proxy, samples, target, repo, **options):
+    """image_mirror with cache: false of the large sample, read through `proxy`, to `target`/`repo`:v1."""
+    return ansible.run_module("image_mirror", dict({
+        "images": [{"source": f"{proxy.host}/{samples['large'].repo}:v1", "target": f"{target.host}/{repo}:v1"}],
+        "cache": False}, **options))
+
+
+def assert_abandoned(target, repo, layer):
+    """A relay that failed: its upload session was deleted, the blob never completed, the tag never set."""
+    assert [e for e in target.access_log() if e.method == "DELETE" and "/blobs/uploads/" in e.path]
+    assert requests.head(f"{target.url}/v2/{repo}/manifests/v1", timeout=10).status_code == 404
+    assert layer not in uploads_finished(target)
+
+
 def test_image_mirror_no_cache_target(ansible, registry, samples, tmp_path):
     digests = {name: samples[name].digest for name in ("multi", "large", "docker_v2")}
     with Registry() as target:
@@ -99,17 +113,13 @@ def test_a_source_that_lies_fails_and_the_target_gets_no_tag(ansible, registry, 
     layer = large.layers[0].digest
     with FaultProxy(registry.host) as proxy, Registry() as target:
         proxy.add("GET", f"/blobs/{layer}$", flip(at=3 * MiB))  # every time
-        run = ansible.run_module("image_mirror", {
-            "images": [{"source": f"{proxy.host}/{samples['large'].repo}:v1", "target": f"{target.host}/lie/large:v1"}],
-            "cache": False, "retries": 1})
+        run = mirror_large_through(ansible, proxy, samples, target, "lie/large", retries=1)
         assert run.failed and run.rc != 0
         assert layer in run.msg and "expected" in run.msg, run.msg
         assert "Traceback" not in run.msg
         # No tag, no such blob; its upload session was deleted.
-        assert requests.head(f"{target.url}/v2/lie/large/manifests/v1", timeout=10).status_code == 404
+        assert_abandoned(target, "lie/large", layer)
         assert requests.head(f"{target.url}/v2/lie/large/blobs/{layer}", timeout=10).status_code == 404
-        assert layer not in uploads_finished(target)
-        assert [e for e in target.access_log() if e.method == "DELETE" and "/blobs/uploads/" in e.path]
         assert not [e for e in target.access_log() if e.method == "PUT" and "/manifests/" in e.path]
 
 
@@ -118,9 +128,7 @@ def test_a_source_that_drops_mid_blob_is_resumed_with_range(ansible, registry, s
     layer = large.layers[0].digest
     with FaultProxy(registry.host) as proxy, Registry() as target:
         rule = proxy.add("GET", f"/blobs/{layer}$", reset(after=5 * MiB + 4321), times=1)
-        run = ansible.run_module("image_mirror", {
-            "images": [{"source": f"{proxy.host}/{samples['large'].repo}:v1", "target": f"{target.host}/drop/large:v1"}],
-            "cache": False})
+        run = mirror_large_through(ansible, proxy, samples, target, "drop/large")
         assert run.rc == 0 and run.changed, run.msg
         assert rule.hits == 1
         gets = proxy.exchanges("GET", f"/blobs/{layer}$")
@@ -250,12 +258,8 @@ def test_a_source_that_keeps_dropping_fails_cleanly_mid_upload(ansible, registry
     layer = large.layers[0].digest
     with FaultProxy(registry.host) as proxy, Registry() as target:
         proxy.add("GET", f"/blobs/{layer}$", reset(after=2 * MiB))  # every time
-        run = ansible.run_module("image_mirror", {
-            "images": [{"source": f"{proxy.host}/{samples['large'].repo}:v1", "target": f"{target.host}/gone/large:v1"}],
-            "cache": False, "retries": 1})
+        run = mirror_large_through(ansible, proxy, samples, target, "gone/large", retries=1)
         assert run.failed and "dropped" in run.msg and proxy.host in run.msg, run.msg
         assert "Traceback" not in run.msg and "BodySourceFailed" not in run.msg
         assert len(proxy.exchanges("GET", f"/blobs/{layer}$")) == 2  # the first GET and one resume
-        assert [e for e in target.access_log() if e.method == "DELETE" and "/blobs/uploads/" in e.path]
-        assert requests.head(f"{target.url}/v2/gone/large/manifests/v1", timeout=10).status_code == 404
-        assert layer not in uploads_finished(target)
+        assert_abandoned(target, "gone/large", layer)

@@ -80,34 +80,9 @@ EOF
 mv "$GET_PIP.tmp" "$GET_PIP"
 
 # --- 2. collection copy in a git work tree --------------------------------------------------
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/imagepusher-sanity-XXXXXX")"
-# shellcheck disable=SC2317  # called through the EXIT trap, which shellcheck 0.9 does not see
-cleanup() {
-    if [ "${KEEP_SANITY_TREE:-0}" = 1 ]; then
-        echo "sanity: kept $WORK"
-    else
-        rm -rf "$WORK"
-    fi
-}
-trap cleanup EXIT
-COLL="$WORK/ansible_collections/imagepusher/registry"
-mkdir -p "$COLL"
-
-# Files as git sees them (tracked, plus untracked that .gitignore does not exclude), minus
-# .venv and files deleted from the work tree but not yet from the index.
-git ls-files -z --cached --others --exclude-standard \
-    | { grep -zv -e '^\.venv/' || true; } \
-    | while IFS= read -r -d '' f; do [ -e "$f" ] || [ -L "$f" ] && printf '%s\0' "$f"; done \
-    | sort -zu \
-    | tar --null -T - -cf - \
-    | tar -xf - -C "$COLL"
-
-(
-    cd "$COLL"
-    git init -q
-    # ansible-test refuses to run unless .gitignore lists tests/output/ (its result dir).
-    grep -qxE '/?tests/output/?' .gitignore 2>/dev/null || printf 'tests/output/\n' >> .gitignore
-)
+# shellcheck source=tests/support/copy_collection.sh
+. "$ROOT/tests/support/copy_collection.sh"
+collection_copy sanity "${KEEP_SANITY_TREE:-0}"  # sets WORK and COLL
 
 # --- 3. ansible-test sanity -------------------------------------------------------------------
 rc=0

@@ -19,16 +19,17 @@ from tests.support.ansible import make_collections_dir
 PREFIX = "ansible_collections.imagepusher.registry.plugins."
 MODULES = ["image_mirror", "image_pull", "image_push", "image_info", "image_cache"]
 # Imported only where used: manifests the quick check cannot vouch for (_schema_check.py),
-# entries with tag rules, referrers, foreign layers fetched, a "did you mean" hint; requests'
+# entries with tag rules, referrers, foreign layers fetched, a "did you mean" hint, the fleet of
+# image_mirror's list (never a pull's or a push's); requests'
 # character-set detectors (see _requests_lib.py).
 DETECTORS = ["charset_normalizer", "chardet"]
 NOT_AT_THE_START = {
     "image_mirror": ["jsonschema", "difflib", PREFIX + "module_utils._tag_rules", PREFIX + "module_utils._semver",
                      PREFIX + "module_utils._referrers", PREFIX + "module_utils._foreign", PREFIX + "module_utils._close_names"],
     "image_pull": ["jsonschema", "difflib", PREFIX + "module_utils._referrers", PREFIX + "module_utils._foreign",
-                   PREFIX + "module_utils._close_names", PREFIX + "module_utils._tag_rules"],
+                   PREFIX + "module_utils._close_names", PREFIX + "module_utils._tag_rules", PREFIX + "module_utils._fleet"],
     "image_push": ["jsonschema", "difflib", PREFIX + "module_utils._referrers", PREFIX + "module_utils._foreign",
-                   PREFIX + "module_utils._close_names", PREFIX + "module_utils._tag_rules"],
+                   PREFIX + "module_utils._close_names", PREFIX + "module_utils._tag_rules", PREFIX + "module_utils._fleet"],
     "image_info": ["jsonschema"],
     "image_cache": ["jsonschema"],
 }

@@ -113,6 +113,16 @@ def test_list_images_filtered(cache):
     assert not_found == ["nothing/here:v1"]
 
 
+def test_two_names_for_one_image_list_and_remove_it_once(cache):
+    """list_images and remove_refs pick names the same way: each image once, in the order first named."""
+    names = ["nginx", HUB, "nothing/here:v1", SINGLE, "nothing/here:v1"]
+    listed, not_found = admin.list_images(cache, names)
+    assert [i["name"] for i in listed] == sorted([HUB, SINGLE])
+    assert not_found == ["nothing/here:v1", "nothing/here:v1"]
+    removed = admin.remove_refs(cache, names, check_mode=True)
+    assert removed["removed"] == [HUB, SINGLE] and removed["not_found"] == not_found
+
+
 def test_names_not_found_come_with_close_cached_names(cache):
     _listed, not_found = admin.list_images(cache, ["test/multi:v1", "nothing/here:v1"])
     assert admin.not_found_message(cache.entries(), not_found) == (

@@ -126,7 +126,6 @@ def test_verifier_accepts_matching_content(chunks, expected_digest, expected_siz
     assert verifier.hexdigest == expected_digest.split(":", 1)[1]
     assert verifier.algorithm == expected_digest.split(":", 1)[0]
     assert verifier.matches
-    assert not verifier.overflowed
     assert verifier.check("blob") == expected_digest
 
 
@@ -153,20 +152,6 @@ def test_verifier_check_reports_both_sides(chunks, expected_size, fragments):
     assert info.value.details["actual_size"] == verifier.size
 
 
-@pytest.mark.parametrize("sizes, expected_size, overflowed", [
-    ([5, 6], 11, False),
-    ([5, 6, 1], 11, True),
-    ([12], 11, True),
-    ([1000], None, False),
-    ([1], 0, True),
-])
-def test_verifier_overflowed(sizes, expected_size, overflowed):
-    verifier = _digest.DigestVerifier(HELLO_SHA256, expected_size)
-    for size in sizes:
-        verifier.update(b"x" * size)
-    assert verifier.overflowed is overflowed
-
-
 @pytest.mark.parametrize("digest, size, exception", [
     ("sha256:../../x", None, InvalidDigestError),
     ("sha256:" + "A" * 64, None, InvalidDigestError),
@@ -177,23 +162,6 @@ def test_verifier_overflowed(sizes, expected_size, overflowed):
 def test_verifier_rejects_bad_expectations(digest, size, exception):
     with pytest.raises(exception):
         _digest.DigestVerifier(digest, size)
-
-
-@pytest.mark.parametrize("buffer_size", [1, 4, 1 << 20])
-def test_verifier_update_from_file_then_resume(tmp_path, buffer_size):
-    partial = tmp_path / "partial"
-    partial.write_bytes(b"hello ")
-    verifier = _digest.DigestVerifier(HELLO_SHA256, 11)
-    assert verifier.update_from_file(str(partial), buffer_size=buffer_size) == 6
-    assert verifier.size == 6
-    verifier.update(b"world")
-    assert verifier.check("resumed blob") == HELLO_SHA256
-
-
-def test_verifier_update_from_missing_file_raises_oserror(tmp_path):
-    verifier = _digest.DigestVerifier(HELLO_SHA256)
-    with pytest.raises(OSError):
-        verifier.update_from_file(str(tmp_path / "absent"))
 
 
 # -- HashingReader ----------------------------------------------------------------------

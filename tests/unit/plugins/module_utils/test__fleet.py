@@ -123,7 +123,8 @@ def test_a_stream_never_waits_for_another_image():
     handoff = Handoff(10)
     with pytest.raises(AnotherImageUploads):
         fleet.target(Target("team/b", log)).stream_blob(DIGEST, 10, handoff)
-    handoff.put(0, memoryview(b"0123456789"))  # returns at once: the stream was given up
+    handoff.offer(0, memoryview(b"0123456789"))
+    handoff.wait_sent()  # returns at once: the stream was given up
     assert log == []
     claim.finish(True)
 

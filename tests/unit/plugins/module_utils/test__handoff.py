@@ -1,5 +1,6 @@
 """Handoff: chunks pass from a download thread to an upload thread in order, and never get lost."""
 
+import hashlib
 import threading
 
 import pytest
@@ -27,12 +28,15 @@ def consume(handoff, out, finish_wait=True):
 
 
 def produce(handoff, chunks, start=0):
-    """What the cache ingest does: one reused buffer, overwritten as soon as put() returns."""
+    """What the cache ingest (_download) does: one reused buffer, offered, hashed while it is sent,
+    and overwritten as soon as wait_sent() returns."""
     buffer = bytearray(16)
     offset = start
     for chunk in chunks:
         buffer[:len(chunk)] = chunk
-        handoff.put(offset, memoryview(buffer)[:len(chunk)])
+        handoff.offer(offset, memoryview(buffer)[:len(chunk)])
+        hashlib.sha256(buffer[:len(chunk)])  # the download's own work on the chunk meanwhile
+        handoff.wait_sent()
         buffer[:] = b"X" * 16  # reused at once: the consumer must have sent it already
         offset += len(chunk)
 
@@ -46,7 +50,7 @@ def run(consumer_first, chunks=CHUNKS, finish=True):
     producer = threading.Thread(target=produce, args=(handoff, chunks))
     producer.start()
     if not consumer_first:
-        producer.join(0.2)  # the producer gets ahead: its first put() must still wait
+        producer.join(0.2)  # the producer gets ahead: its first wait_sent() must still wait
         consumer.start()
     producer.join(5)
     assert not producer.is_alive()
@@ -120,7 +124,7 @@ def test_an_upload_that_stops_never_keeps_the_download_waiting():
 
     thread = threading.Thread(target=consumer)
     thread.start()
-    produce(handoff, CHUNKS)  # returns: puts after the release are ignored
+    produce(handoff, CHUNKS)  # returns: offers after the release are ignored
     thread.join(5)
     assert taken == [CHUNKS[0]]
     assert not handoff.wait_finished()

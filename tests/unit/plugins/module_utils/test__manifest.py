@@ -2,7 +2,6 @@
 # Copyright: contributors to imagepusher.registry
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
-import copy
 import hashlib
 import importlib.util
 import json
@@ -28,17 +27,13 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._manifest imp
     parse_platform,
     select_platforms,
 )
+from tests.unit.plugins.module_utils.documents import DELETE, with_
+from tests.unit.plugins.module_utils.tree_builders import desc
 
 TRAVERSAL = "sha256:../../../etc/passwd"
 
 
 # -- builders: real-looking documents, made here ----------------------------
-
-def desc(media_type, content, **extra):
-    result = {"mediaType": media_type, "digest": of_bytes(content), "size": len(content)}
-    result.update(extra)
-    return result
-
 
 CONFIG = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}).encode()
 
@@ -115,22 +110,6 @@ def dumps(doc, indent=3):
     return json.dumps(doc, indent=indent).encode()
 
 
-def with_(doc, path, value):
-    """Copy of doc with the item at path (a tuple of keys/indexes) replaced, or removed if value is DELETE."""
-    doc = copy.deepcopy(doc)
-    target = doc
-    for key in path[:-1]:
-        target = target[key]
-    if value is DELETE:
-        del target[path[-1]]
-    else:
-        target[path[-1]] = value
-    return doc
-
-
-DELETE = object()
-
-
 # -- parse: accepted documents ----------------------------------------------
 
 @pytest.mark.parametrize("doc, header, media_type, n_blobs, n_children", [
@@ -164,7 +143,7 @@ def test_parse_accepts(doc, header, media_type, n_blobs, n_children):
     assert manifest.is_index is (media_type in mt.INDEX_TYPES)
     assert len(manifest.blobs()) == n_blobs
     assert len(manifest.manifests) == n_children
-    assert manifest.document == doc
+    assert json.loads(manifest.raw) == doc  # the exact bytes are kept, not a parsed copy
     if manifest.is_index:
         assert manifest.config is None and manifest.layers == []
         assert [d.to_dict() for d in manifest.manifests] == doc["manifests"]

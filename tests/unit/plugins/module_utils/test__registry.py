@@ -534,9 +534,9 @@ def test_loopback_plain_http_registry_is_used_over_http(transport, sleeps):
     with FakeServer(scripted(Reply(200, b"{}"))) as server:
         client = client_for(server, transport, plain_http=False, loopback=True)
         assert client.base_url == "http://" + server.host
-        client.ping()
-    # the TLS probe is not a recorded HTTP request; the ping went over plain HTTP
-    assert [(r.method, r.path) for r in server.requests] == [("GET", "/v2/")]
+        client.head_blob(REPO, BLOB_DIGEST)
+    # the TLS probe is not a recorded HTTP request; the HEAD went over plain HTTP
+    assert [(r.method, r.path) for r in server.requests] == [("HEAD", "/v2/team/app/blobs/" + BLOB_DIGEST)]
     assert sleeps == []  # the probe is not retried
 
 
@@ -587,10 +587,10 @@ def test_loopback_tls_registry_that_verifies_is_used_over_https(sleeps, self_sig
         with tls_server(scripted(Reply(200, b"{}")), cert, key) as server:
             client = client_for(server, transport, plain_http=False, loopback=True)
             assert client.base_url == "https://" + server.host
-            client.ping()
+            client.head_blob(REPO, BLOB_DIGEST)
     finally:
         transport.close()
-    assert [r.path for r in server.requests] == ["/v2/", "/v2/"]  # the probe, then the ping
+    assert [r.path for r in server.requests] == ["/v2/", "/v2/team/app/blobs/" + BLOB_DIGEST]  # the probe, then the HEAD
 
 
 # -- error bodies ---------------------------------------------------------------------

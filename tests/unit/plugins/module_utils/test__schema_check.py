@@ -19,6 +19,7 @@ jsonschema = pytest.importorskip("jsonschema")
 from ansible_collections.imagepusher.registry.plugins.module_utils import _media_types as mt  # noqa: E402
 from ansible_collections.imagepusher.registry.plugins.module_utils import _schemas  # noqa: E402
 from ansible_collections.imagepusher.registry.plugins.module_utils._schema_check import surely_valid  # noqa: E402
+from tests.unit.plugins.module_utils.documents import DELETE, with_  # noqa: E402
 
 D = "sha256:" + "a" * 64
 PLATFORM = {"os": "linux", "architecture": "arm64", "variant": "v8", "os.features": ["x"], "features": ["y"]}
@@ -42,7 +43,6 @@ DOCUMENTS = [
 REPLACEMENTS = [None, True, False, 0, 2, -1, 1.0, 2.0, 2 ** 63, 2 ** 63 - 1, "", "x", "sha256", D, D + "\n",
                 "a/b", "a/b\n", "not base64!", mt.OCI_INDEX, mt.OCI_MANIFEST, mt.DOCKER_MANIFEST, [], ["x"], [1],
                 {}, {"k": 1}, {"os": "linux"}, {"digest": D, "size": 1}, {"mediaType": "a/b", "digest": D, "size": 1}]
-DELETE = object()
 
 
 def positions(value, path=()):
@@ -54,20 +54,6 @@ def positions(value, path=()):
     elif isinstance(value, list):
         for index, child in enumerate(value):
             yield from positions(child, path + (index,))
-
-
-def replaced(doc, path, value):
-    doc = copy.deepcopy(doc)
-    if not path:
-        return value
-    target = doc
-    for key in path[:-1]:
-        target = target[key]
-    if value is DELETE:
-        del target[path[-1]]
-    else:
-        target[path[-1]] = value
-    return doc
 
 
 def holds_float(value):
@@ -84,7 +70,7 @@ def variants():
             for value in REPLACEMENTS + [DELETE]:
                 if value is DELETE and not path:
                     continue
-                yield media_type, replaced(doc, path, value)
+                yield media_type, with_(doc, path, value)
 
 
 @pytest.mark.parametrize("media_type, doc", DOCUMENTS, ids=[d[0] for d in DOCUMENTS])

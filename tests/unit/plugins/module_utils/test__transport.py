@@ -624,3 +624,38 @@ def test_read_limited_stops_reading_once_over_the_limit():
 
     assert len(_transport.read_limited(endless(), 25)) == 26
     assert len(taken) == 3
+
+
+# -- the cached environment gives what requests' own merge gives --------------------------------
+
+ENVIRONMENTS = {
+    "nothing": {},
+    "https_proxy": {"HTTPS_PROXY": "http://proxy.test:3128", "https_proxy": "http://proxy.test:3128"},
+    "no_proxy_exempts_the_host": {"HTTPS_PROXY": "http://proxy.test:3128", "https_proxy": "http://proxy.test:3128",
+                                  "NO_PROXY": "other.test,reg.test", "no_proxy": "other.test,reg.test"},
+    "requests_ca_bundle": {"REQUESTS_CA_BUNDLE": "/etc/host/ca.pem"},
+    "curl_ca_bundle": {"CURL_CA_BUNDLE": "/etc/curl/ca.pem"},
+}
+PROXY_AND_CA_VARIABLES = ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"]
+
+
+@pytest.mark.parametrize("verify", [True, None, False, "/etc/ours/ca.pem"])
+@pytest.mark.parametrize("environment", sorted(ENVIRONMENTS))
+def test_the_cached_environment_merges_as_requests_does(monkeypatch, environment, verify):
+    for name in PROXY_AND_CA_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    for name, value in ENVIRONMENTS[environment].items():
+        monkeypatch.setenv(name, value)
+    url = "https://reg.test/v2/team/app/manifests/v1"
+    expected = requests.Session().merge_environment_settings(url, {}, False, verify, None)
+    session = _transport._Session()
+    first = session.merge_environment_settings(url, {}, False, verify, None)  # reads the environment
+    again = session.merge_environment_settings(url, {}, False, verify, None)  # from what it kept
+    assert first == again == expected
+    assert list(session._environment) == [("https", "reg.test")]  # the second answer came from what it kept
+    # what each case is there for (requests' own answer, so the comparison above is not a vacuous one)
+    proxy = {"https_proxy": "http://proxy.test:3128"}.get(environment)
+    bundle = {"requests_ca_bundle": "/etc/host/ca.pem", "curl_ca_bundle": "/etc/curl/ca.pem"}.get(environment)
+    assert expected["proxies"].get("https") == proxy
+    assert expected["verify"] == (bundle or True if verify in (True, None) else verify)

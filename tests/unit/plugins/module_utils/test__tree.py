@@ -29,7 +29,6 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._tree import 
     complete_tree,
     config_platform,
     entry_tree,
-    is_config,
     is_foreign,
     narrow,
     narrow_stored,
@@ -193,7 +192,7 @@ def test_narrow_an_image_manifest():
         narrow(store.image("amd64", [b"x"]), ["linux/amd64"])
 
 
-# -- config_platform / is_config -----------------------------------------------------------------
+# -- config_platform -----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("config, expected", [
     (config_of("amd64"), "linux/amd64"),
@@ -211,17 +210,6 @@ def test_narrow_an_image_manifest():
 ])
 def test_config_platform(config, expected):
     assert config_platform(config) == expected
-
-
-@pytest.mark.parametrize("media_type, expected", [
-    (mt.OCI_CONFIG, True), (mt.DOCKER_CONFIG, True), (mt.OCI_LAYER_GZIP, False), (mt.OCI_MANIFEST, False),
-])
-def test_is_config(media_type, expected):
-    store = Store()
-    image = store.image("amd64", [b"x"])
-    descriptor = image.config
-    descriptor.media_type = media_type
-    assert is_config(descriptor) is expected
 
 
 # -- the tolerant walk -------------------------------------------------------------------------

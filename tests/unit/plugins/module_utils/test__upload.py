@@ -13,7 +13,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._registry imp
 from ansible_collections.imagepusher.registry.plugins.module_utils._retry import RetryBudget
 from ansible_collections.imagepusher.registry.plugins.module_utils._sessions import NoSessions, UploadSessions
 from ansible_collections.imagepusher.registry.plugins.module_utils._transport import Transport
-from ansible_collections.imagepusher.registry.plugins.module_utils._upload import upload_blob, upload_stream
+from ansible_collections.imagepusher.registry.plugins.module_utils._upload import send_blob, upload_stream
 from tests.unit.plugins.module_utils.fake_http import FakeServer, Reply
 
 DATA = b"0123456789abcdef"  # 16 bytes
@@ -21,6 +21,11 @@ DIGEST = of_bytes(DATA)
 SIZE = len(DATA)
 TARGET = ImageReference.parse("reg.test/team/app:v1")
 DROP = TransportError("connection to registry reg.test dropped mid-transfer: reset")
+
+
+def upload_blob(*args, **kwargs):
+    """The bytes send_blob says it sent (its action is checked where it matters)."""
+    return send_blob(*args, **kwargs)[1]
 
 
 @pytest.fixture(autouse=True)
@@ -111,7 +116,8 @@ def test_a_failed_patch_restarts_from_where_the_registry_stands(blob):
     # chunk two dropped: the registry holds 4 bytes, so the upload goes on from byte 4
     assert patches(client) == [(0, DATA[:4]), (4, DATA[4:8]), (4, DATA[4:8]), (8, DATA[8:12]), (12, DATA[12:])]
     assert ("status", "/up/0?at=4") in client.calls
-    assert sent == 12 and counted == [1] and budget.spent == 1  # as before: the call that failed is not counted
+    # the 4 bytes acknowledged before the drop count too: the registry holds all 16 from this run
+    assert sent == SIZE and counted == [1] and budget.spent == 1  # as before: the call that failed is not counted
     assert client.calls[-1][0] == "finish"
 
 
@@ -121,6 +127,20 @@ def test_a_failed_patch_with_the_session_gone_starts_a_new_one(blob):
     assert upload_blob(client, TARGET, DIGEST, SIZE, blob, NoSessions(), budget) == SIZE
     assert [c[0] for c in client.calls] == ["start", "patch", "status", "start", "patch", "finish"]
     assert client.calls[-1][1] == "/up/1?at=16"
+
+
+def test_bytes_sent_again_to_a_session_started_over_are_counted_once(blob):
+    client = FakeClient(patches=[None, DROP], held=None)  # 4 bytes acknowledged, then the session is gone
+    sent = upload_blob(client, TARGET, DIGEST, SIZE, blob, NoSessions(), quiet_budget(), chunk_size=4)
+    assert [start for start, _data in patches(client)] == [0, 4, 0, 4, 8, 12]
+    assert sent == SIZE
+
+
+def test_a_registry_that_lost_acknowledged_bytes_gets_them_again_counted_once(blob):
+    client = FakeClient(patches=[None, None, DROP], held=4)  # 8 bytes acknowledged, then it holds only 4
+    sent = upload_blob(client, TARGET, DIGEST, SIZE, blob, NoSessions(), quiet_budget(), chunk_size=4)
+    assert [start for start, _data in patches(client)] == [0, 4, 8, 4, 8, 12]
+    assert sent == SIZE
 
 
 def test_a_retryable_status_on_the_patch_is_retried_by_the_upload(blob):
@@ -242,6 +262,70 @@ def test_request_retries_and_restarts_draw_from_one_budget(blob):
     # spend the budget of 3: the second PATCH's 503 is final.
     assert [r.method for r in server.requests] == ["POST", "POST", "POST", "PATCH", "GET", "POST", "PATCH"]
     assert transport.retry_count == budget.spent == 3 and len(sleeps) == 3
+
+
+class PartialRegistry:
+    """An in-process registry whose upload session keeps the bytes it acknowledged; the PATCHes listed in
+    `drop_after` (by number) keep only that many bytes of their body and cut the connection instead of
+    answering. It completes the session only when the bytes it holds are the blob."""
+
+    def __init__(self, drop_after):
+        self.drop_after = dict(drop_after)
+        self.held = bytearray()
+        self.patches = 0
+        self.completed = None
+
+    def app(self, request, handler):
+        here = {"Location": "/v2/team/app/blobs/uploads/s1", "Range": "0-%d" % (len(self.held) - 1)}
+        if request.method == "POST":
+            self.held = bytearray()
+            return Reply(202, b"", {"Location": "/v2/team/app/blobs/uploads/s1"})
+        if request.method == "GET":
+            return Reply(204, b"", here)
+        if request.method == "PATCH":
+            start = int(request.headers["Content-Range"].split("-")[0])
+            assert start == len(self.held), "a PATCH that does not go on from what the session holds"
+            keep = self.drop_after.pop(self.patches, None)
+            self.patches += 1
+            self.held += request.body if keep is None else request.body[:keep]
+            if keep is not None:
+                handler.close_connection = True  # no answer: the client sees the connection drop
+                return None
+            return Reply(202, b"", dict(here, Range="0-%d" % (len(self.held) - 1)))
+        self.completed = bytes(self.held)  # the PUT with the digest
+        return Reply(201 if self.completed == DATA else 400)
+
+
+@pytest.mark.parametrize("kept", [0, 2])
+def test_bytes_acknowledged_before_a_failed_patch_are_counted_once(blob, kept):
+    """The second of four 4-byte PATCHes drops after the registry acknowledged the first (and kept
+    `kept` bytes of the second): the bytes reported are every byte the registry holds, each once."""
+    registry = PartialRegistry({1: kept})
+    transport = Transport(retries=3, timeout=5, sleep=lambda _delay: None)
+    with FakeServer(registry.app) as server:
+        client = RegistryClient("reg.test", transport, api_host=server.host, plain_http=True)
+        budget = transport.new_budget()
+        sent = upload_blob(client, TARGET, DIGEST, SIZE, blob, NoSessions(), budget, chunk_size=4)
+        transport.close()
+    assert registry.completed == DATA and budget.spent == 1
+    ranges = [r.headers["Content-Range"] for r in server.requests if r.method == "PATCH"]
+    assert ranges[:2] == ["0-3", "4-7"] and ranges[2] == "%d-%d" % (4 + kept, 7 + kept)  # on from what it holds
+    assert sent == SIZE
+
+
+def test_a_resumed_session_counts_only_the_bytes_this_run_sent(blob, tmp_path):
+    """An earlier run left 6 bytes in a session; this run's second PATCH drops after 2 of its bytes."""
+    registry = PartialRegistry({1: 2})
+    registry.held = bytearray(DATA[:6])
+    sessions = UploadSessions(str(tmp_path / "cache"))
+    transport = Transport(retries=3, timeout=5, sleep=lambda _delay: None)
+    with FakeServer(registry.app) as server:
+        sessions.save(TARGET.registry, TARGET.repository, DIGEST, server.url + "/v2/team/app/blobs/uploads/s1", 6)
+        client = RegistryClient("reg.test", transport, api_host=server.host, plain_http=True)
+        result = _upload.send_blob(client, TARGET, DIGEST, SIZE, blob, sessions, transport.new_budget(), chunk_size=4)
+        transport.close()
+    assert registry.completed == DATA
+    assert result == ("resumed", SIZE - 6)
 
 
 class Stream:
