@@ -30,6 +30,12 @@ _COLLECTIONS_DIR = make_collections_dir(tempfile.mkdtemp(prefix="imagepusher-pyt
 atexit.register(shutil.rmtree, _COLLECTIONS_DIR, ignore_errors=True)
 sys.path.insert(1, str(_COLLECTIONS_DIR))
 
+# Ansible's collection loader on that path, before any test touches Ansible (it keeps the first one
+# set up): a Templar built by a unit test then finds this collection's filters by their names.
+from tests.support import collection_plugins  # noqa: E402
+
+collection_plugins.install()
+
 _INTEGRATION_DIR = REPO_ROOT / "tests" / "integration"
 
 

@@ -23,6 +23,8 @@ import yaml
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
 
+
+from ansible_collections.imagepusher.registry.plugins.filter import mirror_summary
 from ansible_collections.imagepusher.registry.plugins.module_utils._module import (
     cache_argument_spec,
     registry_argument_spec,
@@ -188,13 +190,13 @@ def test_no_log_when_any_password_is_set(render, mirror_task, variables, hidden)
 
 def test_summary_copies_only_what_image_mirror_returns_per_image(summary_task):
     described = " ".join(module_doc("image_mirror", "RETURN")["images"]["description"])
-    copied = summary_task["vars"]["mirror_images_copied_keys"]
+    copied = mirror_summary.COPIED_KEYS
     for key in copied:
         assert "C(%s)" % key in described, "image_mirror does not return %s per image" % key
     derived = {"pulled", "pushed"}
     assert SUMMARY_KEYS <= set(copied) | derived, SUMMARY_KEYS - set(copied) - derived
-    assert "bytes_downloaded" in summary_task["vars"]["mirror_images_pulled"]
-    assert "'changed'" in summary_task["vars"]["mirror_images_pushed"] and "C(changed)" in described
+    assert "imagepusher.registry.mirror_summary" in summary_task["ansible.builtin.set_fact"]["mirror_images_results"]
+    assert "C(changed)" in described
 
 
 def test_summary_from_the_registered_images(render, summary_task):

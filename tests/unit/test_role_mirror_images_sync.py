@@ -16,6 +16,7 @@ import yaml
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
 
+
 ROLE = Path(__file__).resolve().parents[2] / "roles" / "mirror_images"
 HOSTS = ["web-2", "web-10", "web-1"]
 LIST = [{"source": "src.example/team/app-%d:v1" % n, "target": "dst.example/team/app-%d" % n} for n in range(12)]
