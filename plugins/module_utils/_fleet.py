@@ -13,7 +13,8 @@ if it were alone; its endpoints are wrapped here so that, across the images of o
 - a blob is uploaded once per target registry: the first image uploads it into its own
   repository, the others wait and then mount it from there (`mounted`; the registry falls
   back to an upload where it refuses the mount), once per repository: the other tags of
-  that repository wait for the mount and find the blob there (`exists`).
+  that repository wait for the mount and find the blob there (`exists`),
+- a manifest pushed by digest (an index's platform manifest) is pushed once per repository.
 
 A claim whose work failed is taken over by the next image that needs the blob, so one
 image's failure never fails another. Nobody waits while holding a slot, and an upload that
@@ -151,6 +152,20 @@ class FleetTarget(_Wrapped):
 
         return self.fleet.run(("upload", self.inner.registry, digest), upload, owner=self.inner.repository,
                               after_other=uploaded_by_another)
+
+    def put_manifest(self, ref, manifest):
+        """A manifest pushed by digest (a platform manifest of an index), once per repository for the task.
+
+        Two tags of one image (1.2 and 1.2.3) push the same platform manifests into the same repository;
+        Distribution rewrites the repository's link to a manifest in place on each PUT, and the other
+        tag's index PUT, which reads those links to verify its platforms, would find one empty. A tag
+        is pushed by each image: every tag needs its own PUT.
+        """
+        if ref != manifest.digest:
+            return self.inner.put_manifest(ref, manifest)
+        key = ("manifest", self.inner.registry, self.inner.repository, manifest.digest)
+        return self.fleet.run(key, lambda: self.inner.put_manifest(ref, manifest),
+                              after_other=lambda _claim: None, slot=False)
 
     def stream_blob(self, digest, size, handoff):
         claim, mine = self.fleet.claim(("upload", self.inner.registry, digest), self.inner.repository)

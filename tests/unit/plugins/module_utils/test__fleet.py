@@ -155,3 +155,28 @@ def test_tags_of_one_repository_mount_a_blob_uploaded_elsewhere_once():
     assert log == [("team/b", ("team/a",))]
     assert sorted(r[0] for r in results) == [_plan.EXISTS] * 3 + [_plan.MOUNTED]
     assert uploader.put_blob(DIGEST, 10, None) == (_plan.EXISTS, 0)
+
+
+class Manifest:
+    def __init__(self, digest):
+        self.digest = digest
+
+
+class ManifestTarget(Target):
+    def put_manifest(self, ref, manifest):
+        time.sleep(0.02)
+        self.log.append((self.repository, "put", ref))
+
+
+def test_a_platform_manifest_two_tags_share_is_pushed_once_per_repository_and_each_tag_once():
+    # Tags 1.2 and 1.2.3 of one multi-platform image: Distribution rewrites the manifest's link on each
+    # PUT, and the other tag's index PUT reads it to verify its platforms.
+    fleet, log = Fleet(4), []
+    child = Manifest("sha256:" + "c" * 64)
+    tags = [fleet.target(ManifestTarget("team/a", log)) for _n in range(3)]
+    other = fleet.target(ManifestTarget("team/b", log))
+    in_threads([lambda t=t: t.put_manifest(child.digest, child) for t in tags + [other]])
+    assert sorted(log) == [("team/a", "put", child.digest), ("team/b", "put", child.digest)]
+    index = Manifest("sha256:" + "d" * 64)
+    in_threads([lambda t=t, tag=tag: t.put_manifest(tag, index) for t, tag in zip(tags, ("1.2", "1.2.3", "1"))])
+    assert sorted(entry[2] for entry in log if entry[2] != child.digest) == ["1", "1.2", "1.2.3"]
