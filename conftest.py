@@ -40,8 +40,9 @@ _INTEGRATION_DIR = REPO_ROOT / "tests" / "integration"
 
 
 # The longest test files (seconds in a CI run, 2026-12-05), started first: `make test` hands whole files
-# to two workers (--dist loadfile), and one of these starting last kept a worker busy for minutes after
-# the other ran out of work. The thousands of small unit tests come last and fill the gaps.
+# to two workers (--dist loadfile, in this order with --no-loadscope-reorder), and one of these starting
+# last kept a worker busy for minutes after the other ran out of work. The thousands of small unit tests
+# come last and fill the gaps.
 _LONGEST_FIRST = ("test_image_pull.py", "test_faults.py", "test_registries_conf.py", "test_bench_smoke.py",
                   "test_bad_options.py", "test_image_mirror_no_cache.py", "test_image_push.py",
                   "test_image_mirror_sync.py", "test_image_cache.py", "test_image_push_source.py", "test_progress.py")
