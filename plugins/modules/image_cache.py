@@ -340,6 +340,10 @@ bytes_imported:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.imagepusher.registry.plugins.module_utils import _bytecode_cache
+
+_bytecode_cache.install()  # first: the module_utils below are then compiled once, not at every run
+
 from ansible_collections.imagepusher.registry.plugins.module_utils import _archive
 from ansible_collections.imagepusher.registry.plugins.module_utils import _archive_import
 from ansible_collections.imagepusher.registry.plugins.module_utils import _cache_admin

@@ -297,6 +297,10 @@ rate_limits:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.imagepusher.registry.plugins.module_utils import _bytecode_cache
+
+_bytecode_cache.install()  # first: the module_utils below are then compiled once, not at every run
+
 from ansible_collections.imagepusher.registry.plugins.module_utils import _inspect
 from ansible_collections.imagepusher.registry.plugins.module_utils import _module
 

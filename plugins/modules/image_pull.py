@@ -275,6 +275,10 @@ done:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.imagepusher.registry.plugins.module_utils import _bytecode_cache
+
+_bytecode_cache.install()  # first: the module_utils below are then compiled once, not at every run
+
 from ansible_collections.imagepusher.registry.plugins.module_utils import _copy
 from ansible_collections.imagepusher.registry.plugins.module_utils import _module
 from ansible_collections.imagepusher.registry.plugins.module_utils import _progress

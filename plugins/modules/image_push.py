@@ -331,6 +331,10 @@ import re
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.imagepusher.registry.plugins.module_utils import _bytecode_cache
+
+_bytecode_cache.install()  # first: the module_utils below are then compiled once, not at every run
+
 from ansible_collections.imagepusher.registry.plugins.module_utils import _cache
 from ansible_collections.imagepusher.registry.plugins.module_utils import _copy
 from ansible_collections.imagepusher.registry.plugins.module_utils import _module

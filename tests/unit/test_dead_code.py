@@ -22,6 +22,7 @@ CALLED_BY_LIBRARIES = {
     "seekable",  # tarfile asks its stream
     "_extfileobj",  # tarfile closes the object it was given unless this says it is not its own
     "rebuild_auth",  # requests, on every redirect
+    "create_module", "exec_module", "get_filename",  # the import system, of a loader (_bytecode_cache)
 }
 LOOKED_AT_BY_TESTS = {
     "cached_token",  # the token an Authenticator keeps: header_for() would fetch a new one instead
