@@ -54,6 +54,10 @@ CALLBACK_DIR = Path(__file__).resolve().parent / "callback"
 # Dropped from the inherited environment so a developer's settings (or credentials) cannot
 # change what the tests see.
 _DROP_PREFIXES = ("ANSIBLE_",)
+# The modules' compiled module_utils (plugins/module_utils/_bytecode_cache.py), shared by every workspace of
+# every test process: each workspace has its own HOME, and its own cache would mean compiling them again in
+# every test's first task. Keyed by the sources' hashes, so a changed file is never served stale.
+SHARED_BYTECODE_DIR = Path(tempfile.gettempdir()) / f"imagepusher-test-bytecode-{os.geteuid()}"
 _DROP_VARS = ("DOCKER_CONFIG", "REGISTRY_AUTH_FILE", "XDG_CACHE_HOME", "XDG_CONFIG_HOME",
               "XDG_RUNTIME_DIR", "IMAGEPUSHER_TEST_RESULTS")
 
@@ -308,11 +312,12 @@ class AnsibleWorkspace:
             # Progress runs every transferring task as an async job (about a second more per task); the
             # tests of that path turn it back on (test_progress.py, the oldest-core smoke run, ansible-test).
             "IMAGEPUSHER_PROGRESS": "false",
+            "IMAGEPUSHER_BYTECODE_CACHE": str(SHARED_BYTECODE_DIR),
         })
         if results_file is not None:
             env["IMAGEPUSHER_TEST_RESULTS"] = str(results_file)
         env.update(extra or {})
-        return env
+        return {name: value for name, value in env.items() if value is not None}  # None in `extra`: unset
 
     def start_playbook(self, playbook, extra_vars: dict | None = None, *, check=False,
                        diff=False, env: dict | None = None, timeout: float = 300,
@@ -344,7 +349,7 @@ class AnsibleWorkspace:
     def run_playbook(self, playbook, extra_vars: dict | None = None, *, check=False,
                      diff=False, env: dict | None = None, timeout: float = 300,
                      args=()) -> PlaybookRun:
-        """Run a playbook (a path, or YAML text) and wait. ``env`` adds/overrides variables;
+        """Run a playbook (a path, or YAML text) and wait. ``env`` adds/overrides variables (None unsets one);
         ``args`` are extra ansible-playbook arguments (e.g. ["-vvv"])."""
         return self.start_playbook(playbook, extra_vars, check=check, diff=diff, env=env,
                                    timeout=timeout, args=args).wait()
