@@ -202,7 +202,7 @@ class CachedSourceLoader:
         return None  # the default module object, as the zip's loader makes
 
     def exec_module(self, module):
-        exec(self.get_code(module.__name__), module.__dict__)  # pylint: disable=exec-used
+        exec(self.get_code(module.__name__), module.__dict__)
 
     def get_code(self, fullname):
         source, self._source = self._source, None

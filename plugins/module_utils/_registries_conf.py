@@ -27,14 +27,6 @@ __metaclass__ = type
 
 import os
 
-try:
-    import tomllib as _toml
-except ImportError:  # pragma: no cover - depends on the host's Python
-    try:
-        import tomli as _toml
-    except ImportError:
-        _toml = None
-
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import ImagePusherError
 from ansible_collections.imagepusher.registry.plugins.module_utils._reference import ImageReference
 
@@ -184,7 +176,7 @@ def load(explicit=None, environ=None, home=None):
     if explicit and not os.path.isfile(explicit):
         raise RegistriesConfError("registries_conf %s does not exist or is not a file" % explicit)
     files = find_files(explicit, environ, home)
-    if files and _toml is None:
+    if files and toml_reader() is None:
         return RegistriesConf(files=files, warnings=[
             "%s is not used: reading it needs Python 3.11+ (tomllib) or the tomli package (python3-tomli) on the "
             "managed host; registry rewriting, mirrors, insecure and blocked settings there are ignored"
@@ -196,6 +188,19 @@ def load(explicit=None, environ=None, home=None):
     return RegistriesConf(by_prefix.values(), files)
 
 
+def toml_reader():
+    """tomllib (Python 3.11+), else the tomli package, else None. Imported only when a file is there to read:
+    most runs have none, and tomllib costs every module start about 15 ms."""
+    try:
+        import tomllib as toml
+    except ImportError:  # pragma: no cover - depends on the host's Python
+        try:
+            import tomli as toml
+        except ImportError:
+            return None
+    return toml
+
+
 def read_file(path):
     try:
         with open(path, "rb") as handle:
@@ -204,12 +209,13 @@ def read_file(path):
         raise RegistriesConfError("cannot read registries.conf %s: %s" % (path, exc.strerror or exc), registries_conf=path)
     if len(data) > MAX_FILE_SIZE:
         raise RegistriesConfError("registries.conf %s is larger than %d bytes" % (path, MAX_FILE_SIZE), registries_conf=path)
+    toml = toml_reader()
     try:
         text = data.decode("utf-8")
-        return _toml.loads(text)
+        return toml.loads(text)
     except UnicodeDecodeError:
         raise RegistriesConfError("registries.conf %s is not UTF-8 text" % path, registries_conf=path)
-    except _toml.TOMLDecodeError as exc:
+    except toml.TOMLDecodeError as exc:
         # tomllib's message ends with "(at line N, column M)"
         raise RegistriesConfError("registries.conf %s is not valid TOML: %s" % (path, exc), registries_conf=path)
 

@@ -190,7 +190,7 @@ def test_a_later_drop_in_replaces_an_entry_with_the_same_prefix(tmp_path, monkey
 def test_without_a_toml_reader_an_existing_file_is_a_warning(tmp_path, monkeypatch):
     path = tmp_path / "registries.conf"
     path.write_text('[[registry]]\nlocation = "a.test"\nblocked = true\n')
-    monkeypatch.setattr(rc, "_toml", None)
+    monkeypatch.setattr(rc, "toml_reader", lambda: None)
     conf = rc.load(str(path))
     assert conf.registries == []
     assert len(conf.warnings) == 1 and str(path) in conf.warnings[0] and "tomli" in conf.warnings[0]
