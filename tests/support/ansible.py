@@ -56,7 +56,8 @@ CALLBACK_DIR = Path(__file__).resolve().parent / "callback"
 _DROP_PREFIXES = ("ANSIBLE_",)
 # The modules' compiled module_utils (plugins/module_utils/_bytecode_cache.py), shared by every workspace of
 # every test process: each workspace has its own HOME, and its own cache would mean compiling them again in
-# every test's first task. Keyed by the sources' hashes, so a changed file is never served stale.
+# every test's first task. Keyed by the sources' hashes, so a changed file is never served stale. A value set
+# in the caller's environment wins (IMAGEPUSHER_BYTECODE_CACHE=off: the tests as without the cache).
 SHARED_BYTECODE_DIR = Path(tempfile.gettempdir()) / f"imagepusher-test-bytecode-{os.geteuid()}"
 _DROP_VARS = ("DOCKER_CONFIG", "REGISTRY_AUTH_FILE", "XDG_CACHE_HOME", "XDG_CONFIG_HOME",
               "XDG_RUNTIME_DIR", "IMAGEPUSHER_TEST_RESULTS")
@@ -312,7 +313,7 @@ class AnsibleWorkspace:
             # Progress runs every transferring task as an async job (about a second more per task); the
             # tests of that path turn it back on (test_progress.py, the oldest-core smoke run, ansible-test).
             "IMAGEPUSHER_PROGRESS": "false",
-            "IMAGEPUSHER_BYTECODE_CACHE": str(SHARED_BYTECODE_DIR),
+            "IMAGEPUSHER_BYTECODE_CACHE": os.environ.get("IMAGEPUSHER_BYTECODE_CACHE", str(SHARED_BYTECODE_DIR)),
         })
         if results_file is not None:
             env["IMAGEPUSHER_TEST_RESULTS"] = str(results_file)
