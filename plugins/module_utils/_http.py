@@ -461,29 +461,41 @@ class Session:
         if timeout is not None and connection.timeout != timeout:
             connection.timeout = timeout
             connection.sock.settimeout(timeout)
-        all_headers = dict(headers)
-        all_headers.update(getattr(connection, "proxy_headers", {}))
+        all_headers, chunked = _framing(method, headers, getattr(connection, "proxy_headers", {}), body)
         try:
             connection.putrequest(method, target, skip_host=False, skip_accept_encoding=True)
-            chunked = body is not None and not isinstance(body, bytes) and \
-                not any(n.lower() in ("content-length", "transfer-encoding") for n in all_headers)
-            if chunked:
-                all_headers["Transfer-Encoding"] = "chunked"
-            elif body is None and method in ("POST", "PUT", "PATCH") and "content-length" not in \
-                    set(n.lower() for n in all_headers):
-                all_headers["Content-Length"] = "0"
-            elif isinstance(body, bytes) and "content-length" not in set(n.lower() for n in all_headers):
-                all_headers["Content-Length"] = str(len(body))
             for name, value in all_headers.items():
                 connection.putheader(name, value)
-            connection.endheaders(body, encode_chunked=chunked)
-            fp = connection.getresponse()
+            try:
+                connection.endheaders(body, encode_chunked=chunked)
+                cut = None
+            except (BrokenPipeError, ConnectionResetError) as exc:
+                cut = exc  # the server may have answered before reading the whole body (urllib3 2 reads it too)
+            try:
+                fp = connection.getresponse()
+            except (OSError, http_client.HTTPException) as exc:
+                raise (cut or exc)
+            if cut is not None:
+                fp.will_close = True  # an answer to a body cut short: never reuse that connection
         except (http_client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
             raise _StaleConnection(exc)
         except (OSError, http_client.HTTPException) as exc:
             self.discard(connection)
             raise _failure(exc) from exc
         return Response(self, key, connection, fp, SentRequest(method, url, headers), stream)
+
+
+def _framing(method, headers, proxy_headers, body):
+    """(headers to send, whether the body goes chunked): Content-Length as requests sets it."""
+    all_headers = dict(headers)
+    all_headers.update(proxy_headers)
+    names = set(n.lower() for n in all_headers)
+    chunked = body is not None and not isinstance(body, bytes) and not names & {"content-length", "transfer-encoding"}
+    if chunked:
+        all_headers["Transfer-Encoding"] = "chunked"
+    elif "content-length" not in names and (body is not None or method in ("POST", "PUT", "PATCH")):
+        all_headers["Content-Length"] = str(len(body)) if isinstance(body, bytes) else "0"
+    return all_headers, chunked
 
 
 class _StaleConnection(Exception):
