@@ -33,6 +33,7 @@ import base64
 import http.client as http_client
 import ipaddress
 import json
+import os
 import select
 import ssl
 import threading
@@ -84,8 +85,10 @@ def build_context(verify, cert, default_bundle):
     """One client SSLContext: `verify` False, a CA bundle path, or None (`default_bundle`, else the system's)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.options |= ssl.OP_NO_COMPRESSION
+    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_TICKET  # as urllib3 sets them
     context.post_handshake_auth = True
+    if os.environ.get("SSLKEYLOGFILE"):
+        context.keylog_filename = os.environ["SSLKEYLOGFILE"]
     if verify is False:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE

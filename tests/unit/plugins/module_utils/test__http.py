@@ -4,7 +4,9 @@
 """The http.client layer (prototype) against in-process servers: pooling, redirects, bodies, proxies, TLS."""
 
 import gzip
+import socket
 import ssl
+import threading
 
 import pytest
 
@@ -261,3 +263,72 @@ def test_the_transport_uses_it_when_the_variable_says_so(monkeypatch, pki):  # n
 def test_the_default_is_still_requests(monkeypatch):
     monkeypatch.delenv("IMAGEPUSHER_HTTP", raising=False)
     assert not isinstance(Transport(timeout=5, retries=0).session, _http.Session)
+
+
+class TunnelProxy:
+    """A CONNECT-only proxy: answers 200 and pipes bytes both ways; records the CONNECT lines and their headers."""
+
+    def __init__(self):
+        self.seen = []
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(8)
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def url(self):
+        return "http://user:secret@127.0.0.1:%d" % self._listener.getsockname()[1]
+
+    def _serve(self):
+        while True:
+            try:
+                client, _address = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._tunnel, args=(client,), daemon=True).start()
+
+    def _tunnel(self, client):
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += client.recv(4096)
+        lines = head.split(b"\r\n")
+        self.seen.append((lines[0].decode(), [line.decode() for line in lines[1:] if line]))
+        host, port = lines[0].split()[1].decode().rsplit(":", 1)
+        upstream = socket.create_connection((host, int(port)))
+        client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        for source, sink in ((client, upstream), (upstream, client)):
+            threading.Thread(target=_pipe, args=(source, sink), daemon=True).start()
+
+    def close(self):
+        self._listener.close()
+
+
+def _pipe(source, sink):
+    try:
+        while True:
+            data = source.recv(65536)
+            if not data:
+                break
+            sink.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for end in (source, sink):
+            try:
+                end.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def test_https_goes_through_a_connect_tunnel_with_proxy_credentials(pki):  # noqa: F811 pylint: disable=redefined-outer-name
+    proxy = TunnelProxy()
+    with tls_server(lambda request, handler: Reply(200, b"tunnelled"), pki) as server:
+        http = session(verify=str(pki["ca"]), environ_proxies={"https": proxy.url})
+        bodies = [http.request("GET", "https://%s/v2/" % server.host, headers={"Authorization": "Bearer t"}).content
+                  for _ in range(2)]
+    proxy.close()
+    assert bodies == [b"tunnelled"] * 2 and http.connections_made == 1
+    connect, headers = proxy.seen[0]
+    assert connect == "CONNECT %s HTTP/1.0" % server.host or connect == "CONNECT %s HTTP/1.1" % server.host
+    assert "Proxy-Authorization: Basic dXNlcjpzZWNyZXQ=" in headers and not any("Bearer" in h for h in headers)
+    assert server.requests[0].headers["Authorization"] == "Bearer t"
