@@ -477,7 +477,9 @@ class Session:
             try:
                 fp = connection.getresponse()
             except (OSError, http_client.HTTPException) as exc:
-                raise (cut or exc)
+                if cut is None:
+                    raise
+                raise cut from exc
             if cut is not None:
                 fp.will_close = True  # an answer to a body cut short: never reuse that connection
         except (http_client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
