@@ -212,12 +212,10 @@ class Response:
             if encoding in ("gzip", "deflate") else None
         fp = self.raw._fp
         while True:
-            try:
-                chunk = fp.read(chunk_size) if not fp.isclosed() else b""
-                if not chunk and fp.length:
-                    raise http_client.IncompleteRead(b"", fp.length)
-            except (OSError, http_client.HTTPException) as exc:
-                raise _failure(exc) from exc
+            # OSError / HTTPException go up as they are, as from BodyReader's readinto path (it catches both)
+            chunk = fp.read(chunk_size) if not fp.isclosed() else b""
+            if not chunk and fp.length:
+                raise http_client.IncompleteRead(b"", fp.length)
             if not chunk:
                 break
             yield decoder.decompress(chunk) if decoder else chunk
@@ -425,6 +423,8 @@ class Session:
         if not stream:
             try:
                 response._content = response.content
+            except (OSError, http_client.HTTPException) as exc:
+                raise _failure(exc) from exc
             finally:
                 response.close()
         return response

@@ -47,7 +47,6 @@ except ImportError as exc:  # pragma: no cover - depends on the host
 
 from ansible_collections.imagepusher.registry.plugins.module_utils import _connection_errors
 from ansible_collections.imagepusher.registry.plugins.module_utils import _deadline
-from ansible_collections.imagepusher.registry.plugins.module_utils import _http
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import (
     TLSError,
     TransportError,
@@ -63,6 +62,17 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._tls_context 
 USER_AGENT = "imagepusher.registry/0.1"
 # PROTOTYPE: IMAGEPUSHER_HTTP=client sends through _http.py (http.client) instead of requests.
 HTTP_LAYER_VARIABLE = "IMAGEPUSHER_HTTP"
+
+
+def _client_layer(verify, cert, pool_size):
+    """PROTOTYPE: an _http session and its (connection, TLS, other) failure classes. Imported only when asked
+    for: an AnsiballZ payload compiles every module_utils file it imports, at each run."""
+    from ansible_collections.imagepusher.registry.plugins.module_utils import _http
+    session = _http.Session(verify, cert, default_ca_bundle(), pool_size=pool_size, headers={"User-Agent": USER_AGENT},
+                            watchdog=_deadline.WATCHDOG)
+    return session, (_http.ConnectionFailure,), (_http.TLSFailure,), (_http.RequestFailure,)
+
+
 # Network reads are done in large chunks: 1-4 MiB measured 2.5x faster than 64 KiB here.
 CHUNK_SIZE = 1024 * 1024
 
@@ -314,9 +324,12 @@ class Transport:
                                    pool_maxsize=pool_size, max_retries=0)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
+        self._failures = (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+                          requests.exceptions.ChunkedEncodingError)
+        self._tls_failures, self._other_failures = (requests.exceptions.SSLError,), (requests.exceptions.RequestException,)
         if os.environ.get(HTTP_LAYER_VARIABLE) == "client":
-            self.session = _http.Session(self._verify, self._cert, default_ca_bundle(), pool_size=pool_size,
-                                         headers={"User-Agent": USER_AGENT}, watchdog=_deadline.WATCHDOG)
+            self.session, self._failures, self._tls_failures, self._other_failures = _client_layer(
+                self._verify, self._cert, pool_size)
         self.validate_certs = validate_certs
         if not validate_certs:
             try:
@@ -368,16 +381,15 @@ class Transport:
                     method, url, headers=headers, data=data, stream=stream,
                     allow_redirects=allow_redirects, timeout=timeout or self.timeout, verify=self._verify,
                     cert=self._cert)
-            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
-                    requests.exceptions.ChunkedEncodingError, _http.ConnectionFailure) as exc:
+            except self._failures as exc:
                 stall = _deadline.take_stall()  # the deadline shut it: a TLS read then fails as an SSLError too
-                if isinstance(exc, (requests.exceptions.SSLError, _http.TLSFailure)) and stall is None:
+                if isinstance(exc, self._tls_failures) and stall is None:
                     raise tls_error(host, exc, self.client_cert)
                 if _connection_errors.retry(stall or exc, budget):  # a bad name at once, a refusal briefly
                     continue
                 last_exc = stall or exc
                 break
-            except (requests.exceptions.RequestException, _http.RequestFailure) as exc:
+            except self._other_failures as exc:
                 raise TransportError("request to registry %s failed: %s" % (host, describe_connection_error(exc)),
                                      registry=host)
 
@@ -446,7 +458,7 @@ class BodyReader:
                 raise http_client.IncompleteRead(b"", self._fp.length)
             return count or 0
         except (OSError, http_client.HTTPException, requests.exceptions.ConnectionError, requests.exceptions.Timeout,
-                requests.exceptions.ChunkedEncodingError, _http.ConnectionFailure) as exc:
+                requests.exceptions.ChunkedEncodingError) as exc:
             raise TransportError("connection to registry %s dropped mid-transfer: %s"
                                  % (self.host, describe_connection_error(_deadline.take_stall() or exc)),
                                  registry=self.host)
