@@ -70,10 +70,10 @@ def operations(registry, client):
 
 
 def measure(fn, requests_each, n):
-    for _ in range(20):
+    for _round in range(20):
         fn()
     cpu0, wall0 = thread_cpu(), time.monotonic()
-    for _ in range(n):
+    for _round in range(n):
         fn()
     count = n * requests_each
     return (thread_cpu() - cpu0) * 1000 / count, (time.monotonic() - wall0) * 1000 / count

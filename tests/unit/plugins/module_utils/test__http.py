@@ -40,7 +40,7 @@ def test_a_connection_the_server_closed_is_not_reused():
         write_raw(handler, 200, {"Content-Length": "2"}, b"ok")  # keep-alive announced, then closed
     with FakeServer(app) as server:
         client = session()
-        statuses = [client.request("GET", server.url + "/v2/").status_code for _ in range(3)]
+        statuses = [client.request("GET", server.url + "/v2/").status_code for _round in range(3)]
     assert statuses == [200, 200, 200] and client.connections_made == 3
 
 
@@ -204,7 +204,7 @@ def test_plain_http_goes_through_the_proxy_with_the_absolute_uri():
         with ForwardProxy(hosts={"registry.test": "127.0.0.1"}) as proxy:
             client = session(environ_proxies={"http": proxy.url})
             url = "http://registry.test:%d/v2/" % server.port
-            bodies = [client.request("GET", url).content for _ in range(2)]
+            bodies = [client.request("GET", url).content for _round in range(2)]
     assert bodies == [b"via proxy"] * 2 and [r[1] for r in proxy.requests] == [url, url]
 
 
@@ -229,7 +229,7 @@ def test_one_context_for_every_tls_connection(pki):  # noqa: F811 pylint: disabl
     ports = []
     with tls_server(closing_app(ports), pki) as server:
         client = session(verify=str(pki["ca"]))
-        for _ in range(3):
+        for _round in range(3):
             assert client.request("GET", "https://%s/v2/" % server.host).status_code == 200
     assert client.contexts_built == 1 and len(set(ports)) == 3
 
@@ -328,7 +328,7 @@ def test_https_goes_through_a_connect_tunnel_with_proxy_credentials(pki):  # noq
     with tls_server(lambda request, handler: Reply(200, b"tunnelled"), pki) as server:
         client = session(verify=str(pki["ca"]), environ_proxies={"https": proxy.url})
         bodies = [client.request("GET", "https://%s/v2/" % server.host, headers={"Authorization": "Bearer t"}).content
-                  for _ in range(2)]
+                  for _round in range(2)]
     proxy.close()
     assert bodies == [b"tunnelled"] * 2 and client.connections_made == 1
     connect, headers = proxy.seen[0]
