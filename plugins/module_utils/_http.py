@@ -32,7 +32,6 @@ __metaclass__ = type
 import base64
 import http.client as http_client
 import ipaddress
-import json
 import os
 import select
 import ssl
@@ -159,8 +158,8 @@ class Headers(dict):
 class SentRequest:
     """What was sent (for _auth._sent_token: the Authorization header the answered request carried)."""
 
-    def __init__(self, method, url, headers):
-        self.method, self.url, self.headers = method, url, headers
+    def __init__(self, url, headers):
+        self.url, self.headers = url, headers
 
 
 class _Raw:
@@ -174,7 +173,7 @@ class _Raw:
 
 
 class Response:
-    """status_code, headers, url, request, history, raw._fp, iter_content(), content, json(), close()."""
+    """status_code, headers, url, request, raw._fp, iter_content(), content, close()."""
 
     def __init__(self, session, key, connection, fp, request, stream):
         self._session, self._key, self._connection = session, key, connection
@@ -183,7 +182,6 @@ class Response:
         self.headers = Headers(fp.getheaders())
         self.url = request.url
         self.request = request
-        self.history = []
         self.raw = _Raw(fp)
         self._content = None
         if not stream:
@@ -197,9 +195,6 @@ class Response:
         if self._content is None:
             self._content = b"".join(self._chunks(BLOCK_SIZE))
         return self._content
-
-    def json(self):
-        return json.loads(self.content.decode("utf-8"))
 
     def iter_content(self, chunk_size=1):
         if self._content is not None:
@@ -398,18 +393,18 @@ class Session:
     def request(self, method, url, headers=None, data=None, stream=False, allow_redirects=True, timeout=None,
                 **_ignored):
         """One exchange, redirects followed when allowed; raises ConnectionFailure when no answer came."""
-        history = []
+        redirects = 0
         sent = dict(self.headers)
         sent.update(headers or {})
         while True:
             response = self._exchange(method, url, sent, data, True, timeout)
             if not (allow_redirects and response.status_code in REDIRECTS and response.headers.get("Location")):
                 break
-            if len(history) >= MAX_REDIRECTS:
+            if redirects >= MAX_REDIRECTS:
                 response.close()
                 raise TooManyRedirects("exceeded %d redirects" % MAX_REDIRECTS)
             _drain_small(response)
-            history.append(response)
+            redirects += 1
             next_url = urljoin(url, response.headers["Location"])
             new_method = _redirect_method(response.status_code, method)
             sent = dict(sent)
@@ -421,7 +416,6 @@ class Session:
                 for name in [n for n in sent if n.lower() == "authorization"]:
                     del sent[name]
             method, url = new_method, next_url
-        response.history = history
         if not stream:
             try:
                 response._content = response.content
@@ -489,7 +483,7 @@ class Session:
         except (OSError, http_client.HTTPException) as exc:
             self.discard(connection)
             raise _failure(exc) from exc
-        return Response(self, key, connection, fp, SentRequest(method, url, headers), stream)
+        return Response(self, key, connection, fp, SentRequest(url, headers), stream)
 
 
 def _framing(method, headers, proxy_headers, body):

@@ -4,6 +4,7 @@
 """The http.client layer (prototype) against in-process servers: pooling, redirects, bodies, proxies, TLS."""
 
 import gzip
+import json
 import http.client
 import socket
 import ssl
@@ -88,7 +89,7 @@ def test_gzip_bodies_are_decoded():
     body = gzip.compress(b'{"a": 1}')
     with FakeServer(lambda request, handler: Reply(200, body, {"Content-Encoding": "gzip"})) as server:
         response = session().request("GET", server.url + "/json")
-    assert response.json() == {"a": 1} and server.requests[0].headers["Accept-Encoding"] == "gzip, deflate"
+    assert json.loads(response.content) == {"a": 1} and server.requests[0].headers["Accept-Encoding"] == "gzip, deflate"
 
 
 # -- redirects --------------------------------------------------------------------------------------
@@ -103,7 +104,7 @@ def test_a_redirect_to_another_host_drops_authorization_and_same_host_keeps_it()
             return Reply(404)
         with FakeServer(registry) as server:
             response = session().request("GET", server.url + "/same", headers={"Authorization": "Bearer t"})
-    assert response.content == b"blob" and [r.status_code for r in response.history] == [307, 307]
+    assert response.content == b"blob" and len(server.requests) == 2 and len(storage.requests) == 1
     assert [r.headers.get("Authorization") for r in server.requests] == ["Bearer t", "Bearer t"]
     assert storage.requests[0].headers.get("Authorization") is None and storage.requests[0].path == "/signed?sig=1"
     assert response.request.headers.get("Authorization") is None  # what _auth._sent_token reads
