@@ -32,13 +32,14 @@ __metaclass__ = type
 import base64
 import http.client as http_client
 import ipaddress
-import os
 import select
 import ssl
 import threading
 import zlib
 from urllib.parse import unquote, urlencode, urljoin, urlsplit
 from urllib.request import getproxies_environment, proxy_bypass_environment
+
+from ansible_collections.imagepusher.registry.plugins.module_utils._tls_context import build_context
 
 BLOCK_SIZE = 1024 * 1024  # bytes read from a request body per send(): as large as the transport's chunks
 REDIRECTS = (301, 302, 303, 307, 308)
@@ -78,32 +79,9 @@ def _failure(exc, proxied=False):
     return failure
 
 
-# -- TLS --------------------------------------------------------------------------------
-
-def build_context(verify, cert, default_bundle):
-    """One client SSLContext: `verify` False, a CA bundle path, or None (`default_bundle`, else the system's)."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_TICKET  # as urllib3 sets them
-    context.post_handshake_auth = True
-    if os.environ.get("SSLKEYLOGFILE"):
-        context.keylog_filename = os.environ["SSLKEYLOGFILE"]
-    if verify is False:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    elif verify or default_bundle:
-        context.load_verify_locations(cafile=verify or default_bundle)
-    else:
-        context.load_default_certs()
-    if cert:
-        certfile, keyfile = cert if isinstance(cert, tuple) else (cert, None)
-        context.load_cert_chain(certfile, keyfile)
-    return context
-
-
 # -- proxies ----------------------------------------------------------------------------
 
-def _bypassed(host, no_proxy):
+def no_proxy_exempts(host, no_proxy):
     """no_proxy as requests reads it: urllib's host/suffix matching plus CIDR ranges for IP addresses."""
     if not no_proxy:
         return False
@@ -124,7 +102,7 @@ def _bypassed(host, no_proxy):
 def environment_proxy(scheme, host, environ_proxies=None):
     """The proxy URL the environment names for scheme://host (None: go direct)."""
     proxies = getproxies_environment() if environ_proxies is None else environ_proxies
-    if _bypassed(host, proxies.get("no")):
+    if no_proxy_exempts(host, proxies.get("no")):
         return None
     return proxies.get(scheme) or proxies.get("all") or None
 
