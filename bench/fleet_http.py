@@ -1,4 +1,4 @@
-"""Cold fleet, requests against _http.py: image_mirror over N images, IMAGEPUSHER_HTTP unset vs =client.
+"""Cold fleet, requests against _http.py: image_mirror over N images, IMAGEPUSHER_HTTP=requests vs =client (the default).
 
     .venv/bin/python bench/fleet_http.py [--images 120] [--rounds 2]
 
@@ -30,7 +30,7 @@ from tests.support.ansible import make_collections_dir  # noqa: E402 pylint: dis
 from tests.support.registry import Registry  # noqa: E402 pylint: disable=wrong-import-position
 
 MODULE = "ansible_collections.imagepusher.registry.plugins.modules.image_mirror"
-LAYERS = {"requests": {}, "client": {"IMAGEPUSHER_HTTP": "client"}}
+LAYERS = {"requests": {"IMAGEPUSHER_HTTP": "requests"}, "client": {"IMAGEPUSHER_HTTP": "client"}}
 
 
 def process_cpu(pid):

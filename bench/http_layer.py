@@ -1,4 +1,4 @@
-"""CPU per request of the HTTP layer: requests (the default) against _http.py (IMAGEPUSHER_HTTP=client).
+"""CPU per request of the HTTP layer: requests (IMAGEPUSHER_HTTP=requests) against _http.py (the default).
 
     .venv/bin/python bench/http_layer.py [--n 300] [--rounds 3]
 
@@ -41,10 +41,7 @@ def thread_cpu():
 
 
 def transport(layer):
-    if layer == "client":
-        os.environ["IMAGEPUSHER_HTTP"] = "client"
-    else:
-        os.environ.pop("IMAGEPUSHER_HTTP", None)
+    os.environ["IMAGEPUSHER_HTTP"] = layer  # "client" (the default) or "requests"
     return _transport.Transport(timeout=30, retries=0)
 
 

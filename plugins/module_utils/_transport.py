@@ -19,8 +19,9 @@ Redirects (a blob GET sent to object storage) are followed by the session, which
 the Authorization header when the host changes; it never adds credentials of its own (no
 .netrc), so nothing of the registry's reaches another host.
 
-The session is requests' (_requests_layer.py) unless IMAGEPUSHER_HTTP=client asks for
-_http.Session (http.client); each is imported only when used.
+The session is _http.Session (http.client) unless IMAGEPUSHER_HTTP=requests asks for the
+requests session used before it (_requests_layer.py, kept for one release as the way back);
+each is imported only when used.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -49,13 +50,13 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._retry import
 )
 
 USER_AGENT = "imagepusher.registry/0.1"
-# IMAGEPUSHER_HTTP=client sends through _http.py (http.client), =requests through requests (_requests_layer.py).
+# IMAGEPUSHER_HTTP=requests sends through requests (_requests_layer.py); anything else through _http.py (http.client).
 HTTP_LAYER_VARIABLE = "IMAGEPUSHER_HTTP"
 
 
 def uses_requests():
     """Whether this run sends through requests (IMAGEPUSHER_HTTP=requests) rather than _http."""
-    return os.environ.get(HTTP_LAYER_VARIABLE) != "client"
+    return os.environ.get(HTTP_LAYER_VARIABLE) == "requests"
 
 
 def http_library_error():

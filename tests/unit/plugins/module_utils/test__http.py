@@ -247,7 +247,7 @@ def test_build_context_without_verification():
     assert context.verify_mode == ssl.CERT_NONE and not context.check_hostname
 
 
-def test_the_transport_uses_it_when_the_variable_says_so(monkeypatch, pki):  # noqa: F811 pylint: disable=redefined-outer-name
+def test_the_transport_uses_it_when_the_variable_says_client(monkeypatch, pki):  # noqa: F811 pylint: disable=redefined-outer-name
     monkeypatch.setenv("IMAGEPUSHER_HTTP", "client")
     transport = Transport(timeout=5, retries=0, ca_path=str(pki["ca"]))
     assert isinstance(transport.session, _http.Session)
@@ -264,8 +264,10 @@ def test_the_transport_uses_it_when_the_variable_says_so(monkeypatch, pki):  # n
     assert "set ca_path" in info.value.message
 
 
-def test_the_default_is_still_requests(monkeypatch):
+def test_it_is_the_default_and_requests_the_way_back(monkeypatch):
     monkeypatch.delenv("IMAGEPUSHER_HTTP", raising=False)
+    assert isinstance(Transport(timeout=5, retries=0).session, _http.Session)
+    monkeypatch.setenv("IMAGEPUSHER_HTTP", "requests")
     assert not isinstance(Transport(timeout=5, retries=0).session, _http.Session)
 
 

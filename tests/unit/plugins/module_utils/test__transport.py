@@ -607,6 +607,24 @@ def test_the_environment_is_read_once_per_registry_not_per_request(sleeps, monke
     assert looked_up == ["http://registry.invalid:5000/v2/"] and len(proxy.requests) == 3
 
 
+def test_the_http_layer_is_the_client_unless_requests_is_asked_for(monkeypatch):
+    for value, layer in ((None, _http.Session), ("client", _http.Session), ("anything", _http.Session),
+                         ("requests", _requests_layer.Session)):
+        if value is None:
+            monkeypatch.delenv("IMAGEPUSHER_HTTP", raising=False)
+        else:
+            monkeypatch.setenv("IMAGEPUSHER_HTTP", value)
+        transport = _transport.Transport(timeout=5)
+        assert type(transport.session) is layer  # pylint: disable=unidiomatic-typecheck
+        transport.close()
+        assert _transport.http_library_error() is None  # the client needs no library; requests is in the test venv
+    monkeypatch.setattr(_requests_layer, "HAS_REQUESTS", False)
+    monkeypatch.setattr(_requests_layer, "REQUESTS_IMPORT_ERROR", ImportError("no requests"))
+    assert _transport.http_library_error()[0] == "requests"  # only the way back needs it
+    monkeypatch.setenv("IMAGEPUSHER_HTTP", "client")
+    assert _transport.http_library_error() is None
+
+
 def test_the_http_client_reads_the_environment_once_per_registry_not_per_request(sleeps, monkeypatch):
     monkeypatch.setenv("IMAGEPUSHER_HTTP", "client")
     looked_up = []
