@@ -157,4 +157,3 @@ WATCHDOG = Watchdog()
 def take_stall():
     """The StallError behind the calling thread's last dropped connection, or None (see Watchdog)."""
     return WATCHDOG.take_stall()
-
