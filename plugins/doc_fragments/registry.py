@@ -61,8 +61,9 @@ options:
       - PEM file, or directory of PEM files, of CA certificates that signed the registry's certificate.
       - A directory does not need to be prepared with C(c_rehash) or C(openssl rehash); every certificate in
         every file directly in it is read.
-      - These certificates are trusted in addition to the default CA bundle (E(REQUESTS_CA_BUNDLE) when set),
-        so a registry that redirects blob downloads to public object storage keeps working.
+      - These certificates are trusted in addition to the default CA bundle (E(REQUESTS_CA_BUNDLE) or
+        E(CURL_CA_BUNDLE) when set, else C(certifi)'s bundle when that package is installed, else the system's), so a
+        registry that redirects blob downloads to public object storage keeps working.
     type: path
   client_cert:
     description:
@@ -142,7 +143,12 @@ options:
       - A file that is not valid TOML fails the task with a message naming the file and the line.
     type: path
 notes:
-  - Proxies are taken from the environment (E(HTTPS_PROXY), E(HTTP_PROXY), E(NO_PROXY)); ~/.netrc is not read.
+  - Proxies are taken from the environment (E(HTTPS_PROXY), E(HTTP_PROXY), E(ALL_PROXY), E(NO_PROXY), lower-case
+    names first); ~/.netrc is not read. A proxy must be an C(http://) one (HTTPS goes through it in a C(CONNECT)
+    tunnel); an C(https://) proxy URL is refused with a message saying so.
+  - HTTP is sent with Python's own C(http.client). E(IMAGEPUSHER_HTTP=requests) on the host that runs the module
+    sends it through the C(requests) library instead, as earlier releases did (C(requests) must then be installed);
+    that way back is kept for one release.
   - When the registry redirects a download to another host (object storage), the registry's
     C(Authorization) header is not sent there.
   - A registry that announces its quota (Docker Hub's C(ratelimit-limit) and C(ratelimit-remaining) headers, or the

@@ -8,7 +8,7 @@ connection (a registry that is down, a wrong port, a dead proxy) is retried for 
 seconds at most (_retry.REFUSED_WAIT), whatever `retries` allows; other drops and timeouts
 use the whole budget. The message names the proxy a request went through and where its
 setting came from (HTTPS_PROXY, https_proxy, ALL_PROXY... as requests reads them, NO_PROXY
-considered), and says how many attempts were made over how long.
+considered as _http routes by it), and says how many attempts were made over how long.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -17,8 +17,10 @@ __metaclass__ = type
 
 import os
 import socket
+from urllib.parse import urlsplit
 
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import TransportError
+from ansible_collections.imagepusher.registry.plugins.module_utils._http import no_proxy_exempts
 
 DNS = "dns"
 REFUSED = "refused"
@@ -80,14 +82,9 @@ def proxy_setting(url, environ=None):
 
 
 def _bypassed(url, environ):
+    """NO_PROXY read by the code that routes the requests (_http), so the message and the route agree."""
     no_proxy = environ.get("no_proxy") or environ.get("NO_PROXY")
-    if not no_proxy:
-        return False
-    try:
-        from requests.utils import should_bypass_proxies
-    except ImportError:  # pragma: no cover - the transport needs requests anyway
-        return False
-    return should_bypass_proxies(url, no_proxy=no_proxy)
+    return no_proxy_exempts(urlsplit(url).netloc, no_proxy)
 
 
 def unreachable(exc, url, host, attempts, elapsed, reason, environ=None):

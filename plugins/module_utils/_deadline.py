@@ -27,16 +27,6 @@ import threading
 import time
 import weakref
 
-# requests is imported through _requests_lib first (without the character-set detector it would load)
-from ansible_collections.imagepusher.registry.plugins.module_utils import _requests_lib  # noqa: F401 pylint: disable=unused-import
-
-try:
-    import requests.adapters
-    from urllib3 import connectionpool
-    HAS_REQUESTS = True
-except ImportError:  # pragma: no cover - depends on the host; _transport reports it
-    HAS_REQUESTS = False
-
 FLOOR_RATE = 1024  # bytes per second, averaged over one window of `timeout` seconds
 TICK = 0.25  # seconds between two looks at the busy connections
 _TCP_INFO = getattr(socket, "TCP_INFO", None)
@@ -167,39 +157,3 @@ WATCHDOG = Watchdog()
 def take_stall():
     """The StallError behind the calling thread's last dropped connection, or None (see Watchdog)."""
     return WATCHDOG.take_stall()
-
-
-if HAS_REQUESTS:
-    class _WatchedPool:
-        """A connection pool whose connections are watched from the moment a request takes one."""
-
-        def _get_conn(self, timeout=None):
-            connection = super(_WatchedPool, self)._get_conn(timeout)
-            WATCHDOG.busy(connection)
-            return connection
-
-        def _put_conn(self, conn):
-            if conn is not None:
-                WATCHDOG.idle(conn)
-            super(_WatchedPool, self)._put_conn(conn)
-
-    class WatchedHTTPConnectionPool(_WatchedPool, connectionpool.HTTPConnectionPool):
-        pass
-
-    class WatchedHTTPSConnectionPool(_WatchedPool, connectionpool.HTTPSConnectionPool):
-        pass
-
-    _WATCHED_POOLS = {"http": WatchedHTTPConnectionPool, "https": WatchedHTTPSConnectionPool}
-
-    class WatchedAdapter(requests.adapters.HTTPAdapter):
-        """requests' adapter, with every connection (direct or through a proxy) under the deadline."""
-
-        def init_poolmanager(self, *args, **kwargs):
-            super(WatchedAdapter, self).init_poolmanager(*args, **kwargs)
-            self.poolmanager.pool_classes_by_scheme = dict(_WATCHED_POOLS)
-
-        def proxy_manager_for(self, proxy, **proxy_kwargs):
-            manager = super(WatchedAdapter, self).proxy_manager_for(proxy, **proxy_kwargs)
-            if hasattr(manager, "pool_classes_by_scheme"):
-                manager.pool_classes_by_scheme = dict(_WATCHED_POOLS)
-            return manager

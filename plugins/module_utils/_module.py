@@ -58,8 +58,9 @@ def cache_argument_spec():
 
 
 def check_requirements(module):
-    if not _transport.HAS_REQUESTS:
-        module.fail_json(msg=missing_required_lib("requests"), exception=str(_transport.REQUESTS_IMPORT_ERROR))
+    missing = _transport.http_library_error()
+    if missing:
+        module.fail_json(msg=missing_required_lib(missing[0]), exception=str(missing[1]))
     if not _manifest.HAS_JSONSCHEMA:
         module.fail_json(msg=missing_required_lib("jsonschema"), exception=str(_manifest.JSONSCHEMA_IMPORT_ERROR))
 

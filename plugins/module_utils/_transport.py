@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: contributors to imagepusher.registry
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""HTTP transport: one pooled requests.Session, TLS settings, timeouts and retries.
+"""HTTP transport: one pooled HTTP session, TLS settings, timeouts and retries.
 
 Retries follow the policy in _retry.py: 408, 429 and 5xx and connection-level failures
 are retried with capped exponential backoff, honouring Retry-After; any other 4xx is
@@ -15,9 +15,13 @@ is removed at close() or exit.  `client_cert`/`client_key` do mutual TLS.  Hands
 failures are told apart (untrusted server certificate, client certificate refused or
 missing, a server that does not speak TLS) so the message says what to change.
 
-Redirects (a blob GET sent to object storage) are followed by requests, which drops
-the Authorization header when the host changes; our session never adds credentials of
-its own (no .netrc), so nothing of the registry's reaches another host.
+Redirects (a blob GET sent to object storage) are followed by the session, which drops
+the Authorization header when the host changes; it never adds credentials of its own (no
+.netrc), so nothing of the registry's reaches another host.
+
+The session is _http.Session (http.client) unless IMAGEPUSHER_HTTP=requests asks for the
+requests session used before it (_requests_layer.py, kept for one release as the way back);
+each is imported only when used.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -31,19 +35,6 @@ import re
 import tempfile
 import threading
 import time
-from urllib.parse import urlsplit
-
-# requests is imported through _requests_lib first (without the character-set detector it would load)
-from ansible_collections.imagepusher.registry.plugins.module_utils import _requests_lib  # noqa: F401 pylint: disable=unused-import
-
-try:
-    import requests
-    import requests.adapters
-    HAS_REQUESTS = True
-    REQUESTS_IMPORT_ERROR = None
-except ImportError as exc:  # pragma: no cover - depends on the host
-    HAS_REQUESTS = False
-    REQUESTS_IMPORT_ERROR = exc
 
 from ansible_collections.imagepusher.registry.plugins.module_utils import _connection_errors
 from ansible_collections.imagepusher.registry.plugins.module_utils import _deadline
@@ -57,15 +48,44 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._retry import
     parse_retry_after,
     should_retry_status,
 )
-from ansible_collections.imagepusher.registry.plugins.module_utils._tls_context import SharedContextAdapter
 
 USER_AGENT = "imagepusher.registry/0.1"
+# IMAGEPUSHER_HTTP=requests sends through requests (_requests_layer.py); anything else through _http.py (http.client).
+HTTP_LAYER_VARIABLE = "IMAGEPUSHER_HTTP"
+
+
+def uses_requests():
+    """Whether this run sends through requests (IMAGEPUSHER_HTTP=requests) rather than _http."""
+    return os.environ.get(HTTP_LAYER_VARIABLE) == "requests"
+
+
+def http_library_error():
+    """(library, ImportError) when the HTTP layer this run asked for cannot be imported, else None."""
+    if not uses_requests():
+        return None
+    from ansible_collections.imagepusher.registry.plugins.module_utils import _requests_layer
+    return None if _requests_layer.HAS_REQUESTS else ("requests", _requests_layer.REQUESTS_IMPORT_ERROR)
+
+
+def _new_session(verify, cert, pool_size):
+    """(session, connection failures, TLS failures, other failures) of the HTTP layer this run uses. Each layer is
+    imported only when used: an AnsiballZ payload compiles every module_utils file it imports, and requests +
+    urllib3 cost about 130 ms of CPU at each module start."""
+    if uses_requests():
+        from ansible_collections.imagepusher.registry.plugins.module_utils import _requests_layer
+        return _requests_layer.new_session(verify, cert, default_ca_bundle(), pool_size, USER_AGENT)
+    from ansible_collections.imagepusher.registry.plugins.module_utils import _http
+    session = _http.Session(verify, cert, default_ca_bundle(), pool_size=pool_size, headers={"User-Agent": USER_AGENT},
+                            watchdog=_deadline.WATCHDOG)
+    return session, (_http.ConnectionFailure,), (_http.TLSFailure,), (_http.RequestFailure,)
+
+
 # Network reads are done in large chunks: 1-4 MiB measured 2.5x faster than 64 KiB here.
 CHUNK_SIZE = 1024 * 1024
 
 
 def describe_connection_error(exc):
-    """A short reason for a requests exception, without the URL (query strings may carry tokens)."""
+    """A short reason for a failure of the HTTP layer, without the URL (query strings may carry tokens)."""
     reason = exc.args[0] if getattr(exc, "args", None) else exc
     # requests wraps urllib3's MaxRetryError, whose .reason is the real failure.
     reason = getattr(reason, "reason", None) or reason
@@ -110,15 +130,17 @@ TLS_HANDSHAKE = "handshake"
 
 
 def default_ca_bundle():
-    """The bundle requests would use: $REQUESTS_CA_BUNDLE or $CURL_CA_BUNDLE (the host's choice), else certifi's."""
+    """The bundle requests would use: $REQUESTS_CA_BUNDLE or $CURL_CA_BUNDLE (the host's choice), else certifi's
+    when certifi is installed, else None (the system's store)."""
     for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
         path = os.environ.get(name)
         if path and os.path.isfile(path):
             return path
     try:
-        return requests.utils.DEFAULT_CA_BUNDLE_PATH
-    except AttributeError:  # pragma: no cover - very old requests
+        import certifi
+    except ImportError:
         return None
+    return certifi.where()
 
 
 def read_ca_certificates(ca_path):
@@ -213,58 +235,6 @@ def tls_error(host, exc, client_cert=None):
     return error
 
 
-if HAS_REQUESTS:
-    class _RegistryAdapter(_deadline.WatchedAdapter, SharedContextAdapter):
-        """Connections under the deadline (_deadline.py) that share one SSL context (_tls_context.py)."""
-
-
-class _Session(requests.Session if HAS_REQUESTS else object):
-    """A Session that never adds credentials of its own.
-
-    requests fills in .netrc credentials for any host (trust_env), also after a redirect
-    to object storage; registry credentials come from our Authenticator only.  The
-    Authorization header we set is dropped by requests when a redirect changes host.
-    """
-
-    def __init__(self):
-        super(_Session, self).__init__()
-        self._environment = {}  # (scheme, host) -> (proxies, CA bundle) the environment gives it
-
-    def merge_environment_settings(self, url, proxies, stream, verify, cert):
-        """What requests does, with the environment read once per scheme and host, not per request.
-
-        requests scans every environment variable for proxy settings before each request (a
-        tenth of the CPU of a task over many small images); the environment does not change
-        while a task runs.
-        """
-        if not self.trust_env or (proxies and "no_proxy" in proxies):
-            return super(_Session, self).merge_environment_settings(url, proxies, stream, verify, cert)
-        parts = urlsplit(url)
-        key = (parts.scheme, parts.netloc)
-        if key not in self._environment:
-            self._environment[key] = (requests.utils.get_environ_proxies(url),
-                                      os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE"))
-        environment_proxies, bundle = self._environment[key]
-        proxies = dict(proxies or {})
-        for scheme, proxy in environment_proxies.items():
-            proxies.setdefault(scheme, proxy)
-        if verify is True or verify is None:
-            verify = bundle or verify
-        merge = requests.sessions.merge_setting
-        return {"proxies": merge(proxies, self.proxies), "stream": merge(stream, self.stream),
-                "verify": merge(verify, self.verify), "cert": merge(cert, self.cert)}
-
-    def rebuild_auth(self, prepared_request, response):
-        headers = prepared_request.headers
-        if "Authorization" in headers and self.should_strip_auth(response.request.url, prepared_request.url):
-            del headers["Authorization"]
-
-
-def _no_netrc(request):
-    """Session-level auth that does nothing: it stops requests from looking in ~/.netrc."""
-    return request
-
-
 class Transport:
     """Sends HTTP requests with retries; knows nothing of registries or auth."""
 
@@ -302,22 +272,11 @@ class Transport:
             self._verify = self._bundle
         else:
             self._verify = None
-        self.session = _Session()
-        self.session.headers["User-Agent"] = USER_AGENT
-        self.session.auth = _no_netrc
         # One SSL context for this TLS configuration, however many connections and registries; every
         # connection watched, so `timeout` also bounds a trickle, not only one read (_deadline.py).
-        adapter = _RegistryAdapter(self._verify, self._cert, default_ca_bundle(), pool_connections=4,
-                                   pool_maxsize=pool_size, max_retries=0)
-        self.session.mount("https://", adapter)
-        self.session.mount("http://", adapter)
+        self.session, self._failures, self._tls_failures, self._other_failures = _new_session(
+            self._verify, self._cert, pool_size)
         self.validate_certs = validate_certs
-        if not validate_certs:
-            try:
-                import urllib3
-                urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-            except Exception:  # pragma: no cover - warnings only
-                pass
 
     def _count_retry(self):
         with self._lock:
@@ -362,16 +321,15 @@ class Transport:
                     method, url, headers=headers, data=data, stream=stream,
                     allow_redirects=allow_redirects, timeout=timeout or self.timeout, verify=self._verify,
                     cert=self._cert)
-            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
-                    requests.exceptions.ChunkedEncodingError) as exc:
+            except self._failures as exc:
                 stall = _deadline.take_stall()  # the deadline shut it: a TLS read then fails as an SSLError too
-                if isinstance(exc, requests.exceptions.SSLError) and stall is None:
+                if isinstance(exc, self._tls_failures) and stall is None:
                     raise tls_error(host, exc, self.client_cert)
                 if _connection_errors.retry(stall or exc, budget):  # a bad name at once, a refusal briefly
                     continue
                 last_exc = stall or exc
                 break
-            except requests.exceptions.RequestException as exc:
+            except self._other_failures as exc:
                 raise TransportError("request to registry %s failed: %s" % (host, describe_connection_error(exc)),
                                      registry=host)
 
@@ -439,8 +397,7 @@ class BodyReader:
                 # http.client reports a body cut short as a plain end; the length it still expected says otherwise.
                 raise http_client.IncompleteRead(b"", self._fp.length)
             return count or 0
-        except (OSError, http_client.HTTPException, requests.exceptions.ConnectionError, requests.exceptions.Timeout,
-                requests.exceptions.ChunkedEncodingError) as exc:
+        except (OSError, http_client.HTTPException) as exc:  # requests' exceptions are OSErrors too
             raise TransportError("connection to registry %s dropped mid-transfer: %s"
                                  % (self.host, describe_connection_error(_deadline.take_stall() or exc)),
                                  registry=self.host)

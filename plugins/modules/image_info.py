@@ -22,7 +22,6 @@ description:
 author:
   - imagepusher.registry contributors (@imagepusher)
 requirements:
-  - requests
   - jsonschema
 extends_documentation_fragment:
   - imagepusher.registry.attributes

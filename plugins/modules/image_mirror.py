@@ -44,7 +44,6 @@ description:
 author:
   - imagepusher.registry contributors (@imagepusher)
 requirements:
-  - requests
   - jsonschema
 extends_documentation_fragment:
   - imagepusher.registry.registry

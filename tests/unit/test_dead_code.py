@@ -26,6 +26,7 @@ CALLED_BY_LIBRARIES = {
 }
 LOOKED_AT_BY_TESTS = {
     "cached_token",  # the token an Authenticator keeps: header_for() would fetch a new one instead
+    "connections_made",  # proves keep-alive: one connection serves many requests (_http.Session)
     "contexts_built",  # proves one SSL context serves every connection (the cost NOTES.md measured)
     "files",  # which registries.conf files were read, in which order (drop-ins sorted after the main file)
 }

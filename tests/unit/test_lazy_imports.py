@@ -74,8 +74,67 @@ def imported(collections_dir, script, module):
 @pytest.mark.parametrize("module", MODULES)
 def test_a_module_start_does_not_import_what_only_some_runs_need(collections_dir, module):
     modules = imported(collections_dir, SCRIPT, module)
-    assert PREFIX + "modules." + module in modules and PREFIX + "module_utils._manifest" in modules and "requests" in modules
+    assert PREFIX + "modules." + module in modules and PREFIX + "module_utils._manifest" in modules
+    assert "requests" not in modules and "urllib3" not in modules  # the HTTP layer is chosen when a Transport is made
     assert sorted(name for name in NOT_AT_THE_START[module] if name in modules) == []
+
+
+# A module's run as far as HTTP goes: its imports, a Transport, a request answered, a request refused
+# (the message path: _connection_errors names proxies), over plain HTTP and TLS without verification.
+SEND = """
+import http.server, importlib, json, socket, sys, threading
+importlib.import_module(sys.argv[1])
+from ansible_collections.imagepusher.registry.plugins.module_utils import _errors, _transport
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args):
+        pass
+
+
+server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+closed = socket.socket()
+closed.bind(("127.0.0.1", 0))
+transport = _transport.Transport(timeout=5, retries=0, validate_certs=False)
+response = transport.request("GET", "http://127.0.0.1:%d/v2/" % server.server_port, "reg.test", stream=True)
+assert b"".join(_transport.iter_body(response, "reg.test")) == b"ok"
+for url in ("http://127.0.0.1:%d/v2/", "https://127.0.0.1:%d/v2/"):
+    try:
+        transport.request("GET", url % closed.getsockname()[1], "reg.test", retry=False)
+    except _errors.TransportError:
+        pass
+transport.close()
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def sent(collections_dir, module, layer):
+    proc = subprocess.run([sys.executable, "-c", SEND, PREFIX + "modules." + module], capture_output=True, text=True,
+                          env={"PYTHONPATH": str(collections_dir), "PATH": "/usr/bin:/bin", "IMAGEPUSHER_HTTP": layer},
+                          check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return set(json.loads(proc.stdout))
+
+
+@pytest.mark.parametrize("module", ["image_mirror", "image_pull"])
+def test_a_run_on_the_http_client_never_imports_requests_or_urllib3(collections_dir, module):
+    modules = sent(collections_dir, module, "client")
+    assert PREFIX + "module_utils._http" in modules and "http.client" in modules
+    assert sorted(name for name in modules if name.split(".")[0] in ("requests", "urllib3")) == []
+    assert PREFIX + "module_utils._requests_layer" not in modules and PREFIX + "module_utils._requests_lib" not in modules
+
+
+def test_a_run_on_requests_imports_it(collections_dir):
+    """The way back (IMAGEPUSHER_HTTP=requests) loads requests when the Transport is made: the test above can see it."""
+    modules = sent(collections_dir, "image_pull", "requests")
+    assert "requests" in modules and "urllib3" in modules and PREFIX + "module_utils._requests_layer" in modules
 
 
 def test_parsing_the_common_manifests_does_not_import_jsonschema(collections_dir):

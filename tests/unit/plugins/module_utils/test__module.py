@@ -92,11 +92,10 @@ def test_cache_argument_spec():
 
 def test_check_requirements_names_the_missing_library(monkeypatch):
     _module.check_requirements(FakeModule())  # both present in the test venv: nothing happens
-    monkeypatch.setattr(_transport, "HAS_REQUESTS", False)
-    monkeypatch.setattr(_transport, "REQUESTS_IMPORT_ERROR", "no requests here")
+    monkeypatch.setattr(_transport, "http_library_error", lambda: ("requests", "no requests here"))
     failed = failure(_module.check_requirements, FakeModule())
     assert "requests" in failed["msg"] and failed["exception"] == "no requests here"
-    monkeypatch.setattr(_transport, "HAS_REQUESTS", True)
+    monkeypatch.setattr(_transport, "http_library_error", lambda: None)
     monkeypatch.setattr(_manifest, "HAS_JSONSCHEMA", False)
     assert "jsonschema" in failure(_module.check_requirements, FakeModule())["msg"]
 

@@ -7,7 +7,8 @@ import ssl
 import pytest
 
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import TLSError
-from ansible_collections.imagepusher.registry.plugins.module_utils._tls_context import SharedContextAdapter, build_context
+from ansible_collections.imagepusher.registry.plugins.module_utils._requests_layer import SharedContextAdapter
+from ansible_collections.imagepusher.registry.plugins.module_utils._tls_context import build_context
 from ansible_collections.imagepusher.registry.plugins.module_utils._transport import Transport
 from tests.support.pki import CertificateAuthority
 from tests.unit.plugins.module_utils.fake_http import Reply
@@ -33,7 +34,8 @@ def closing_app(seen):
     return app
 
 
-def test_one_context_serves_every_connection(pki):
+def test_one_context_serves_every_connection(pki, monkeypatch):
+    monkeypatch.setenv("IMAGEPUSHER_HTTP", "requests")  # the requests session (its twin below: _http's)
     ports = []
     with tls_server(closing_app(ports), pki) as server:
         transport = Transport(timeout=5, retries=0, ca_path=str(pki["ca"]))
@@ -44,6 +46,26 @@ def test_one_context_serves_every_connection(pki):
         transport.close()
     assert len(set(ports)) == 5  # five connections, five handshakes...
     assert adapter.contexts_built == 1  # ...one context: the CA bundle was loaded once
+
+
+def test_one_context_serves_every_connection_of_the_http_client(pki, monkeypatch):
+    monkeypatch.setenv("IMAGEPUSHER_HTTP", "client")
+    ports = []
+    with tls_server(closing_app(ports), pki) as server:
+        transport = Transport(timeout=5, retries=0, ca_path=str(pki["ca"]))
+        for _n in range(5):
+            transport.request("GET", "https://%s/v2/" % server.host, "reg.test", retry=False).close()
+        transport.close()
+    assert len(set(ports)) == 5  # five connections, five handshakes...
+    assert transport.session.contexts_built == 1  # ...one context: the CA bundle was loaded once
+
+
+def test_build_context_has_the_settings_urllib3_gives_a_client(monkeypatch, tmp_path):
+    monkeypatch.setenv("SSLKEYLOGFILE", str(tmp_path / "keys.log"))
+    context = build_context(None, None, None)  # no bundle: the system's store
+    assert context.minimum_version == ssl.TLSVersion.TLSv1_2 and context.post_handshake_auth
+    assert context.options & ssl.OP_NO_COMPRESSION and context.options & ssl.OP_NO_TICKET
+    assert context.keylog_filename == str(tmp_path / "keys.log") and context.verify_mode == ssl.CERT_REQUIRED
 
 
 def test_plain_http_builds_no_context():

@@ -13,6 +13,8 @@ import threading
 import pytest
 import requests
 
+from ansible_collections.imagepusher.registry.plugins.module_utils import _http
+from ansible_collections.imagepusher.registry.plugins.module_utils import _requests_layer
 from ansible_collections.imagepusher.registry.plugins.module_utils import _transport
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import TLSError, TransportError
 from ansible_collections.imagepusher.registry.plugins.module_utils._transport import (
@@ -584,6 +586,7 @@ def test_no_proxy_bypasses_the_proxy(sleeps, monkeypatch):
 
 def test_the_environment_is_read_once_per_registry_not_per_request(sleeps, monkeypatch):
     """requests would scan every environment variable for proxies before each request."""
+    monkeypatch.setenv("IMAGEPUSHER_HTTP", "requests")  # the twin below holds _http to the same
     looked_up = []
     real = requests.utils.get_environ_proxies
 
@@ -602,6 +605,46 @@ def test_the_environment_is_read_once_per_registry_not_per_request(sleeps, monke
             assert transport.request("GET", "http://registry.invalid:5000" + path, "registry.invalid:5000").content == b"via proxy"
         transport.close()
     assert looked_up == ["http://registry.invalid:5000/v2/"] and len(proxy.requests) == 3
+
+
+def test_the_http_layer_is_the_client_unless_requests_is_asked_for(monkeypatch):
+    for value, layer in ((None, _http.Session), ("client", _http.Session), ("anything", _http.Session),
+                         ("requests", _requests_layer.Session)):
+        if value is None:
+            monkeypatch.delenv("IMAGEPUSHER_HTTP", raising=False)
+        else:
+            monkeypatch.setenv("IMAGEPUSHER_HTTP", value)
+        transport = _transport.Transport(timeout=5)
+        assert type(transport.session) is layer  # pylint: disable=unidiomatic-typecheck
+        transport.close()
+        assert _transport.http_library_error() is None  # the client needs no library; requests is in the test venv
+    monkeypatch.setattr(_requests_layer, "HAS_REQUESTS", False)
+    monkeypatch.setattr(_requests_layer, "REQUESTS_IMPORT_ERROR", ImportError("no requests"))
+    assert _transport.http_library_error()[0] == "requests"  # only the way back needs it
+    monkeypatch.setenv("IMAGEPUSHER_HTTP", "client")
+    assert _transport.http_library_error() is None
+
+
+def test_the_http_client_reads_the_environment_once_per_registry_not_per_request(sleeps, monkeypatch):
+    monkeypatch.setenv("IMAGEPUSHER_HTTP", "client")
+    looked_up = []
+    real = _http.environment_proxy
+
+    def counted(scheme, host, environ_proxies=None):
+        looked_up.append((scheme, host))
+        return real(scheme, host, environ_proxies)
+
+    monkeypatch.setattr(_http, "environment_proxy", counted)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with FakeServer(scripted(*[Reply(200, b"via proxy")] * 3)) as proxy:
+        monkeypatch.setenv("http_proxy", proxy.url)
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        transport = make_transport(sleeps)
+        for path in ("/v2/", "/v2/a/manifests/1", "/v2/b/blobs/sha256:0"):
+            assert transport.request("GET", "http://registry.invalid:5000" + path, "registry.invalid:5000").content == b"via proxy"
+        transport.close()
+    assert looked_up == [("http", "registry.invalid:5000")] and len(proxy.requests) == 3
 
 
 @pytest.mark.parametrize("chunks, limit, expected", [
@@ -649,7 +692,7 @@ def test_the_cached_environment_merges_as_requests_does(monkeypatch, environment
         monkeypatch.setenv(name, value)
     url = "https://reg.test/v2/team/app/manifests/v1"
     expected = requests.Session().merge_environment_settings(url, {}, False, verify, None)
-    session = _transport._Session()
+    session = _requests_layer.Session()
     first = session.merge_environment_settings(url, {}, False, verify, None)  # reads the environment
     again = session.merge_environment_settings(url, {}, False, verify, None)  # from what it kept
     assert first == again == expected
