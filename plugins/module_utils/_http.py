@@ -418,21 +418,15 @@ class Session:
         target = url.split("#", 1)[0] if proxy and scheme == "http" else (parts.path or "/") + (
             "?" + parts.query if parts.query else "")
         connection = self._take(key)
-        reused = connection is not None
-        for attempt in (0, 1):
-            if connection is None:
-                connection = self._new_connection(scheme, host, port, proxy, timeout)
-            elif self.watchdog is not None:
-                self.watchdog.busy(connection)
-            try:
-                return self._send(connection, key, method, target, sent, body, url, stream, timeout)
-            except _StaleConnection as stale:
-                # A kept-alive connection the server closed as we sent: once more on a new one, if the body allows.
-                self.discard(connection)
-                connection = None
-                if attempt or not reused or not (body is None or isinstance(body, bytes)):
-                    raise _failure(stale.error) from stale.error
-        raise AssertionError("unreachable")  # pragma: no cover
+        if connection is None:
+            connection = self._new_connection(scheme, host, port, proxy, timeout)
+        elif self.watchdog is not None:
+            self.watchdog.busy(connection)
+        # No second try here, even on a kept-alive connection that failed as we sent: the Transport's retry
+        # policy decides (as with requests, max_retries=0), so every attempt draws from the blob's budget and a
+        # connection the deadline cut (a stall) is never sent again unseen. Idle connections the server closed
+        # are dropped before reuse (_take).
+        return self._send(connection, key, method, target, sent, body, url, stream, timeout)
 
     def _send(self, connection, key, method, target, headers, body, url, stream, timeout):
         if timeout is not None and connection.timeout != timeout:
@@ -456,8 +450,6 @@ class Session:
                 raise cut from exc
             if cut is not None:
                 fp.will_close = True  # an answer to a body cut short: never reuse that connection
-        except (http_client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
-            raise _StaleConnection(exc)
         except (OSError, http_client.HTTPException) as exc:
             self.discard(connection)
             raise _failure(exc) from exc
@@ -475,9 +467,3 @@ def _framing(method, headers, proxy_headers, body):
     elif "content-length" not in names and (body is not None or method in ("POST", "PUT", "PATCH")):
         all_headers["Content-Length"] = str(len(body)) if isinstance(body, bytes) else "0"
     return all_headers, chunked
-
-
-class _StaleConnection(Exception):
-    def __init__(self, error):
-        super(_StaleConnection, self).__init__(error)
-        self.error = error

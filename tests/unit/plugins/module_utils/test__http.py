@@ -45,6 +45,25 @@ def test_a_connection_the_server_closed_is_not_reused():
     assert statuses == [200, 200, 200] and client.connections_made == 3
 
 
+def test_a_kept_alive_connection_closed_without_an_answer_is_a_failure_never_sent_again_unseen():
+    # The Transport's retry policy decides what to send again (each attempt draws from the blob's budget; a
+    # connection the deadline cut is a stall): the session itself never resends. CI once saw a stalled GET
+    # sent three times where the budget allowed two, when the session still resent on its own.
+    def app(request, handler):
+        if len(server.requests) == 2:
+            handler.close_connection = True  # read the request, then close: no status line at all
+            return None
+        return Reply(200, b"ok")
+    with FakeServer(app) as server:
+        client = session()
+        assert client.request("GET", server.url + "/v2/first").content == b"ok"
+        with pytest.raises(_http.ConnectionFailure):
+            client.request("GET", server.url + "/v2/second")
+        assert [r.path for r in server.requests] == ["/v2/first", "/v2/second"]
+        assert client.request("GET", server.url + "/v2/third").content == b"ok"  # on a new connection
+    assert client.connections_made == 2
+
+
 def test_a_streamed_body_is_read_with_readinto_and_its_connection_reused():
     with FakeServer(lambda request, handler: Reply(200, b"x" * 100000)) as server:
         client = session()
