@@ -9,6 +9,7 @@ import http.client
 import socket
 import ssl
 import threading
+import time
 
 import pytest
 
@@ -41,7 +42,12 @@ def test_a_connection_the_server_closed_is_not_reused():
         write_raw(handler, 200, {"Content-Length": "2"}, b"ok")  # keep-alive announced, then closed
     with FakeServer(app) as server:
         client = session()
-        statuses = [client.request("GET", server.url + "/v2/").status_code for _round in range(3)]
+        statuses = []
+        for _round in range(3):
+            statuses.append(client.request("GET", server.url + "/v2/").status_code)
+            # Once the server's close has reached us, the pool must see it and not reuse the connection. (Sent
+            # before the close arrives, the request fails: the Transport's retry policy then decides, below.)
+            time.sleep(0.2)
     assert statuses == [200, 200, 200] and client.connections_made == 3
 
 
