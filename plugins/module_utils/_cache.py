@@ -28,8 +28,10 @@ import threading
 import time
 
 from ansible_collections.imagepusher.registry.plugins.module_utils import _blob_io
+from ansible_collections.imagepusher.registry.plugins.module_utils import _blob_sources
 from ansible_collections.imagepusher.registry.plugins.module_utils import _cache_errors
 from ansible_collections.imagepusher.registry.plugins.module_utils import _digest
+from ansible_collections.imagepusher.registry.plugins.module_utils import _group_commit
 from ansible_collections.imagepusher.registry.plugins.module_utils import _media_types
 from ansible_collections.imagepusher.registry.plugins.module_utils import _safe_files
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import (
@@ -46,7 +48,6 @@ STATE_DIR = ".imagepusher"
 DEFAULT_LOCK_TIMEOUT = 6 * 3600  # a lock is held for one blob download at most
 # index.json is read whole: 16 MiB holds about 40,000 names; beyond that it is refused, not read.
 INDEX_LIMIT = 16 * 1024 * 1024
-SOURCES_LIMIT = 16 * 1024 * 1024
 
 
 def default_cache_dir():
@@ -233,7 +234,10 @@ class Cache:
                 pass
         except OSError as exc:
             raise _os_error(exc, "creating the lock directory", locks, self.root)
-        return FileLock(os.path.join(locks, name + ".lock"), timeout=self.lock_timeout, root=self.root)
+        return FileLock(self._lock_path(name), timeout=self.lock_timeout, root=self.root)
+
+    def _lock_path(self, name):
+        return os.path.join(self._state, "locks", name + ".lock")
 
     # -- blobs ------------------------------------------------------------
 
@@ -383,26 +387,37 @@ class Cache:
 
         `require` lists every digest the name reaches. They are checked under the index lock,
         which prune holds while it deletes, so a name never points at a blob prune removed.
+        Names set by parallel images of one process are written together (_group_commit.py).
         """
         entry = dict(descriptor)
         entry["annotations"] = dict(annotations or {})
         entry["annotations"][REF_NAME] = name
-        with self.lock("index"):
+        return _group_commit.commit(self._lock_path("index"), lambda: self.lock("index"), (name, entry, tuple(require)),
+                                    self._apply_refs)
+
+    def _apply_refs(self, changes):
+        """Under the index lock: each (name, entry, require) applied in turn, index.json written once."""
+        manifests, results = self.entries(), []
+        for name, entry, require in changes:
             missing = [d for d in require if not self.has_blob(d)]
             if missing:
-                raise MissingBlobError("%d blob(s) of %s vanished from the cache before it was named (a concurrent "
-                                       "prune?), e.g. %s" % (len(missing), name, missing[0]), digest=missing[0])
-            manifests = self.entries()
+                results.append(MissingBlobError("%d blob(s) of %s vanished from the cache before it was named (a "
+                                                "concurrent prune?), e.g. %s" % (len(missing), name, missing[0]),
+                                                digest=missing[0]))
+                continue
             kept = [m for m in manifests if (m.get("annotations") or {}).get(REF_NAME) != name]
             if len(kept) == len(manifests) - 1 and [m for m in manifests if m not in kept] == [entry]:
-                return False
-            kept.append(entry)
-            kept.sort(key=lambda m: (m.get("annotations") or {}).get(REF_NAME, ""))
+                results.append(False)
+                continue
+            manifests = kept + [entry]
+            results.append(True)
+        if any(r is True for r in results):
+            manifests.sort(key=lambda m: (m.get("annotations") or {}).get(REF_NAME, ""))
             try:
-                atomic_write(self._index_path(), self._dump_index(kept), self.root)
+                atomic_write(self._index_path(), self._dump_index(manifests), self.root)
             except OSError as exc:
                 raise _os_error(exc, "updating index.json", self._index_path(), self.root)
-        return True
+        return results
 
     def remove_ref(self, name):
         with self.lock("index"):
@@ -421,32 +436,21 @@ class Cache:
     def _sources_path(self):
         return os.path.join(self._state, "sources.json")
 
-    def _read_sources(self):
+    def _sources(self):
+        return _blob_sources.BlobSources(self.root, self._sources_path(), lambda: self.lock("sources"),
+                                         self._write_sources)
+
+    def _write_sources(self, data):
         try:
-            data = json.loads(_safe_files.read_bounded(self.root, self._sources_path(), SOURCES_LIMIT).decode("utf-8"))
-            return data if isinstance(data, dict) else {}
-        except (IOError, OSError, ValueError, CacheError):
-            return {}  # only a hint for mounts: a damaged or planted file is replaced by the next record
+            atomic_write(self._sources_path(), data, self.root)
+        except OSError as exc:
+            raise _os_error(exc, "recording blob sources", self._sources_path(), self.root)
 
     def sources(self, digest):
         """Repositories ("registry/repo") known to hold this blob."""
-        found = self._read_sources().get(digest)
-        return [s for s in found if isinstance(s, str)] if isinstance(found, list) else []
+        return self._sources().of(digest)
 
     def record_sources(self, digests, repository_name):
-        """Remember that `repository_name` holds each of `digests` (best effort)."""
-        with self.lock("sources"):
-            data = self._read_sources()
-            changed = False
-            for digest in digests:
-                known = data.get(digest)
-                if not isinstance(known, list):  # absent, or damaged by hand: start again
-                    known = data[digest] = []
-                if repository_name not in known:
-                    known.append(repository_name)
-                    changed = True
-            if changed:
-                try:
-                    atomic_write(self._sources_path(), json.dumps(data, sort_keys=True).encode("utf-8"), self.root)
-                except OSError as exc:
-                    raise _os_error(exc, "recording blob sources", self._sources_path(), self.root)
+        """Remember that `repository_name` holds each of `digests` (best effort; written within a second or at
+        the end of the run, see _blob_sources.py)."""
+        self._sources().record(digests, repository_name)

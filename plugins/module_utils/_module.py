@@ -15,6 +15,7 @@ import os
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
 
+from ansible_collections.imagepusher.registry.plugins.module_utils import _blob_sources
 from ansible_collections.imagepusher.registry.plugins.module_utils import _cache
 from ansible_collections.imagepusher.registry.plugins.module_utils import _credentials
 from ansible_collections.imagepusher.registry.plugins.module_utils import _locations
@@ -271,6 +272,7 @@ def run(module, operation):
     try:
         result = operation()
     except ImagePusherError as exc:
+        _write_blob_sources(module)
         # "path" in a result makes Ansible add that file's mode/owner/size: name it for what it is.
         details = dict(("cache_path" if k == "path" else k, v) for k, v in exc.details.items() if v is not None)
         details.update(_quota_report(module))
@@ -279,10 +281,21 @@ def run(module, operation):
         if not details.get("changed"):
             details.pop("changed", None)
         module.fail_json(msg=exc.message, error=type(exc).__name__, **details)
+    _write_blob_sources(module)
     if not module._diff:
         result.pop("diff", None)
     result.update(_quota_report(module))
     module.exit_json(**result)
+
+
+def _write_blob_sources(module):
+    """Write where blobs were seen (kept in memory during the run, see _blob_sources.py): only a hint for
+    later mounts, so a cache that cannot take it now is a warning, not a failure of what was copied."""
+    try:
+        _blob_sources.flush_all()
+    except ImagePusherError as exc:
+        module.warn("the cache did not record which repositories hold the blobs (%s): a later push may upload "
+                    "a blob it could have mounted" % exc.message)
 
 
 def _quota_report(module):

@@ -2,6 +2,7 @@
 # Copyright: contributors to imagepusher.registry
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
+import errno
 import os
 
 import pytest
@@ -427,3 +428,39 @@ def test_a_malformed_registries_conf_fails_the_task_naming_file_and_line(tmp_pat
         module, ImageReference.parse("a.example.com/a:v1"), None, None, None, False))
     assert str(tmp_path / "registries.conf") in failed["msg"] and "line 2" in failed["msg"]
     assert failed["error"] == "RegistriesConfError" and failed["registries_conf"] == str(tmp_path / "registries.conf")
+
+
+def test_run_writes_the_blob_sources_left_in_memory_and_warns_when_it_cannot(tmp_path, monkeypatch):
+    from ansible_collections.imagepusher.registry.plugins.module_utils import _blob_sources, _cache
+    from ansible_collections.imagepusher.registry.plugins.module_utils._cache import Cache
+    cache = Cache(str(tmp_path / "cache")).ensure()
+    monkeypatch.setattr(_blob_sources, "FLUSH_EVERY", 3600.0)
+    warnings = []
+    module = FakeModule()
+    module.warn = warnings.append
+
+    def mirror():
+        cache.record_sources(["sha256:" + "1" * 64], "reg.test/a")  # written at once (the first)
+        cache.record_sources(["sha256:" + "2" * 64], "reg.test/b")  # left in memory
+        return {"changed": True}
+    with pytest.raises(Exited):
+        _module.run(module, mirror)
+    assert Cache(cache.root)._sources()._parsed() == {"sha256:" + "1" * 64: ["reg.test/a"], "sha256:" + "2" * 64: ["reg.test/b"]}
+    assert warnings == []
+
+    def full(path, data, root=None):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def mirror_then_full():
+        cache.record_sources(["sha256:" + "3" * 64], "reg.test/c")
+        monkeypatch.setattr(_cache, "atomic_write", full)
+        return {"changed": True}
+    module = FakeModule()
+    module.warn = warnings.append
+    with pytest.raises(Exited):
+        _module.run(module, mirror_then_full)
+    assert module.exited == {"changed": True}  # the copy itself succeeded: only a warning
+    assert len(warnings) == 1 and warnings[0].startswith(
+        "the cache did not record which repositories hold the blobs (cache is out of disk space while recording blob "
+        "sources")
+    assert warnings[0].endswith("): a later push may upload a blob it could have mounted")
