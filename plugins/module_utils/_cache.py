@@ -31,7 +31,6 @@ from ansible_collections.imagepusher.registry.plugins.module_utils import _blob_
 from ansible_collections.imagepusher.registry.plugins.module_utils import _blob_sources
 from ansible_collections.imagepusher.registry.plugins.module_utils import _cache_errors
 from ansible_collections.imagepusher.registry.plugins.module_utils import _digest
-from ansible_collections.imagepusher.registry.plugins.module_utils import _group_commit
 from ansible_collections.imagepusher.registry.plugins.module_utils import _media_types
 from ansible_collections.imagepusher.registry.plugins.module_utils import _safe_files
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import (
@@ -234,10 +233,7 @@ class Cache:
                 pass
         except OSError as exc:
             raise _os_error(exc, "creating the lock directory", locks, self.root)
-        return FileLock(self._lock_path(name), timeout=self.lock_timeout, root=self.root)
-
-    def _lock_path(self, name):
-        return os.path.join(self._state, "locks", name + ".lock")
+        return FileLock(os.path.join(locks, name + ".lock"), timeout=self.lock_timeout, root=self.root)
 
     # -- blobs ------------------------------------------------------------
 
@@ -387,37 +383,26 @@ class Cache:
 
         `require` lists every digest the name reaches. They are checked under the index lock,
         which prune holds while it deletes, so a name never points at a blob prune removed.
-        Names set by parallel images of one process are written together (_group_commit.py).
         """
         entry = dict(descriptor)
         entry["annotations"] = dict(annotations or {})
         entry["annotations"][REF_NAME] = name
-        return _group_commit.commit(self._lock_path("index"), lambda: self.lock("index"), (name, entry, tuple(require)),
-                                    self._apply_refs)
-
-    def _apply_refs(self, changes):
-        """Under the index lock: each (name, entry, require) applied in turn, index.json written once."""
-        manifests, results = self.entries(), []
-        for name, entry, require in changes:
+        with self.lock("index"):
             missing = [d for d in require if not self.has_blob(d)]
             if missing:
-                results.append(MissingBlobError("%d blob(s) of %s vanished from the cache before it was named (a "
-                                                "concurrent prune?), e.g. %s" % (len(missing), name, missing[0]),
-                                                digest=missing[0]))
-                continue
+                raise MissingBlobError("%d blob(s) of %s vanished from the cache before it was named (a concurrent "
+                                       "prune?), e.g. %s" % (len(missing), name, missing[0]), digest=missing[0])
+            manifests = self.entries()
             kept = [m for m in manifests if (m.get("annotations") or {}).get(REF_NAME) != name]
             if len(kept) == len(manifests) - 1 and [m for m in manifests if m not in kept] == [entry]:
-                results.append(False)
-                continue
-            manifests = kept + [entry]
-            results.append(True)
-        if any(r is True for r in results):
-            manifests.sort(key=lambda m: (m.get("annotations") or {}).get(REF_NAME, ""))
+                return False
+            kept.append(entry)
+            kept.sort(key=lambda m: (m.get("annotations") or {}).get(REF_NAME, ""))
             try:
-                atomic_write(self._index_path(), self._dump_index(manifests), self.root)
+                atomic_write(self._index_path(), self._dump_index(kept), self.root)
             except OSError as exc:
                 raise _os_error(exc, "updating index.json", self._index_path(), self.root)
-        return results
+        return True
 
     def remove_ref(self, name):
         with self.lock("index"):
