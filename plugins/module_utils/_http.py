@@ -40,7 +40,7 @@ import zlib
 from urllib.parse import unquote, urlencode, urljoin, urlsplit
 from urllib.request import getproxies_environment, proxy_bypass_environment
 
-from ansible_collections.imagepusher.registry.plugins.module_utils._tls_context import build_context
+from ansible_collections.imagepusher.registry.plugins.module_utils._tls_context import SharedContext
 
 BLOCK_SIZE = 1024 * 1024  # bytes read from a request body per send(): as large as the transport's chunks
 REDIRECTS = (301, 302, 303, 307, 308)
@@ -282,8 +282,7 @@ class Session:
 
     def __init__(self, verify=None, cert=None, default_bundle=None, pool_size=8, headers=None, watchdog=None,
                  environ_proxies=None):
-        self._tls = (verify, cert, default_bundle)
-        self._context = None
+        self._tls = SharedContext(verify, cert, default_bundle, TLSFailure)
         self._lock = threading.Lock()
         self._idle = {}  # (scheme, host, port, proxy) -> [HTTPConnection]
         self._proxies = {}  # (scheme, netloc) -> proxy URL or None, read from the environment once
@@ -293,17 +292,13 @@ class Session:
         self.headers.update(headers or {})
         self.watchdog = watchdog  # _deadline.WATCHDOG in the transport: busy() while a request holds a connection
         self.connections_made = 0  # for tests and benchmarks
-        self.contexts_built = 0
 
     def ssl_context(self):
-        with self._lock:
-            if self._context is None:
-                try:
-                    self._context = build_context(*self._tls)
-                except (ssl.SSLError, OSError) as exc:
-                    raise TLSFailure(str(exc)) from exc
-                self.contexts_built += 1
-            return self._context
+        return self._tls.get()
+
+    @property
+    def contexts_built(self):
+        return self._tls.built
 
     def proxy_for(self, scheme, netloc):
         key = (scheme, netloc)

@@ -8,7 +8,7 @@ this file only when that layer is asked for, so a module run on _http.py never p
 What each part does for the transport:
 - Session: requests' proxy and CA-bundle environment read once per (scheme, host), not per
   request, and no .netrc credentials for any host (registry credentials come from _auth);
-- SharedContextAdapter: one SSL context (_tls_context.build_context) for every HTTPS
+- SharedContextAdapter: one SSL context (_tls_context.SharedContext) for every HTTPS
   connection, built on the first HTTPS request;
 - WatchedAdapter: urllib3's pools whose connections are under the deadline (_deadline.py)
   from the moment a request takes one, direct or through a proxy.
@@ -19,8 +19,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
-import ssl
-import threading
 from urllib.parse import urlsplit
 
 # requests is imported through _requests_lib first (without the character-set detector it would load)
@@ -37,7 +35,7 @@ except ImportError as exc:  # pragma: no cover - depends on the host; _module re
     REQUESTS_IMPORT_ERROR = exc
 
 from ansible_collections.imagepusher.registry.plugins.module_utils._deadline import WATCHDOG
-from ansible_collections.imagepusher.registry.plugins.module_utils._tls_context import build_context
+from ansible_collections.imagepusher.registry.plugins.module_utils._tls_context import SharedContext
 
 _Adapter = requests.adapters.HTTPAdapter if HAS_REQUESTS else object
 _BaseSession = requests.Session if HAS_REQUESTS else object
@@ -115,22 +113,16 @@ class SharedContextAdapter(_Adapter):
     """
 
     def __init__(self, verify, cert, default_bundle=None, **kwargs):
-        self._tls = (verify, cert, default_bundle)
-        self._context = None
-        self._context_lock = threading.Lock()
-        self.contexts_built = 0  # for tests: stays at 1 whatever the number of connections
+        # A handshake-like failure as requests raises it, so Transport explains it the same way.
+        self._tls = SharedContext(verify, cert, default_bundle, requests.exceptions.SSLError)
         super(SharedContextAdapter, self).__init__(**kwargs)
 
     def ssl_context(self):
-        with self._context_lock:
-            if self._context is None:
-                try:
-                    self._context = build_context(*self._tls)
-                except (ssl.SSLError, OSError) as exc:
-                    # Raised as requests raises a handshake failure, so Transport explains it the same way.
-                    raise requests.exceptions.SSLError(str(exc))
-                self.contexts_built += 1
-            return self._context
+        return self._tls.get()
+
+    @property
+    def contexts_built(self):
+        return self._tls.built
 
     def build_connection_pool_key_attributes(self, request, verify, cert=None):
         host_params, pool_kwargs = super(SharedContextAdapter, self).build_connection_pool_key_attributes(
@@ -138,7 +130,7 @@ class SharedContextAdapter(_Adapter):
         if host_params.get("scheme") == "https":
             # The context carries the CA bundle and the client certificate: nothing is loaded per connection.
             pool_kwargs = {"ssl_context": self.ssl_context(),
-                           "cert_reqs": "CERT_NONE" if self._tls[0] is False else "CERT_REQUIRED"}
+                           "cert_reqs": "CERT_NONE" if self._tls.settings[0] is False else "CERT_REQUIRED"}
         return host_params, pool_kwargs
 
     def cert_verify(self, conn, url, verify, cert):
@@ -146,7 +138,7 @@ class SharedContextAdapter(_Adapter):
             return super(SharedContextAdapter, self).cert_verify(conn, url, verify, cert)
         # requests would set the bundle's path (and the certificate files) on the pool, which makes
         # urllib3 load them into the shared context again for each connection.
-        conn.cert_reqs = "CERT_NONE" if self._tls[0] is False else "CERT_REQUIRED"
+        conn.cert_reqs = "CERT_NONE" if self._tls.settings[0] is False else "CERT_REQUIRED"
         conn.ca_certs = conn.ca_cert_dir = None
         conn.cert_file = conn.key_file = None
         return None

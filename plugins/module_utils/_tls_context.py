@@ -17,6 +17,7 @@ __metaclass__ = type
 
 import os
 import ssl
+import threading
 
 
 def build_context(verify, cert, default_bundle):
@@ -39,3 +40,27 @@ def build_context(verify, cert, default_bundle):
         certfile, keyfile = cert if isinstance(cert, tuple) else (cert, None)
         context.load_cert_chain(certfile, keyfile)
     return context
+
+
+class SharedContext:
+    """The one context of an HTTP layer: built at its first HTTPS request, then handed to every connection.
+
+    A CA bundle or client certificate it cannot load raises `failure(message)`, the TLS error type of the
+    layer asking, so the Transport explains it like a failed handshake."""
+
+    def __init__(self, verify, cert, default_bundle, failure):
+        self.settings = (verify, cert, default_bundle)
+        self._failure = failure
+        self._lock = threading.Lock()
+        self._context = None
+        self.built = 0  # for tests: stays at 1 whatever the number of connections
+
+    def get(self):
+        with self._lock:
+            if self._context is None:
+                try:
+                    self._context = build_context(*self.settings)
+                except (ssl.SSLError, OSError) as exc:
+                    raise self._failure(str(exc)) from exc
+                self.built += 1
+            return self._context

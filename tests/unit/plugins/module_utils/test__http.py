@@ -15,6 +15,7 @@ import pytest
 
 from ansible_collections.imagepusher.registry.plugins.module_utils import _connection_errors
 from ansible_collections.imagepusher.registry.plugins.module_utils import _http
+from ansible_collections.imagepusher.registry.plugins.module_utils._tls_context import build_context
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import TLSError
 from ansible_collections.imagepusher.registry.plugins.module_utils._transport import Transport
 from tests.support.forward_proxy import ForwardProxy
@@ -268,7 +269,7 @@ def test_an_untrusted_certificate_is_a_tls_failure(pki):  # noqa: F811 pylint: d
 
 
 def test_build_context_without_verification():
-    context = _http.build_context(False, None, None)
+    context = build_context(False, None, None)
     assert context.verify_mode == ssl.CERT_NONE and not context.check_hostname
 
 

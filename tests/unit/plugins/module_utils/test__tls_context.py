@@ -8,7 +8,7 @@ import pytest
 
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import TLSError
 from ansible_collections.imagepusher.registry.plugins.module_utils._requests_layer import SharedContextAdapter
-from ansible_collections.imagepusher.registry.plugins.module_utils._tls_context import build_context
+from ansible_collections.imagepusher.registry.plugins.module_utils._tls_context import SharedContext, build_context
 from ansible_collections.imagepusher.registry.plugins.module_utils._transport import Transport
 from tests.support.pki import CertificateAuthority
 from tests.unit.plugins.module_utils.fake_http import Reply
@@ -96,3 +96,16 @@ def test_an_unusable_client_key_fails_the_request_as_a_tls_error(pki):
             transport.request("GET", "https://%s/v2/" % server.host, "reg.test", retry=False)
         transport.close()
     assert info.value.message.startswith("the client certificate for registry reg.test cannot be used (")
+
+
+def test_a_shared_context_is_built_once_and_fails_as_the_layer_asking_says(tmp_path):
+
+    class LayerTLSError(Exception):
+        pass
+    shared = SharedContext(False, None, None, LayerTLSError)
+    assert shared.built == 0  # nothing loaded before the first HTTPS request
+    assert shared.get() is shared.get() and shared.built == 1
+    missing = SharedContext(str(tmp_path / "absent-ca.pem"), None, None, LayerTLSError)
+    with pytest.raises(LayerTLSError) as info:
+        missing.get()
+    assert isinstance(info.value.__cause__, OSError) and missing.built == 0
