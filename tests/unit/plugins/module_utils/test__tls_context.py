@@ -99,7 +99,6 @@ def test_an_unusable_client_key_fails_the_request_as_a_tls_error(pki):
 
 
 def test_a_shared_context_is_built_once_and_fails_as_the_layer_asking_says(tmp_path):
-
     class LayerTLSError(Exception):
         pass
     shared = SharedContext(False, None, None, LayerTLSError)
