@@ -66,7 +66,7 @@ def test_the_file_is_parsed_again_only_when_it_is_another_file(cache, monkeypatc
     parses = []
     real = _blob_sources.json.loads
     monkeypatch.setattr(_blob_sources.json, "loads", lambda raw: parses.append(1) or real(raw))
-    for _ in range(5):
+    for _attempt in range(5):
         assert cache.sources(D1) == ["reg.test/a"]
     assert len(parses) == 1
     path = os.path.join(cache.root, ".imagepusher", "sources.json")
