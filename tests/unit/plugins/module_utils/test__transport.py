@@ -584,17 +584,25 @@ def test_no_proxy_bypasses_the_proxy(sleeps, monkeypatch):
         transport.close()
 
 
-def test_the_environment_is_read_once_per_registry_not_per_request(sleeps, monkeypatch):
-    """requests would scan every environment variable for proxies before each request."""
-    monkeypatch.setenv("IMAGEPUSHER_HTTP", "requests")  # the twin below holds _http to the same
+def count_proxy_lookups(layer, monkeypatch):
+    """The proxy lookups of the HTTP layer `layer` ("requests" or "client"), recorded as they happen."""
     looked_up = []
-    real = requests.utils.get_environ_proxies
+    if layer == "requests":
+        real_requests = requests.utils.get_environ_proxies
+        monkeypatch.setattr(requests.utils, "get_environ_proxies",
+                            lambda url, no_proxy=None: looked_up.append(url) or real_requests(url, no_proxy=no_proxy))
+    else:
+        real_client = _http.environment_proxy
+        monkeypatch.setattr(_http, "environment_proxy", lambda scheme, host, environ_proxies=None: looked_up.append(
+            "%s://%s/v2/" % (scheme, host)) or real_client(scheme, host, environ_proxies))
+    return looked_up
 
-    def counted(url, no_proxy=None):
-        looked_up.append(url)
-        return real(url, no_proxy=no_proxy)
 
-    monkeypatch.setattr(requests.utils, "get_environ_proxies", counted)
+@pytest.mark.parametrize("layer", ["requests", "client"])
+def test_the_environment_is_read_once_per_registry_not_per_request(sleeps, monkeypatch, layer):
+    """requests would scan every environment variable for proxies before each request; both layers read it once."""
+    monkeypatch.setenv("IMAGEPUSHER_HTTP", layer)
+    looked_up = count_proxy_lookups(layer, monkeypatch)
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
     with FakeServer(scripted(*[Reply(200, b"via proxy")] * 3)) as proxy:
@@ -623,28 +631,6 @@ def test_the_http_layer_is_the_client_unless_requests_is_asked_for(monkeypatch):
     assert _transport.http_library_error()[0] == "requests"  # only the way back needs it
     monkeypatch.setenv("IMAGEPUSHER_HTTP", "client")
     assert _transport.http_library_error() is None
-
-
-def test_the_http_client_reads_the_environment_once_per_registry_not_per_request(sleeps, monkeypatch):
-    monkeypatch.setenv("IMAGEPUSHER_HTTP", "client")
-    looked_up = []
-    real = _http.environment_proxy
-
-    def counted(scheme, host, environ_proxies=None):
-        looked_up.append((scheme, host))
-        return real(scheme, host, environ_proxies)
-
-    monkeypatch.setattr(_http, "environment_proxy", counted)
-    monkeypatch.delenv("NO_PROXY", raising=False)
-    monkeypatch.delenv("no_proxy", raising=False)
-    with FakeServer(scripted(*[Reply(200, b"via proxy")] * 3)) as proxy:
-        monkeypatch.setenv("http_proxy", proxy.url)
-        monkeypatch.setenv("HTTP_PROXY", proxy.url)
-        transport = make_transport(sleeps)
-        for path in ("/v2/", "/v2/a/manifests/1", "/v2/b/blobs/sha256:0"):
-            assert transport.request("GET", "http://registry.invalid:5000" + path, "registry.invalid:5000").content == b"via proxy"
-        transport.close()
-    assert looked_up == [("http", "registry.invalid:5000")] and len(proxy.requests) == 3
 
 
 @pytest.mark.parametrize("chunks, limit, expected", [
