@@ -39,6 +39,7 @@ import zlib
 from urllib.parse import unquote, urlencode, urljoin, urlsplit
 from urllib.request import getproxies_environment, proxy_bypass_environment
 
+from ansible_collections.imagepusher.registry.plugins.module_utils._plain_http_check import plain_http_answer
 from ansible_collections.imagepusher.registry.plugins.module_utils._tls_context import build_context
 
 BLOCK_SIZE = 1024 * 1024  # bytes read from a request body per send(): as large as the transport's chunks
@@ -336,6 +337,10 @@ class Session:
 
     def _new_connection(self, scheme, host, port, proxy, timeout):
         """A connected HTTP(S)Connection: direct, to an HTTP proxy, or tunnelled through one (CONNECT)."""
+        if scheme == "https" and not proxy and self._context is None and self._tls[1] is None:
+            not_tls = plain_http_answer(host, port, timeout)  # the loopback probe's usual answer, without a CA load
+            if not_tls is not None:
+                raise _failure(not_tls)
         context = self.ssl_context() if scheme == "https" else None
         if proxy:
             parts = urlsplit(proxy if "://" in proxy else "http://" + proxy)
