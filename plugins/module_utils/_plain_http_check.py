@@ -8,8 +8,10 @@ against a registry that serves plain HTTP the handshake fails at the first recor
 the client SSLContext loads (about 30-60 ms of CPU here, most of a check-mode run's own work)
 is never used. _http.Session asks this first, while it has no context yet: a handshake with a
 bare context (no CA, no verification; nothing is sent or trusted over it) shows the same
-"not TLS" failure. Anything else (a TLS server, a refusal, a timeout) answers None and the
-connection is made as before, with the full context.
+"not TLS" failure. A peer that does not answer the hello in time would time the full handshake out
+the same way, so that timeout is given back too (waiting twice would double a probe's 10 s).
+Anything else (a TLS server, a refusal) answers None and the connection is made as before, with
+the full context.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -35,8 +37,8 @@ def is_loopback(host):
 
 
 def plain_http_answer(host, port, timeout):
-    """The ssl.SSLError of a bare TLS handshake with loopback `host`:`port` when it says the peer is not TLS;
-    None otherwise (not loopback, a TLS server, or any other outcome)."""
+    """The ssl.SSLError of a bare TLS handshake with loopback `host`:`port` when it says the peer is not TLS, or
+    the timeout when the peer did not answer; None otherwise (not loopback, a TLS server, or any other outcome)."""
     if not is_loopback(host):
         return None  # a remote registry is TLS nearly always: an extra handshake would only add a round trip
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -48,5 +50,7 @@ def plain_http_answer(host, port, timeout):
                 return None
     except ssl.SSLError as exc:
         return exc if exc.reason in NOT_TLS_REASONS else None
+    except socket.timeout as exc:
+        return exc
     except (OSError, ValueError):
         return None

@@ -44,6 +44,27 @@ def test_a_refused_connection_is_left_to_the_request():
     assert plain_http_answer("127.0.0.1", closed_port(), 5) is None
 
 
+def test_a_silent_peer_times_out_once():
+    # The kernel accepts the connection; nobody answers the hello. The full handshake would time out the same way.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        answer = plain_http_answer("127.0.0.1", listener.getsockname()[1], 0.3)
+    assert isinstance(answer, socket.timeout)
+
+
+def test_a_session_request_to_a_silent_peer_fails_as_a_timeout_without_a_context():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        session = _http.Session()
+        with pytest.raises(_http.ConnectionFailure) as info:
+            session.request("GET", "https://127.0.0.1:%d/v2/" % listener.getsockname()[1], timeout=0.3)
+        session.close()
+    assert not isinstance(info.value, _http.TLSFailure) and "timed out" in str(info.value)
+    assert session.contexts_built == 0
+
+
 def test_a_remote_host_is_never_contacted(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("connected to a remote host")
