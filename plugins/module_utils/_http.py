@@ -32,14 +32,15 @@ __metaclass__ = type
 import base64
 import http.client as http_client
 import ipaddress
+import os
 import select
 import socket
 import ssl
 import threading
 import zlib
 from urllib.parse import unquote, urlencode, urljoin, urlsplit
-from urllib.request import getproxies_environment, proxy_bypass_environment
 
+from ansible_collections.imagepusher.registry.plugins.module_utils._plain_http_check import plain_http_answer
 from ansible_collections.imagepusher.registry.plugins.module_utils._tls_context import SharedContext
 
 BLOCK_SIZE = 1024 * 1024  # bytes read from a request body per send(): as large as the transport's chunks
@@ -107,12 +108,22 @@ def no_proxy_exempts(host, no_proxy):
                     return True
             except ValueError:
                 continue
+    from urllib.request import proxy_bypass_environment  # see environment_proxies()
     return bool(proxy_bypass_environment(host, {"no": no_proxy}))
+
+
+def environment_proxies():
+    """urllib's getproxies_environment(), imported only when a *_proxy variable is set: without one it answers {},
+    and urllib.request (with urllib.error) costs every module start about 5 ms of CPU."""
+    if not any(name.lower().endswith("_proxy") for name in os.environ):
+        return {}
+    from urllib.request import getproxies_environment
+    return getproxies_environment()
 
 
 def environment_proxy(scheme, host, environ_proxies=None):
     """The proxy URL the environment names for scheme://host (None: go direct)."""
-    proxies = getproxies_environment() if environ_proxies is None else environ_proxies
+    proxies = environment_proxies() if environ_proxies is None else environ_proxies
     if no_proxy_exempts(host, proxies.get("no")):
         return None
     return proxies.get(scheme) or proxies.get("all") or None
@@ -342,6 +353,10 @@ class Session:
 
     def _new_connection(self, scheme, host, port, proxy, timeout):
         """A connected HTTP(S)Connection: direct, to an HTTP proxy, or tunnelled through one (CONNECT)."""
+        if scheme == "https" and not proxy and self._tls.built == 0 and self._tls.settings[1] is None:
+            not_tls = plain_http_answer(host, port, timeout)  # the loopback probe's usual answer, without a CA load
+            if not_tls is not None:
+                raise _failure(not_tls)
         context = self.ssl_context() if scheme == "https" else None
         if proxy:
             parts = urlsplit(proxy if "://" in proxy else "http://" + proxy)

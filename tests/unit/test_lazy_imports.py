@@ -115,10 +115,11 @@ print(json.dumps(sorted(sys.modules)))
 """
 
 
-def sent(collections_dir, module, layer):
+def sent(collections_dir, module, layer, environ=None):
+    env = {"PYTHONPATH": str(collections_dir), "PATH": "/usr/bin:/bin", "IMAGEPUSHER_HTTP": layer}
+    env.update(environ or {})
     proc = subprocess.run([sys.executable, "-c", SEND, PREFIX + "modules." + module], capture_output=True, text=True,
-                          env={"PYTHONPATH": str(collections_dir), "PATH": "/usr/bin:/bin", "IMAGEPUSHER_HTTP": layer},
-                          check=False)
+                          env=env, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return set(json.loads(proc.stdout))
 
@@ -140,3 +141,17 @@ def test_a_run_on_requests_imports_it(collections_dir):
 def test_parsing_the_common_manifests_does_not_import_jsonschema(collections_dir):
     modules = imported(collections_dir, PARSE, "image_mirror")
     assert "jsonschema" not in modules
+
+
+@pytest.mark.parametrize("module", ["image_mirror", "image_pull", "image_push"])
+def test_a_run_without_proxy_variables_never_imports_urllib_request(collections_dir, module):
+    """urllib.request (and urllib.error) only reads *_proxy variables for us: without one it is not imported."""
+    modules = sent(collections_dir, module, "client")
+    assert PREFIX + "module_utils._http" in modules
+    assert "urllib.request" not in modules and "urllib.error" not in modules
+
+
+def test_a_run_with_a_proxy_variable_imports_urllib_request(collections_dir):
+    """...and with one it is (the test above can see it); no_proxy keeps the loopback requests direct."""
+    modules = sent(collections_dir, "image_pull", "client", {"https_proxy": "http://127.0.0.1:9", "no_proxy": "127.0.0.1"})
+    assert "urllib.request" in modules
