@@ -128,6 +128,11 @@ PLAYBOOK = """
             target_password: "{{ opt_target_password }}"
           - source: "{{ opt_source }}"
             target: "{{ opt_target_registry }}/mirror/entrypw-authfile:v1"
+            # null means "not set": the module-wide value (here the auth file) and defaults apply
+            target_username: null
+            target_password: null
+            platforms: null
+            referrers: null
 
     - name: entrypw | export results
       ansible.builtin.debug:
