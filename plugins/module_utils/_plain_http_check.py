@@ -18,28 +18,20 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import ipaddress
 import socket
 import ssl
+
+from ansible_collections.imagepusher.registry.plugins.module_utils._reference import is_loopback_host
 
 # OpenSSL's reason codes when the peer is not a TLS server: the ones _transport._NOT_TLS_MARKERS reads in the text.
 NOT_TLS_REASONS = frozenset(("WRONG_VERSION_NUMBER", "UNKNOWN_PROTOCOL", "RECORD_LAYER_FAILURE",
                              "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST"))
 
 
-def is_loopback(host):
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def plain_http_answer(host, port, timeout):
     """The ssl.SSLError of a bare TLS handshake with loopback `host`:`port` when it says the peer is not TLS, or
     the timeout when the peer did not answer; None otherwise (not loopback, a TLS server, or any other outcome)."""
-    if not is_loopback(host):
+    if not is_loopback_host(host):
         return None  # a remote registry is TLS nearly always: an extra handshake would only add a round trip
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False

@@ -75,6 +75,16 @@ def _split_host_port(registry):
     return host, (port if sep else None)
 
 
+def is_loopback_host(host):
+    """True for localhost, 127.0.0.0/8 and ::1 (an IPv6 address with or without its brackets)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def _check_registry(registry, text):
     """Validate and normalize a registry host[:port]; returns the normalized form."""
     if not registry:
@@ -307,13 +317,7 @@ class ImageReference:
     @property
     def is_loopback(self):
         """True for localhost, 127.0.0.0/8 and ::1 registries (with or without a port)."""
-        host = _split_host_port(self._registry)[0]
-        if host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            return False
+        return is_loopback_host(_split_host_port(self._registry)[0])
 
     # -- derived references ---------------------------------------------
 

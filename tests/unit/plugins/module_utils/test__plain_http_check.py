@@ -8,7 +8,8 @@ import ssl
 import pytest
 
 from ansible_collections.imagepusher.registry.plugins.module_utils import _http
-from ansible_collections.imagepusher.registry.plugins.module_utils._plain_http_check import is_loopback, plain_http_answer
+from ansible_collections.imagepusher.registry.plugins.module_utils._plain_http_check import plain_http_answer
+from ansible_collections.imagepusher.registry.plugins.module_utils._reference import is_loopback_host
 from ansible_collections.imagepusher.registry.plugins.module_utils._transport import TLS_NOT_TLS, classify_tls_error
 from tests.support.pki import CertificateAuthority
 from tests.unit.plugins.module_utils.fake_http import FakeServer, Reply, closed_port, scripted
@@ -77,7 +78,7 @@ def test_a_remote_host_is_never_contacted(monkeypatch):
                                             ("::1", True), ("[::1]", True), ("10.0.0.1", False),
                                             ("localhost.example", False), ("registry", False)])
 def test_is_loopback(host, loopback):
-    assert is_loopback(host) is loopback
+    assert is_loopback_host(host) is loopback
 
 
 def test_session_reports_not_tls_without_building_a_context():
