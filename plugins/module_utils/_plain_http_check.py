@@ -23,7 +23,7 @@ import ssl
 
 from ansible_collections.imagepusher.registry.plugins.module_utils._reference import is_loopback_host
 
-# OpenSSL's reason codes when the peer is not a TLS server: the ones _transport._NOT_TLS_MARKERS reads in the text.
+# OpenSSL's reason codes when the peer is not a TLS server (_transport reads the same in an error's text).
 NOT_TLS_REASONS = frozenset(("WRONG_VERSION_NUMBER", "UNKNOWN_PROTOCOL", "RECORD_LAYER_FAILURE",
                              "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST"))
 

@@ -42,6 +42,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._errors impor
     TLSError,
     TransportError,
 )
+from ansible_collections.imagepusher.registry.plugins.module_utils._plain_http_check import NOT_TLS_REASONS
 from ansible_collections.imagepusher.registry.plugins.module_utils._rate_limit import RateLimits, refuse_spent_quota
 from ansible_collections.imagepusher.registry.plugins.module_utils._retry import (
     RetryBudget,
@@ -113,9 +114,9 @@ def scrub_urls(text):
 # -- TLS ------------------------------------------------------------------------------
 
 _PEM_CERT_RE = re.compile(br"-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+?-----END CERTIFICATE-----")
-# What OpenSSL says when the peer is not a TLS server (a plain-HTTP server answering a ClientHello).
-_NOT_TLS_MARKERS = ("wrong version number", "unknown protocol", "record layer failure", "packet length too long",
-                    "http request")
+# What OpenSSL says when the peer is not a TLS server (a plain-HTTP server answering a ClientHello): the
+# reason codes _plain_http_check reads, as they appear in the error's text ("wrong version number").
+_NOT_TLS_MARKERS = tuple(reason.lower().replace("_", " ") for reason in NOT_TLS_REASONS)
 # TLS alerts a server sends when it wants a client certificate or does not accept the one sent.
 _CLIENT_CERT_MARKERS = ("alert bad certificate", "alert certificate required", "alert unknown ca",
                         "alert certificate unknown", "alert access denied",
