@@ -353,7 +353,7 @@ class Session:
 
     def _new_connection(self, scheme, host, port, proxy, timeout):
         """A connected HTTP(S)Connection: direct, to an HTTP proxy, or tunnelled through one (CONNECT)."""
-        if scheme == "https" and not proxy and self._tls.built == 0 and self._tls.settings[1] is None:
+        if scheme == "https" and not proxy and self._tls.built == 0 and self._tls.cert is None:
             not_tls = plain_http_answer(host, port, timeout)  # the loopback probe's usual answer, without a CA load
             if not_tls is not None:
                 raise _failure(not_tls)

@@ -130,7 +130,7 @@ class SharedContextAdapter(_Adapter):
         if host_params.get("scheme") == "https":
             # The context carries the CA bundle and the client certificate: nothing is loaded per connection.
             pool_kwargs = {"ssl_context": self.ssl_context(),
-                           "cert_reqs": "CERT_NONE" if self._tls.settings[0] is False else "CERT_REQUIRED"}
+                           "cert_reqs": "CERT_NONE" if self._tls.verify is False else "CERT_REQUIRED"}
         return host_params, pool_kwargs
 
     def cert_verify(self, conn, url, verify, cert):
@@ -138,7 +138,7 @@ class SharedContextAdapter(_Adapter):
             return super(SharedContextAdapter, self).cert_verify(conn, url, verify, cert)
         # requests would set the bundle's path (and the certificate files) on the pool, which makes
         # urllib3 load them into the shared context again for each connection.
-        conn.cert_reqs = "CERT_NONE" if self._tls.settings[0] is False else "CERT_REQUIRED"
+        conn.cert_reqs = "CERT_NONE" if self._tls.verify is False else "CERT_REQUIRED"
         conn.ca_certs = conn.ca_cert_dir = None
         conn.cert_file = conn.key_file = None
         return None

@@ -49,7 +49,7 @@ class SharedContext:
     layer asking, so the Transport explains it like a failed handshake."""
 
     def __init__(self, verify, cert, default_bundle, failure):
-        self.settings = (verify, cert, default_bundle)
+        self.verify, self.cert, self.default_bundle = verify, cert, default_bundle
         self._failure = failure
         self._lock = threading.Lock()
         self._context = None
@@ -59,7 +59,7 @@ class SharedContext:
         with self._lock:
             if self._context is None:
                 try:
-                    self._context = build_context(*self.settings)
+                    self._context = build_context(self.verify, self.cert, self.default_bundle)
                 except (ssl.SSLError, OSError) as exc:
                     raise self._failure(str(exc)) from exc
                 self.built += 1
