@@ -75,10 +75,7 @@ class BlobSources:
         last FLUSH_EVERY seconds, else with a later record or at the end of the run."""
         state = self._state
         with state.guard:
-            for digest in digests:
-                known = state.pending.setdefault(digest, [])
-                if repository_name not in known:
-                    known.append(repository_name)
+            _merge(state.pending, dict((digest, [repository_name]) for digest in digests))
             due = state.flushed_at is None or time.monotonic() - state.flushed_at >= FLUSH_EVERY
             if state.flush is None:
                 state.flush = self.flush
