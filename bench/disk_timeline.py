@@ -33,12 +33,12 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 import run as bench  # noqa: E402
+from probes import machine_cpu  # noqa: E402
 from tests.support.ansible import make_collections_dir  # noqa: E402
 from tests.support.registry import Registry  # noqa: E402
 
 MODULE = "ansible_collections.imagepusher.registry.plugins.modules.image_mirror"
 TICK = 0.5
-HZ = os.sysconf("SC_CLK_TCK")
 
 
 def root_disk():
@@ -53,16 +53,14 @@ def root_disk():
 
 
 def counters(disk):
-    """(sectors written, disk busy ms, machine busy jiffies, iowait jiffies)."""
+    """(sectors written, disk busy ms, machine busy CPU-s, iowait CPU-s)."""
     written = busy = 0
     with open("/proc/diskstats") as handle:
         for line in handle:
             fields = line.split()
             if fields[2] == disk:
                 written, busy = int(fields[9]), int(fields[12])
-    with open("/proc/stat") as handle:
-        cpu = [int(v) for v in handle.readline().split()[1:9]]
-    return written, busy, sum(cpu) - cpu[3] - cpu[4], cpu[4]
+    return (written, busy) + machine_cpu()
 
 
 class Sampler(threading.Thread):
@@ -78,8 +76,8 @@ class Sampler(threading.Thread):
             now = counters(self.disk)
             cpus = os.cpu_count() or 1
             self.rows.append((time.monotonic() - start, (now[0] - last[0]) * 512 / 1e6 / TICK,
-                              (now[1] - last[1]) / 10.0 / TICK, (now[2] - last[2]) * 100.0 / HZ / TICK / cpus,
-                              (now[3] - last[3]) * 100.0 / HZ / TICK / cpus))
+                              (now[1] - last[1]) / 10.0 / TICK, (now[2] - last[2]) * 100.0 / TICK / cpus,
+                              (now[3] - last[3]) * 100.0 / TICK / cpus))
             last = now
 
 

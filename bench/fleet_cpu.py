@@ -30,33 +30,21 @@ sys.path.insert(0, str(BENCH.parent))
 
 import fleet  # noqa: E402
 import run as bench  # noqa: E402
+from probes import machine_cpu, process_cpu  # noqa: E402
 from tests.support.ansible import AnsibleWorkspace  # noqa: E402
 from tests.support.registry import Registry  # noqa: E402
 
-HZ = os.sysconf("SC_CLK_TCK")
 CPUS = os.cpu_count() or 1
-
-
-def process_cpu(pid):
-    with open("/proc/%d/stat" % pid) as handle:
-        fields = handle.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / HZ
-
-
-def machine_cpu():
-    with open("/proc/stat") as handle:
-        cpu = [int(v) for v in handle.readline().split()[1:9]]
-    return (sum(cpu) - cpu[3] - cpu[4]) / HZ
 
 
 def measured(label, run, source, target):
     bench.settle()
     # Registry keeps its process in _proc: the test support's registries are this script's own children.
-    before = (machine_cpu(), process_cpu(source._proc.pid), process_cpu(target._proc.pid), children_cpu())
+    before = (machine_cpu()[0], process_cpu(source._proc.pid), process_cpu(target._proc.pid), children_cpu())
     start = time.monotonic()
     run()
     wall = time.monotonic() - start
-    machine = machine_cpu() - before[0]
+    machine = machine_cpu()[0] - before[0]
     src, dst = process_cpu(source._proc.pid) - before[1], process_cpu(target._proc.pid) - before[2]
     waited = children_cpu() - before[3]
     print("%-7s wall %6.2f s  machine %5.1f CPU-s (%3.0f %% of %d x wall)  source registry %5.1f  target registry "

@@ -26,16 +26,12 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent))
 
 import fleet  # noqa: E402 pylint: disable=wrong-import-position
+from probes import process_cpu  # noqa: E402 pylint: disable=wrong-import-position
 from tests.support.ansible import make_collections_dir  # noqa: E402 pylint: disable=wrong-import-position
 from tests.support.registry import Registry  # noqa: E402 pylint: disable=wrong-import-position
 
 MODULE = "ansible_collections.imagepusher.registry.plugins.modules.image_mirror"
 LAYERS = {"requests": {"IMAGEPUSHER_HTTP": "requests"}, "client": {"IMAGEPUSHER_HTTP": "client"}}
-
-
-def process_cpu(pid):
-    fields = Path("/proc/%d/stat" % pid).read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def one_run(layer, source, repos, work, collections):

@@ -1,11 +1,29 @@
-"""What every timed step of the benchmarks uses: the same memory state to start from, and the peak RSS of a process.
+"""What every timed step of the benchmarks uses: the same memory state to start from, the peak RSS of a process,
+and the CPU seconds of a process or of the whole machine.
 
-bench/run.py re-exports both (fleet.py, ab_trees.py and module_run.py use them through it or here).
+bench/run.py re-exports settle and PeakRSS (fleet.py, ab_trees.py and module_run.py use them through it or here).
 """
 
 import os
 import threading
 import time
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pid):
+    """CPU seconds (user + system) process `pid` has used so far."""
+    with open("/proc/%d/stat" % pid) as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def machine_cpu():
+    """(busy, iowait): CPU seconds the whole machine, all CPUs together, has spent busy (neither idle nor
+    waiting on I/O) and waiting on I/O so far (/proc/stat)."""
+    with open("/proc/stat") as handle:
+        ticks = [int(v) for v in handle.readline().split()[1:9]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / CLOCK_TICKS, ticks[4] / CLOCK_TICKS
 
 
 class PeakRSS:
