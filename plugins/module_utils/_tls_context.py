@@ -53,7 +53,9 @@ class SharedContext:
         self._failure = failure
         self._lock = threading.Lock()
         self._context = None
-        self.built = 0  # for tests: stays at 1 whatever the number of connections
+        # Contexts built: 0 until the first HTTPS request (_http probes for plain HTTP only then), 1 after it
+        # whatever the number of connections (the tests check that it stays 1).
+        self.built = 0
 
     def get(self):
         with self._lock:
