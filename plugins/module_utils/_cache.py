@@ -30,6 +30,7 @@ import time
 from ansible_collections.imagepusher.registry.plugins.module_utils import _blob_io
 from ansible_collections.imagepusher.registry.plugins.module_utils import _blob_sources
 from ansible_collections.imagepusher.registry.plugins.module_utils import _cache_errors
+from ansible_collections.imagepusher.registry.plugins.module_utils import _cache_index
 from ansible_collections.imagepusher.registry.plugins.module_utils import _digest
 from ansible_collections.imagepusher.registry.plugins.module_utils import _media_types
 from ansible_collections.imagepusher.registry.plugins.module_utils import _safe_files
@@ -39,7 +40,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._errors impor
     MissingBlobError,
 )
 
-REF_NAME = "org.opencontainers.image.ref.name"
+REF_NAME = _cache_index.REF_NAME
 SOURCE_DIGEST = "io.imagepusher.source.digest"
 PLATFORMS = "io.imagepusher.platforms"
 LAYOUT_FILE = {"imageLayoutVersion": "1.0.0"}
@@ -219,7 +220,7 @@ class Cache:
                 if _safe_files.entry_stat(self.root, layout) is None:
                     atomic_write(layout, json.dumps(LAYOUT_FILE).encode("utf-8"), self.root)
                 if _safe_files.entry_stat(self.root, self._index_path()) is None:
-                    atomic_write(self._index_path(), self._dump_index([]), self.root)
+                    atomic_write(self._index_path(), _cache_index.dump([]), self.root)
         except OSError as exc:
             raise _os_error(exc, what, self.root, self.root)
         return self
@@ -340,43 +341,36 @@ class Cache:
     def _index_path(self):
         return os.path.join(self.root, "index.json")
 
-    @staticmethod
-    def _dump_index(manifests):
-        index = {"schemaVersion": 2, "mediaType": _media_types.OCI_INDEX, "manifests": manifests}
-        # One line: with `indent`, json encodes in pure Python, and index.json is rewritten for every image
-        # named (a task over 120 small images spent a twentieth of its CPU indenting it).
-        return (json.dumps(index, sort_keys=True, separators=(",", ":")) + "\n").encode("utf-8")
+    def _index(self):
+        """The Index of index.json as it is now (an empty one when there is no file)."""
+        path = self._index_path()
+        try:
+            raw = _safe_files.read_bounded(self.root, path, INDEX_LIMIT)
+        except (IOError, OSError) as exc:
+            if getattr(exc, "errno", None) == errno.ENOENT:
+                return _cache_index.Index(b"", [])
+            raise _os_error(exc, "reading index.json", path, self.root)
+        if len(raw) > INDEX_LIMIT:
+            raise CacheError("%s is larger than %d MiB, more than an image index of the cache may be; it is "
+                             "left as it is: move it away or fix it by hand" % (path, INDEX_LIMIT >> 20), path=path)
+        return _cache_index.parse(path, raw)
+
+    def _write_index(self, index):
+        try:
+            atomic_write(self._index_path(), index.raw, self.root)
+        except OSError as exc:
+            raise _os_error(exc, "updating index.json", self._index_path(), self.root)
+        _cache_index.keep(self._index_path(), index)
 
     def entries(self):
         """The descriptors in index.json (each with its ref name annotation).
 
         A malformed index.json is a CacheError, never read as empty: the next write would lose its names.
         """
-        path = self._index_path()
-        try:
-            raw = _safe_files.read_bounded(self.root, path, INDEX_LIMIT)
-        except (IOError, OSError) as exc:
-            if getattr(exc, "errno", None) == errno.ENOENT:
-                return []
-            raise _os_error(exc, "reading index.json", path, self.root)
-        if len(raw) > INDEX_LIMIT:
-            raise CacheError("%s is larger than %d MiB, more than an image index of the cache may be; it is "
-                             "left as it is: move it away or fix it by hand" % (path, INDEX_LIMIT >> 20), path=path)
-        try:
-            data = json.loads(raw.decode("utf-8"))
-        except (ValueError, UnicodeDecodeError):
-            raise CacheError("%s is not valid JSON: the cache is damaged" % path, path=path)
-        manifests = data.get("manifests") if isinstance(data, dict) else None
-        if not isinstance(manifests, list) or not all(isinstance(m, dict) for m in manifests):
-            raise CacheError("%s is not an OCI image index (a JSON object whose 'manifests' is a list of objects): "
-                             "the cache is damaged; it is left as it is: fix it or move it away" % path, path=path)
-        return manifests
+        return self._index().entries()
 
     def get_ref(self, name):
-        for entry in self.entries():
-            if (entry.get("annotations") or {}).get(REF_NAME) == name:
-                return entry
-        return None
+        return self._index().find(name)
 
     def set_ref(self, name, descriptor, annotations=None, require=()):
         """Point `name` at a descriptor (replacing any previous one). True when index.json changed.
@@ -392,28 +386,18 @@ class Cache:
             if missing:
                 raise MissingBlobError("%d blob(s) of %s vanished from the cache before it was named (a concurrent "
                                        "prune?), e.g. %s" % (len(missing), name, missing[0]), digest=missing[0])
-            manifests = self.entries()
-            kept = [m for m in manifests if (m.get("annotations") or {}).get(REF_NAME) != name]
-            if len(kept) == len(manifests) - 1 and [m for m in manifests if m not in kept] == [entry]:
+            index = self._index().with_entry(name, entry)
+            if index is None:
                 return False
-            kept.append(entry)
-            kept.sort(key=lambda m: (m.get("annotations") or {}).get(REF_NAME, ""))
-            try:
-                atomic_write(self._index_path(), self._dump_index(kept), self.root)
-            except OSError as exc:
-                raise _os_error(exc, "updating index.json", self._index_path(), self.root)
+            self._write_index(index)
         return True
 
     def remove_ref(self, name):
         with self.lock("index"):
-            manifests = self.entries()
-            kept = [m for m in manifests if (m.get("annotations") or {}).get(REF_NAME) != name]
-            if len(kept) == len(manifests):
+            index = self._index().without(name)
+            if index is None:
                 return False
-            try:
-                atomic_write(self._index_path(), self._dump_index(kept), self.root)
-            except OSError as exc:
-                raise _os_error(exc, "updating index.json", self._index_path(), self.root)
+            self._write_index(index)
         return True
 
     # -- where blobs came from (for cross-repository mounts) -------------
