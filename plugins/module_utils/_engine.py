@@ -25,11 +25,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.imagepusher.registry.plugins.module_utils import _plan
 from ansible_collections.imagepusher.registry.plugins.module_utils._handoff import Handoff
-from ansible_collections.imagepusher.registry.plugins.module_utils._parallel import parallel_map
+from ansible_collections.imagepusher.registry.plugins.module_utils._parallel import Pool, parallel_map
 
 
 class Events:
@@ -141,14 +140,12 @@ class _CopyRun:
 
     def start(self, pairs):
         concurrency = self.engine.concurrency
-        # Three pools, so that no kind of work waits for a thread another kind holds: downloads,
+        # Three pools, so that no kind of work waits for a slot another kind holds: downloads,
         # the uploads streaming beside them, and uploads from the cache. A download's thread is
         # free once it handed over its last byte: the next download starts while the target
         # still ingests what the sockets hold and answers the upload (on a busy target, that
         # is most of a second per blob), hence twice as many streams as downloads.
-        with ThreadPoolExecutor(max_workers=concurrency) as self.uploads, \
-                ThreadPoolExecutor(max_workers=2 * concurrency) as self.streams, \
-                ThreadPoolExecutor(max_workers=concurrency) as fetches:
+        with Pool(concurrency) as self.uploads, Pool(2 * concurrency) as self.streams, Pool(concurrency) as fetches:
             for fetch, send in pairs:
                 fetches.submit(self.fetch, fetch, send)
             # Leaving the block waits for the fetches first (they start everything else), then the

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from ansible_collections.imagepusher.registry.plugins.module_utils import _parallel
 from ansible_collections.imagepusher.registry.plugins.module_utils._parallel import DONE, FAILED, NOT_STARTED, map_until_failure, parallel_map
 
 
@@ -131,3 +132,84 @@ def test_map_until_failure_lets_running_items_finish():
 
 def test_map_until_failure_of_nothing():
     assert map_until_failure(lambda n: n, [], 4) == []
+
+
+# -- Pool: bounded work on the process's shared worker threads ------------------------------------
+
+def test_a_pool_runs_at_most_its_limit_at_once_and_futures_hold_results_and_failures():
+    running, most, lock = [0], [0], threading.Lock()
+
+    def work(n):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.01)
+        with lock:
+            running[0] -= 1
+        if n == 3:
+            raise ValueError("item 3")
+        return n
+
+    with _parallel.Pool(2) as pool:
+        futures = [pool.submit(work, n) for n in range(8)]
+    assert most[0] == 2
+    assert all(f.done() for f in futures)  # leaving the block waited for every one
+    assert [f.result() for f in futures if f is not futures[3]] == [0, 1, 2, 4, 5, 6, 7]
+    with pytest.raises(ValueError, match="item 3"):
+        futures[3].result()
+
+
+def test_leaving_the_block_waits_for_work_submitted_meanwhile():
+    done = []
+    with _parallel.Pool(1) as later:
+        with _parallel.Pool(2) as first:
+            for n in range(3):
+                first.submit(lambda n=n: later.submit(lambda: (time.sleep(0.01), done.append(n))))
+    assert sorted(done) == [0, 1, 2]
+
+
+def test_idle_workers_are_reused_by_the_next_pool_and_end_when_idle_too_long(monkeypatch):
+    monkeypatch.setattr(_parallel, "IDLE_SECONDS", 0.3)
+    workers = _parallel._Workers()
+    monkeypatch.setattr(_parallel, "_WORKERS", workers)
+    started = []
+    real_start = threading.Thread.start
+
+    def counting_start(thread):
+        started.append(thread.name)
+        real_start(thread)
+    monkeypatch.setattr(threading.Thread, "start", counting_start)
+
+    def names(count):
+        seen, barrier = set(), threading.Barrier(count)
+
+        def work():
+            barrier.wait(5)  # all at once: each on its own worker
+            seen.add(threading.current_thread().ident)
+        with _parallel.Pool(count) as pool:
+            for _n in range(count):
+                pool.submit(work)
+        return seen
+
+    first = names(3)
+    time.sleep(0.05)  # the workers are back, waiting
+    assert names(3) == first  # the same threads again...
+    assert len(started) == 3  # ...none started for the second pool
+    deadline = time.monotonic() + 5
+    while workers._idle and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert workers._idle == 0  # idle past IDLE_SECONDS: they ended
+    assert not [t for t in threading.enumerate() if t.ident in first]
+
+
+def test_when_no_thread_can_start_submit_says_so_and_nothing_waits_forever(monkeypatch):
+    workers = _parallel._Workers()
+    monkeypatch.setattr(_parallel, "_WORKERS", workers)
+
+    def no_thread(_thread):
+        raise RuntimeError("can't start new thread")
+    monkeypatch.setattr(threading.Thread, "start", no_thread)
+    pool = _parallel.Pool(1)
+    with pytest.raises(RuntimeError):
+        pool.submit(lambda: 1)
+    pool.wait()  # returns: nothing counts as running
