@@ -32,7 +32,6 @@ from ansible_collections.imagepusher.registry.plugins.module_utils import _blob_
 from ansible_collections.imagepusher.registry.plugins.module_utils import _cache_errors
 from ansible_collections.imagepusher.registry.plugins.module_utils import _cache_index
 from ansible_collections.imagepusher.registry.plugins.module_utils import _digest
-from ansible_collections.imagepusher.registry.plugins.module_utils import _media_types
 from ansible_collections.imagepusher.registry.plugins.module_utils import _safe_files
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import (
     CacheError,
