@@ -31,12 +31,13 @@ class Mirror:
 
     def run(self, source, platforms=None, check_mode=False):
         job = self.pull.new_job(source, platforms)
-        job.source_digest = source_digest = source.digest or self.pull.reader.resolve(source)["digest"]
+        head = self.push.head()
+        # A target without the tag means the image is read (unless cached): then the source's tag is read by GET.
+        job.source_digest = source_digest = self.pull.source_digest(job, read_anyway=head is None)
         if self.pull.from_cache(job, source_digest):
             digest = job.tree.digest
         else:
             digest = self.pull.reader.top_digest(source, source_digest, job.wanted)
-        head = self.push.head()
         before = head["digest"] if head else None
         if digest and before == digest:
             # The target is current: a mirror has nothing to do, so the cache is not filled either.

@@ -53,7 +53,7 @@ class Pull:
 
     def run(self, reference, platforms=None, check_mode=False):
         job = self.new_job(reference, platforms)
-        source_digest = reference.digest or self.reader.resolve(reference)["digest"]
+        source_digest = self.source_digest(job)
         if not self.from_cache(job, source_digest):
             self.prepare(job, source_digest)
         if job.done or check_mode:
@@ -65,6 +65,20 @@ class Pull:
 
     def new_job(self, reference, platforms):
         return PullJob(reference, _names.normalize_platforms(platforms))
+
+    def source_digest(self, job, read_anyway=True):
+        """The digest the source serves for the job's reference.
+
+        A HEAD of the tag, unless the manifest is to be read anyway (`read_anyway`, and the cache has no
+        image of that name): then a GET of the tag, one request less, and the manifest is kept for the
+        run. With the name cached the HEAD stays: it may show the cache current, and only GETs count
+        against Docker Hub's pull limit.
+        """
+        if job.reference.digest:
+            return job.reference.digest
+        if read_anyway and not (self.cache.exists() and self.cache.cache.get_ref(job.name) is not None):
+            return self.reader.load_tag(job.reference).digest
+        return self.reader.resolve(job.reference)["digest"]
 
     def from_cache(self, job, source_digest):
         """Fill `job` from the cache when it holds exactly what `source_digest` names (no network). True then."""

@@ -34,9 +34,17 @@ class SourceReader:
         """HEAD a tag: {'digest', 'media_type', 'size'} (digest None when not sent); NotFoundError when absent."""
         head = self.registry.manifest_exists(reference.ref)
         if head is None:
-            raise NotFoundError("image %s not found: %s has no tag %r in repository %s"
-                                % (reference, reference.registry, reference.tag, reference.repository), status=404)
+            raise _tag_not_found(reference)
         return head
+
+    def load_tag(self, reference):
+        """GET a tag's manifest (kept for the run, as load() keeps it); NotFoundError as resolve() says it.
+
+        For a copy that reads the manifest anyway, resolve()'s HEAD would be one request more."""
+        try:
+            return self.load(reference.ref)
+        except NotFoundError:
+            raise _tag_not_found(reference)
 
     def stored_tree(self, digest, media_type=None, with_foreign=False):
         """The tree the cache holds complete under `digest` (foreign layers too when `with_foreign`), else None."""
@@ -100,6 +108,11 @@ class SourceReader:
         platform = _tree.config_platform(raw)
         tree.platforms = [platform] if platform else []
         return fetched
+
+
+def _tag_not_found(reference):
+    return NotFoundError("image %s not found: %s has no tag %r in repository %s"
+                         % (reference, reference.registry, reference.tag, reference.repository), status=404)
 
 
 def _platform_wanted(found, wanted):

@@ -18,6 +18,7 @@ description:
     the digest. Manifests keep their exact bytes, so each target digest equals its source digest.
   - Idempotent by digest. An image whose target tag already has the source's digest costs one manifest HEAD on
     each registry (with O(images[].platforms), the source's index is read too), whether or not the cache holds it.
+    An image the target lacks and the cache has no copy of is read from the source by GET at once, without a HEAD first.
   - One task for the whole list. Ansible's cost per loop item (most of a second) is paid once, so a list of
     current images costs about two HEAD requests per image. The role C(imagepusher.registry.mirror_images) runs it.
   - An entry with O(images[].tags) is a sync. It mirrors each tag of its source repository that the rules select,

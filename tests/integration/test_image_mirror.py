@@ -54,3 +54,31 @@ def test_current_list_costs_one_head_per_image_on_each_registry(ansible, registr
                       + [("HEAD", f"/v2/warm/{n}/manifests/v1") for n in ("multi", "docker_v2", "oci_single")])
     assert seen == expected
     assert [r["digest"] for r in again.result["images"]] == [samples[n].digest for n in ("multi", "docker_v2", "oci_single")]
+
+
+def test_a_cold_copy_gets_the_source_manifest_without_a_head_and_a_cached_name_keeps_the_head(
+        ansible, registry, samples, tmp_path):
+    sample = samples["docker_v2"]
+    tag_path = f"/v2/{sample.repo}/manifests/v1"
+    args = {"images": [{"source": sample.ref, "target": "{host}/cold/app:v1"}], "cache_dir": str(tmp_path / "cache")}
+
+    def mirror(target):
+        mark = registry.mark()
+        run = ansible.run_module("image_mirror", dict(args, images=[dict(args["images"][0], target=args["images"][0][
+            "target"].format(host=target.host))]))
+        assert run.rc == 0 and run.changed, run.msg
+        assert run.result["images"][0]["digest"] == sample.digest
+        return [(e.method, e.path) for e in registry.access_log(since=mark) if "/manifests/" in e.path]
+
+    with Registry() as target:
+        # Nothing cached, nothing on the target: the manifest is read anyway, so the tag is read by GET alone.
+        assert mirror(target) == [("GET", tag_path)]
+    with Registry() as other:
+        # The name is cached: a HEAD shows the cache current, and nothing is read (only GETs count against
+        # Docker Hub's pull limit).
+        assert mirror(other) == [("HEAD", tag_path)]
+        missing = ansible.run_module("image_mirror", {"images": [{"source": f"{registry.host}/{sample.repo}:nope",
+                                                                  "target": f"{other.host}/cold/app:nope"}],
+                                                      "cache_dir": str(tmp_path / "cache")})
+    assert missing.rc != 0
+    assert f"has no tag 'nope' in repository {sample.repo}" in missing.msg, missing.msg

@@ -145,12 +145,12 @@ def mirrored(registry, samples, tmp_path_factory):
         unknown = ws.run_playbook(PLAYBOOK, {"mirror_test_cases": ["unknown"],
                                              "mirror_test_cache_dir": str(root / "unknown-cache"),
                                              "mirror_test_unknown_list": unknown_list}, timeout=240)
-        unknown_paths = [e.path for e in target.access_log()]
+        unknown_requests = [(e.method, e.path) for e in target.access_log()]
         digests = {e["target"]: raw_digest(e["target"]) for e in expected_summary(samples, target.host, "cold")}
         yield {"runs": runs, "logs": logs, "invalid": invalid.wait(), "listed": listed, "digests": digests,
                "cache_names": cache_names, "cache_dir": cache_dir, "empty_cache": root / "empty-cache",
                "target": target.host, "unknown": unknown, "unknown_list": unknown_list,
-               "unknown_paths": unknown_paths,
+               "unknown_requests": unknown_requests,
                "unknown_first": skopeo_raw(unknown_list[0]["target"])}
     ws.cleanup()
 
@@ -278,7 +278,10 @@ def test_unknown_tag_fails_the_role_naming_the_entry(mirrored, samples):
     first = mirrored["unknown_first"]
     assert first.returncode == 0, f"skopeo cannot read {listed[0]['target']}:\n{first.stderr.decode()}"
     assert "sha256:" + hashlib.sha256(first.stdout).hexdigest() == samples["oci_single"].digest
-    later = tuple("/v2/%s/" % e["target"].split("/", 1)[1].rsplit(":", 1)[0] for e in listed[1:])
-    assert later == ("/v2/failing/multi/", "/v2/failing/docker_v2/")
-    assert not [p for p in mirrored["unknown_paths"] if p.startswith(later)], mirrored["unknown_paths"]
+    failing, later = ("/v2/%s/" % e["target"].split("/", 1)[1].rsplit(":", 1)[0] for e in listed[1:])
+    assert (failing, later) == ("/v2/failing/multi/", "/v2/failing/docker_v2/")
+    # The failing entry only asked the target for its tag (a HEAD, read before the source); the next never started.
+    requests = mirrored["unknown_requests"]
+    assert [r for r in requests if r[1].startswith(failing)] == [("HEAD", failing + "manifests/v1")], requests
+    assert not [r for r in requests if r[1].startswith(later)], requests
     assert not [r for r in run.results if "mirror_images_results" in r["result"].get("ansible_facts", {})]

@@ -268,7 +268,7 @@ def test_entries_credentials_and_plain_http_win_over_the_role_wide_ones(options_
         assert len(tag_puts(options_run, repository)) == 1, options_run["manifest_puts"]
     # the aliased entry spoke plain HTTP to both registries (through the proxy), never https
     proxied = options_run["proxied"]
-    assert ("HEAD", f"http://{source_alias}/v2/test/docker-v2/manifests/v1") in proxied, proxied
+    assert ("GET", f"http://{source_alias}/v2/test/docker-v2/manifests/v1") in proxied, proxied
     assert ("PUT", f"http://{target_alias}/v2/mirror/peritem-aliased/manifests/v1") in proxied, proxied
     assert ("CONNECT", f"{source_alias}:443") not in proxied and ("CONNECT", source_alias) not in proxied
 
