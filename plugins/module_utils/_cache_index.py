@@ -40,10 +40,12 @@ _GUARD = threading.Lock()
 class Index:
     """One text of index.json: its bytes, and its entries, each with its name and (once needed) its encoding."""
 
-    def __init__(self, raw, entries, encodings=None):
+    def __init__(self, raw, entries, encodings=None, names=None):
         self.raw = raw
         self._entries = entries
+        self._names = names if names is not None else [name_of(entry) for entry in entries]
         self._encodings = list(encodings) if encodings is not None else [None] * len(entries)
+        self._positions = None  # name -> its first position, built on the first find()
 
     def entries(self):
         """Copies of the entries (a caller may change them)."""
@@ -51,34 +53,38 @@ class Index:
 
     def find(self, name):
         """A copy of the entry named `name`, or None."""
-        for number, entry in enumerate(self._entries):
-            if name_of(entry) == name:
-                return json.loads(self._encoding(number))
-        return None
+        if self._positions is None:
+            positions = {}
+            for number, found in enumerate(self._names):
+                positions.setdefault(found, number)
+            self._positions = positions
+        number = self._positions.get(name)
+        return None if number is None else json.loads(self._encoding(number))
 
     def with_entry(self, name, entry):
         """The Index with `name` pointing at `entry` (any previous one replaced), or None when it already does."""
         encoded = _encode_entry(entry)
-        others = [n for n, kept in enumerate(self._entries) if name_of(kept) != name]
-        if len(others) == len(self._entries) - 1:
-            (same,) = [n for n in range(len(self._entries)) if n not in set(others)]
-            if self._encoding(same) == encoded:
-                return None
-        pairs = [(self._entries[n], self._encoding(n)) for n in others] + [(json.loads(encoded), encoded)]
-        return self._sorted(pairs)
+        named = [n for n, found in enumerate(self._names) if found == name]
+        if len(named) == 1 and self._encoding(named[0]) == encoded:
+            return None
+        others = [n for n, found in enumerate(self._names) if found != name]
+        rows = [(self._names[n], self._entries[n], self._encoding(n)) for n in others]
+        rows.append((name, json.loads(encoded), encoded))
+        return self._sorted(rows)
 
     def without(self, name):
         """The Index without `name`, or None when it has no such entry."""
-        pairs = [(entry, self._encoding(n)) for n, entry in enumerate(self._entries) if name_of(entry) != name]
-        if len(pairs) == len(self._entries):
+        rows = [(found, self._entries[n], self._encoding(n)) for n, found in enumerate(self._names) if found != name]
+        if len(rows) == len(self._entries):
             return None
-        return self._sorted(pairs)
+        return self._sorted(rows)
 
     @staticmethod
-    def _sorted(pairs):
-        pairs.sort(key=lambda pair: name_of(pair[0]))  # stable: entries without a name keep their order
-        entries, encodings = [p[0] for p in pairs], [p[1] for p in pairs]
-        return Index(_HEAD + b",".join(encodings) + _TAIL, entries, encodings)
+    def _sorted(rows):
+        rows.sort(key=lambda row: row[0])  # stable: entries without a name keep their order
+        encodings = [row[2] for row in rows]
+        return Index(_HEAD + b",".join(encodings) + _TAIL, [row[1] for row in rows], encodings,
+                     [row[0] for row in rows])
 
     def _encoding(self, number):
         if self._encodings[number] is None:
