@@ -40,6 +40,7 @@ import threading
 import zlib
 from urllib.parse import unquote, urlencode, urljoin, urlsplit
 
+from ansible_collections.imagepusher.registry.plugins.module_utils._http_response import FastResponse
 from ansible_collections.imagepusher.registry.plugins.module_utils._plain_http_check import plain_http_answer
 from ansible_collections.imagepusher.registry.plugins.module_utils._tls_context import SharedContext
 
@@ -377,6 +378,7 @@ class Session:
         else:
             connection = http_client.HTTPConnection(target[0], target[1], timeout=timeout, blocksize=BLOCK_SIZE)
         connection.proxy_headers = auth if proxy and scheme == "http" else {}
+        connection.response_class = FastResponse  # headers read without the email package (_http_response.py)
         if self.watchdog is not None:
             self.watchdog.busy(connection)  # a connect that trickles is a stall too
         try:

@@ -23,6 +23,7 @@ CALLED_BY_LIBRARIES = {
     "_extfileobj",  # tarfile closes the object it was given unless this says it is not its own
     "rebuild_auth",  # requests, on every redirect
     "create_module", "exec_module", "get_filename",  # the import system, of a loader (_bytecode_cache)
+    "chunk_left",  # http.client reads a chunked body by it (_http_response sets it as begin() does)
 }
 LOOKED_AT_BY_TESTS = {
     "cached_token",  # the token an Authenticator keeps: header_for() would fetch a new one instead
