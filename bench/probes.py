@@ -27,7 +27,8 @@ def machine_cpu():
 
 
 class PeakRSS:
-    """Largest VmHWM of the processes whose command line contains `marker` (or of one pid).
+    """Largest VmHWM of the processes whose script (the first argument after the interpreter) contains
+    `marker` (or of one pid).
 
     Known pids are read every `interval`. The process list is rescanned, every `rescan`
     seconds, only while none of them lives (before a task's module starts, between tasks):
@@ -51,8 +52,12 @@ class PeakRSS:
             if entry.isdigit():
                 try:
                     with open("/proc/%s/cmdline" % entry, "rb") as handle:
-                        if self.marker.encode() in handle.read():
-                            found.append(int(entry))
+                        args = handle.read().split(b"\0")
+                    # The script itself (`python AnsiballZ_image_pull.py`), not a process naming it as an argument:
+                    # async_wrapper (`python async_wrapper.py JID LIMIT AnsiballZ_image_pull.py _`) waits alive
+                    # for the whole module run, and while a process found lives the list is not scanned again.
+                    if len(args) > 1 and self.marker.encode() in args[1]:
+                        found.append(int(entry))
                 except OSError:
                     pass
         return found
