@@ -33,8 +33,9 @@ class Mirror:
         job = self.pull.new_job(source, platforms)
         head = self.push.head()
         # A target without the tag means the image is read (unless cached): then the source's tag is read by GET.
-        job.source_digest = source_digest = self.pull.source_digest(job, read_anyway=head is None)
-        if self.pull.from_cache(job, source_digest):
+        entry = self.pull.cached_entry(job)
+        job.source_digest = source_digest = self.pull.source_digest(job, entry, read_anyway=head is None)
+        if self.pull.from_cache(job, source_digest, entry):
             digest = job.tree.digest
         else:
             digest = self.pull.reader.top_digest(source, source_digest, job.wanted)

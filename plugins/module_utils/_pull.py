@@ -53,8 +53,9 @@ class Pull:
 
     def run(self, reference, platforms=None, check_mode=False):
         job = self.new_job(reference, platforms)
-        source_digest = self.source_digest(job)
-        if not self.from_cache(job, source_digest):
+        entry = self.cached_entry(job)
+        source_digest = self.source_digest(job, entry)
+        if not self.from_cache(job, source_digest, entry):
             self.prepare(job, source_digest)
         if job.done or check_mode:
             return self.result(job, job.plan.fetches, job.plan.stores)
@@ -66,8 +67,12 @@ class Pull:
     def new_job(self, reference, platforms):
         return PullJob(reference, _names.normalize_platforms(platforms))
 
-    def source_digest(self, job, read_anyway=True):
-        """The digest the source serves for the job's reference.
+    def cached_entry(self, job):
+        """The cache's index.json entry under the job's name, or None."""
+        return self.cache.cache.get_ref(job.name) if self.cache.exists() else None
+
+    def source_digest(self, job, entry, read_anyway=True):
+        """The digest the source serves for the job's reference; `entry` is cached_entry(job).
 
         A HEAD of the tag, unless the manifest is to be read anyway (`read_anyway`, and the cache has no
         image of that name): then a GET of the tag, one request less, and the manifest is kept for the
@@ -76,13 +81,14 @@ class Pull:
         """
         if job.reference.digest:
             return job.reference.digest
-        if read_anyway and not (self.cache.exists() and self.cache.cache.get_ref(job.name) is not None):
+        if read_anyway and entry is None:
             return self.reader.load_tag(job.reference).digest
         return self.reader.resolve(job.reference)["digest"]
 
-    def from_cache(self, job, source_digest):
-        """Fill `job` from the cache when it holds exactly what `source_digest` names (no network). True then."""
-        entry = self.cache.cache.get_ref(job.name) if self.cache.exists() else None
+    def from_cache(self, job, source_digest, entry):
+        """Fill `job` from the cache when it holds exactly what `source_digest` names (no network). True then.
+
+        `entry` is cached_entry(job), read once for both this and source_digest()."""
         job.previous = entry.get("digest") if entry else None
         if not (source_digest and entry and _entry_matches(entry, source_digest, job.wanted)):
             return False
