@@ -43,8 +43,8 @@ class Index:
     def __init__(self, raw, entries, encodings=None, names=None):
         self.raw = raw
         self._entries = entries
-        self._names = names if names is not None else [name_of(entry) for entry in entries]
-        self._encodings = list(encodings) if encodings is not None else [None] * len(entries)
+        self._names = names if names is not None else [ref_name(entry) or "" for entry in entries]
+        self._encodings = encodings if encodings is not None else [None] * len(entries)  # filled as needed
         self._positions = None  # name -> its first position, built on the first find()
 
     def entries(self):
@@ -92,8 +92,9 @@ class Index:
         return self._encodings[number]
 
 
-def name_of(entry):
-    return (entry.get("annotations") or {}).get(REF_NAME, "")
+def ref_name(entry):
+    """The ref name annotation of an index.json entry, or None."""
+    return (entry.get("annotations") or {}).get(REF_NAME)
 
 
 def dump(entries):

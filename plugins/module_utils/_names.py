@@ -27,7 +27,7 @@ __metaclass__ = type
 
 from ansible_collections.imagepusher.registry.plugins.module_utils import _digest
 from ansible_collections.imagepusher.registry.plugins.module_utils import _manifest
-from ansible_collections.imagepusher.registry.plugins.module_utils._cache import REF_NAME
+from ansible_collections.imagepusher.registry.plugins.module_utils._cache_index import ref_name  # beside index.json's parsing
 from ansible_collections.imagepusher.registry.plugins.module_utils._errors import ImagePusherError, NotCachedError
 from ansible_collections.imagepusher.registry.plugins.module_utils._reference import ImageReference
 
@@ -105,11 +105,6 @@ def default_target_tag(target_text, source_name):
 
 
 # -- index.json entries ------------------------------------------------------------------
-
-def ref_name(entry):
-    """The ref name annotation of an index.json entry, or None."""
-    return (entry.get("annotations") or {}).get(REF_NAME)
-
 
 def entry_name(entry):
     """What an entry is called in results and messages: its ref name, else its digest."""
