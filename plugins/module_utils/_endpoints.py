@@ -77,6 +77,17 @@ class RegistryEndpoint:
     def blob_exists(self, digest, size=None):
         return self.client.head_blob(self.repository, digest, scopes=self._scopes) is not None
 
+    @property
+    def uploads_ask_first(self):
+        """Whether the POST starting an upload tells whether the blob is here already (the registry has
+        honoured a mount, see RegistryClient.start_upload): then a real run needs no HEAD for a blob
+        it would upload."""
+        return self.client.mounts_work
+
+    def blob_known(self, digest):
+        """Whether this task put `digest` here already, known without a request (see _fleet.FleetTarget)."""
+        return False
+
     def opener(self, digest):
         """open(offset) -> (body with readinto, offset served, close) for a download of `digest`; every
         request of that download, and each resume after a drop, draws from one retry budget."""
@@ -107,13 +118,13 @@ class RegistryEndpoint:
             # A resumed session sends only what the registry lacked (and says RESUMED).
             action, sent = _upload.send_blob(
                 self.client, self.reference, digest, size, store.blob_bodies(digest, size, on_bytes), self.sessions,
-                budget, chunk_size=self.chunk_size, resumable=store.keeps_sessions)
+                budget, chunk_size=self.chunk_size, resumable=store.keeps_sessions, probe=True)
             self.changes.blob(action, sent)
             return action, sent
 
     def stream_blob(self, digest, size, handoff):
         """Upload from a download's buffer while it downloads (see _handoff.py); the bytes sent."""
-        sent = _upload.upload_stream(self.client, self.reference, digest, size, handoff)
+        sent = _upload.upload_stream(self.client, self.reference, digest, size, handoff, probe=True)
         self.changes.blob(_plan.UPLOADED, sent)
         return sent
 

@@ -76,6 +76,12 @@ class Fleet:
                 return claim, True
             return claim, False
 
+    def done(self, key, owner=None):
+        """Whether the work of `key` was done for the task (by `owner`, when given)."""
+        with self._lock:
+            claim = self._claims.get(key)
+            return claim is not None and claim.finished and claim.ok and owner in (None, claim.owner)
+
     def busy(self, key):
         """Whether another image is doing the work of `key` right now."""
         with self._lock:
@@ -135,6 +141,13 @@ class FleetStore(_Wrapped):
 
 class FleetTarget(_Wrapped):
     """A target repository, shared: each blob uploaded once per registry, mounted into the other repositories."""
+
+    def blob_known(self, digest):
+        """Whether an image of this task uploaded or mounted `digest` into this repository: the other
+        tags of the repository plan it as there without a HEAD."""
+        registry, repository = self.inner.registry, self.inner.repository
+        return (self.fleet.done(("upload", registry, digest), owner=repository)
+                or self.fleet.done(("mount", registry, repository, digest)))
 
     def put_blob(self, digest, size, store, mount_from=(), on_bytes=None):
         def upload(mount=mount_from):

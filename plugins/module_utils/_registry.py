@@ -71,6 +71,9 @@ class RegistryClient:
         self.auth = Authenticator(transport, registry, credentials or Credentials())
         self.plain_http = plain_http
         self.loopback = loopback
+        # Set once the registry linked a blob on a mount request (201): from then on, the POST that
+        # starts an upload can ask for the blob itself (see start_upload) and no HEAD need come first.
+        self.mounts_work = False
         self._base = None
         self._base_lock = threading.Lock()
 
@@ -277,6 +280,7 @@ class RegistryClient:
         response = self._send("POST", url, scopes, budget=budget)
         response.close()
         if response.status_code == 201:
+            self.mounts_work = True
             return True
         if response.status_code == 202:
             # Not mountable (other repository lacks it, or no access): an upload session was opened
@@ -292,11 +296,22 @@ class RegistryClient:
             return False
         self._fail(response, "mount of blob %s into %s" % (digest, repository), scopes)
 
-    def start_upload(self, repository, budget=None):
-        """POST an upload session: (location URL, minimum chunk length or None)."""
+    def start_upload(self, repository, budget=None, probe=None):
+        """POST an upload session: (location URL, minimum chunk length or None).
+
+        With `probe` (a digest) and a registry that has honoured a mount, the POST asks to mount
+        that blob from the repository itself: a registry holding it there links it again and
+        answers 201, and (None, None) is returned; otherwise it opens the session as usual. One
+        request then does the work of the HEAD before an upload and of the POST that opens it.
+        """
         scopes = [repository_scope(repository, "pull", "push")]
-        response = self._send("POST", self._url("/v2/%s/blobs/uploads/" % repository), scopes, budget=budget)
+        path = "/v2/%s/blobs/uploads/" % repository
+        if probe and self.mounts_work:
+            path += "?" + urlencode([("mount", probe), ("from", repository)])
+        response = self._send("POST", self._url(path), scopes, budget=budget)
         response.close()
+        if response.status_code == 201 and probe and self.mounts_work:
+            return None, None
         if response.status_code != 202:
             self._fail(response, "start of a blob upload to %s" % repository, scopes)
         min_chunk = response.headers.get("OCI-Chunk-Min-Length")

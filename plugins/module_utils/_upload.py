@@ -32,6 +32,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._errors impor
     TransportError,
 )
 from ansible_collections.imagepusher.registry.plugins.module_utils._handoff import HandoffBroken
+from ansible_collections.imagepusher.registry.plugins.module_utils._reference import repository_scope
 from ansible_collections.imagepusher.registry.plugins.module_utils._retry import should_retry_status
 
 # Chunk size used after a registry refused a whole blob in one request (HTTP 413).
@@ -79,9 +80,11 @@ class FileBodies:
         pass
 
 
-def send_blob(client, target, digest, size, path, sessions, budget, chunk_size=None, resumable=True, on_bytes=None):
+def send_blob(client, target, digest, size, path, sessions, budget, chunk_size=None, resumable=True, on_bytes=None,
+              probe=False):
     """Stream the blob at `path` to `target`'s repository; returns (action, bytes sent): RESUMED when it went
-    on from the session of an earlier run that the registry still held, else UPLOADED.
+    on from the session of an earlier run that the registry still held, else UPLOADED; EXISTS when
+    `probe` asked the registry at the start of the session and it holds the blob already.
 
     `sessions` keeps upload sessions across runs (_sessions.UploadSessions, or NoSessions);
     `resumable` chunks big blobs so a session is worth keeping. A resumed session sends
@@ -89,28 +92,34 @@ def send_blob(client, target, digest, size, path, sessions, budget, chunk_size=N
     `on_bytes(n)` hears of the bytes as they go. `path` may also be the upload's bodies
     (FileBodies, _relay.RelayBodies); they are closed at the end."""
     chunk = chunk_size or (RESUMABLE_CHUNK if resumable and size > RESUMABLE_CHUNK else None)
-    upload = _Upload(client, target, digest, size, sessions, budget)
+    upload = _Upload(client, target, digest, size, sessions, budget, probe)
     bodies = path if hasattr(path, "acknowledged") else FileBodies(path, on_bytes)
     try:
         sent = upload.run(bodies, chunk)
     finally:
         bodies.close()
+    if upload.found and not sent:
+        return _plan.EXISTS, 0
     return (_plan.RESUMED if upload.resumed_from else _plan.UPLOADED), sent
 
 
-def upload_stream(client, target, digest, size, handoff, budget=None):
+def upload_stream(client, target, digest, size, handoff, budget=None, probe=False):
     """Upload one blob from a Handoff while it downloads: one PATCH, then the PUT once verified.
 
     Raises (HandoffBroken, or the registry's error) when the stream or the upload fails;
     the caller then uploads from the cache, with retries and resumable sessions. The
     session of a failed stream is abandoned: the registry never saw a digest for it.
+    With `probe`, a registry that turns out to hold the blob (see start_upload) ends the
+    stream the same way (HandoffBroken): the upload from the cache then finds it there.
     Returns the bytes sent.
     """
     repo = target.repository
     what = "upload of blob %s to %s" % (digest, repo)
     budget = budget or client.transport.new_budget()
     try:
-        location, _min_chunk = client.start_upload(repo, budget=budget)
+        location, _min_chunk = client.start_upload(repo, budget=budget, probe=digest if probe else None)
+        if location is None:
+            raise HandoffBroken("registry %s holds blob %s already" % (target.registry, digest))
         location, _status = client.upload_chunk(repo, location, handoff, 0, what, budget=budget)
         if not handoff.wait_finished():
             raise HandoffBroken("the download did not verify")
@@ -120,10 +129,14 @@ def upload_stream(client, target, digest, size, handoff, budget=None):
     return size
 
 
+class _TargetHolds(Exception):
+    """The registry answered the POST that would start a session: it holds the blob already."""
+
+
 class _Upload:
     """One blob's upload session: where it stands, and how it goes on after a failure."""
 
-    def __init__(self, client, target, digest, size, sessions, budget):
+    def __init__(self, client, target, digest, size, sessions, budget, probe=False):
         self.client = client
         self.registry = target.registry
         self.repo = target.repository
@@ -135,6 +148,8 @@ class _Upload:
         self.location = None
         self.offset = 0
         self.resumed_from = 0  # where a session an earlier run left went on: the bytes not sent again
+        self.probe = probe  # each POST starting a session asks whether the registry holds the blob (start_upload)
+        self.found = False  # ... and it did
         # The byte ranges the registry acknowledged from this run, whatever failed after them: the bytes
         # sent are their union, so a piece sent again (to a session started over) is counted once.
         self._acked = []
@@ -159,6 +174,12 @@ class _Upload:
     def run(self, bodies, chunk):
         try:
             return self._run(bodies, chunk)
+        except _TargetHolds:
+            # Before the first byte, or after a failure (our own PUT may have landed unanswered):
+            # what the registry holds under this digest is the blob, so nothing more goes up.
+            self.found = True
+            self._abandon()
+            return self.sent
         except (BodySourceFailed, DigestMismatchError) as exc:
             # The bytes we would send are wrong or gone: the registry must never complete this session.
             self._abandon()
@@ -214,7 +235,10 @@ class _Upload:
 
     def _start(self, save=True):
         """A new session from zero; returns the registry's minimum chunk length, if it has one."""
-        location, min_chunk = self.client.start_upload(self.repo, budget=self.budget)
+        location, min_chunk = self.client.start_upload(self.repo, budget=self.budget,
+                                                       probe=self.digest if self.probe else None)
+        if location is None:
+            raise _TargetHolds()
         if save:
             self._remember(location, 0)
         else:
@@ -224,6 +248,9 @@ class _Upload:
     def _reopen(self):
         """Continue the saved session when the registry still has it, else start a new one."""
         saved = self.location or self.sessions.load(self.registry, self.repo, self.digest)
+        if saved and not self.location and self.probe and self.client.mounts_work and self.client.head_blob(
+                self.repo, self.digest, [repository_scope(self.repo, "pull", "push")], self.budget) is not None:
+            raise _TargetHolds()  # an earlier run's session, for a blob no HEAD was asked about: ask first
         status = self.client.upload_status(self.repo, saved, budget=self.budget) if saved else None
         if status is not None and 1 < status[0] <= self.size:
             if self.location:  # our session: what it holds past the last acknowledged piece came with our PATCH

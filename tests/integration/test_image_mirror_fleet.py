@@ -3,11 +3,12 @@ per target registry (mounted into the other repositories), counted in the regist
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from urllib.parse import unquote
 
 from tests.support import images, seed
-from tests.support.checks import play
+from tests.support.checks import play, raw_manifest, skopeo
 from tests.support.registry import Registry
 
 TARGET = Path(__file__).parent / "targets" / "image_mirror_fleet" / "tasks" / "main.yml"
@@ -64,3 +65,61 @@ def test_fleet_shares_blobs_across_images(ansible, tmp_path):
                            if e[0] == "POST" and "mount=" + base.digest in e[2] and e[3] == 201)
         repos_there = ["mirror/app0", "mirror/app1"] if name == "first" else ["mirror/app2"]
         assert mounted_into == set(repos_there) - {uploaded_into}, ("mounts", name, about_base)
+
+
+def test_once_the_target_honoured_a_mount_each_upload_asks_for_its_blob_instead_of_a_head(ansible, tmp_path):
+    """x and y share a base: y's mount of it shows the target honours mounts. z's blobs then get no HEAD:
+    the POST starting each upload asks to mount the blob from z's own repository, which holds one of them
+    (`held`, pushed there beforehand under another tag): that one is never sent."""
+    with Registry() as source, Registry() as target:
+        base, held = images.random_layer(1, seed=77), images.tar_layer({"held": b"h" * 100})
+        built = {"x": images.build_image([base, images.tar_layer({"x": b"x"})]),
+                 "y": images.build_image([base, images.tar_layer({"y": b"y"})]),
+                 "z": images.build_image([held, images.tar_layer({"z": b"z"})])}
+        for name, image in built.items():
+            seed.push(source.url, "probe/" + name, image, "v1")
+        seed.push(target.url, "mirror/z", images.build_image([held]), "old")
+        args = {"images": [{"source": f"{source.host}/probe/{n}:v1", "target": f"{target.host}/mirror/{n}:v1"}
+                           for n in built],
+                "image_concurrency": 1, "cache_dir": str(tmp_path / "cache")}
+
+        def mirror(check):
+            mark = target.mark()
+            run = ansible.run_module("image_mirror", args, check=check, diff=True)
+            assert run.rc == 0, run.msg
+            z_log = [(e.method, e.path.split("/blobs/")[-1], unquote(e.query), e.status)
+                     for e in target.access_log(since=mark) if e.path.startswith("/v2/mirror/z/blobs/")]
+            return run, z_log
+
+        checked, check_log = mirror(check=True)
+        real, real_log = mirror(check=False)
+        again_checked, again_check_log = mirror(check=True)
+        again, again_log = mirror(check=False)
+        # A third party reads back exactly the source bytes, and z's blobs verify against their digests.
+        manifests = dict((name, raw_manifest(f"{target.host}/mirror/{name}:v1")) for name in built)
+        skopeo("copy", "--src-tls-verify=false", f"docker://{target.host}/mirror/z:v1", f"oci:{tmp_path / 'z'}:v1")
+
+    z_blobs = [built["z"].parsed["config"]["digest"]] + [layer["digest"] for layer in built["z"].parsed["layers"]]
+    held_digest = z_blobs[1]
+    # Check mode asks a HEAD for each blob, and moves nothing.
+    assert sorted(check_log) == sorted(("HEAD", d, "", 200 if d == held_digest else 404) for d in z_blobs)
+    # The real run asks no HEAD: one POST per blob, answered 201 for the blob the repository holds.
+    assert not [e for e in real_log if e[0] == "HEAD"], real_log
+    probes = sorted((e[2], e[3]) for e in real_log if e[0] == "POST")
+    assert probes == sorted(("mount=%s&from=mirror/z" % d, 201 if d == held_digest else 202) for d in z_blobs)
+    sent = [e for e in real_log if e[0] in ("PUT", "PATCH")]
+    assert len(sent) == 2 and not [e for e in sent if held_digest in e[2]], real_log
+    z_checked, z_real = checked.result["images"][2], real.result["images"][2]
+    for result in (z_checked, z_real):
+        assert dict((b["digest"], b["action"]) for b in result["blobs"]) == dict(
+            (d, "exists" if d == held_digest else "uploaded") for d in z_blobs)
+    assert z_checked["bytes_uploaded"] == z_real["bytes_uploaded"]
+    assert checked.changed and real.changed
+    assert real.result["diff"] == checked.result["diff"]
+    assert real.result["diff"]["after"] != real.result["diff"]["before"]
+    assert again.result["diff"]["after"] == again.result["diff"]["before"] == real.result["diff"]["after"]
+    assert dict((n, "sha256:" + hashlib.sha256(raw).hexdigest()) for n, raw in manifests.items()) == dict(
+        (n, image.digest) for n, image in built.items())
+    # Then everything is current: one HEAD per tag, no blob request, unchanged in both modes.
+    assert not again_checked.changed and not again.changed
+    assert again_check_log == again_log == []

@@ -61,6 +61,7 @@ class FakeRegistryClient:
         self.uploads = {}  # location -> bytearray
         self.sessions_started = 0
         self.reported_digest = None  # what put_manifest answers instead of the true digest
+        self.mounts_work = False  # as RegistryClient: set by the first mount the registry honours
         self._lock = threading.Lock()
 
     # -- set up and inspect ----------------------------------------------------------
@@ -142,12 +143,16 @@ class FakeRegistryClient:
         if data is None:
             return False
         self.repo(repository).blobs[digest] = data
+        self.mounts_work = True
         return True
 
     # -- upload sessions -------------------------------------------------------------
 
-    def start_upload(self, repository, budget=None):
-        self._call("start_upload", repository, None)
+    def start_upload(self, repository, budget=None, probe=None):
+        asks = bool(probe and self.mounts_work)
+        self._call("start_upload", repository, probe if asks else None)
+        if asks and probe in self.repo(repository).blobs:
+            return None, None
         with self._lock:
             self.sessions_started += 1
             location = "http://%s/v2/%s/blobs/uploads/%d" % (self.registry, repository, self.sessions_started)

@@ -157,6 +157,23 @@ def test_tags_of_one_repository_mount_a_blob_uploaded_elsewhere_once():
     assert uploader.put_blob(DIGEST, 10, None) == (_plan.EXISTS, 0)
 
 
+def test_a_blob_an_image_of_the_task_put_into_a_repository_is_known_there_without_a_request():
+    fleet, log = Fleet(4), []
+    uploader, same_repo = fleet.target(Target("team/a", log)), fleet.target(Target("team/a", log))
+    other_repo, other_registry = fleet.target(Target("team/b", log)), fleet.target(Target("team/a", log, "other.test"))
+    assert not any(t.blob_known(DIGEST) for t in (uploader, same_repo, other_repo, other_registry))
+    claim, _mine = fleet.claim(("upload", "reg.test", DIGEST), "team/a")
+    assert not same_repo.blob_known(DIGEST)  # still uploading: it may fail
+    claim.finish(True)
+    assert same_repo.blob_known(DIGEST) and uploader.blob_known(DIGEST)
+    assert not other_repo.blob_known(DIGEST) and not other_registry.blob_known(DIGEST)
+    assert other_repo.put_blob(DIGEST, 10, None) == (_plan.MOUNTED, 0)  # mounted from team/a ...
+    assert fleet.target(Target("team/b", log)).blob_known(DIGEST)  # ... and known there from then on
+    failed, _mine = fleet.claim(("upload", "reg.test", "sha256:" + "b" * 64), "team/a")
+    failed.finish(False)
+    assert not same_repo.blob_known("sha256:" + "b" * 64)
+
+
 class Manifest:
     def __init__(self, digest):
         self.digest = digest

@@ -97,6 +97,32 @@ def test_blobs_present_are_left_known_ones_mounted_and_the_rest_uploaded(cached)
     assert client.repo("prod/app").tags["v2"] == index.digest
 
 
+def test_a_registry_that_honours_mounts_is_asked_by_each_upload_instead_of_a_head_first(cached):
+    """The same target as above, on a registry that has honoured a mount: a blob without a mount source
+    costs the POST that starts its upload (it answers for the blob the target holds), not a HEAD first."""
+    store, index, (amd, _arm, _armv7), cache = cached
+    client = FakeRegistryClient()
+    client.mounts_work = True
+    base, amd_layer = amd.layers[0], amd.layers[1]
+    client.repo("prod/app").blobs[base.digest] = store.blobs[base.digest]
+    client.repo("team/base").blobs[amd_layer.digest] = store.blobs[amd_layer.digest]
+    cache.record_sources([amd_layer.digest], "reg.test/team/base")
+    checked = pusher(client, cache).run(NAME, cache.get_ref(NAME), check_mode=True)
+    assert len(client.seen("head_blob")) == len(store.blobs)  # check mode asks every HEAD
+    client.calls = []
+    result = pusher(client, cache).run(NAME, cache.get_ref(NAME))
+    # A blob with a mount source keeps its HEAD: a mount of a blob the target holds would say "mounted".
+    assert client.seen("head_blob") == [("head_blob", "prod/app", amd_layer.digest)]
+    done = actions(result)
+    assert done.pop(base.digest) == "exists" and done.pop(amd_layer.digest) == "mounted"
+    assert set(done.values()) == {"uploaded"}
+    assert sorted(c[2] for c in client.seen("start_upload")) == sorted(list(done) + [base.digest])
+    assert base.digest not in [c[2] for c in client.seen("finish_upload")]  # held: never sent again
+    for key in ("changed", "blobs", "bytes_uploaded", "digest"):
+        assert checked[key] == result[key], key  # the plan check mode reports is what the run did
+    assert client.repo("prod/app").tags["v2"] == index.digest
+
+
 def test_check_mode_sends_nothing_and_reports_the_plan(cached):
     store, index, _children, cache = cached
     client = FakeRegistryClient()

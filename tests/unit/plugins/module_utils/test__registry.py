@@ -366,6 +366,31 @@ def test_mount_blob_refused_falls_back_to_upload(transport, status):
         assert client_for(server, transport).mount_blob(REPO, BLOB_DIGEST, "library/base") is False
 
 
+def test_start_upload_asks_for_the_blob_only_once_the_registry_honoured_a_mount(transport):
+    session = Reply(202, b"", {"Location": "/v2/team/app/blobs/uploads/u-1"})
+    with FakeServer(scripted(session, Reply(201), Reply(201))) as server:
+        client = client_for(server, transport)
+        # Not yet known to mount: a plain POST (a registry ignoring mounts would answer 202 to a blob it holds).
+        assert client.start_upload(REPO, probe=BLOB_DIGEST)[0] == server.url + "/v2/team/app/blobs/uploads/u-1"
+        assert client.mounts_work is False
+        assert client.mount_blob(REPO, BLOB_DIGEST, "library/base") is True
+        assert client.mounts_work is True
+        assert client.start_upload(REPO, probe=BLOB_DIGEST) == (None, None)  # 201: the repository holds it
+    first, _mount, probe = server.requests
+    assert first.method == "POST" and first.query == []
+    assert probe.method == "POST" and probe.route == "/v2/team/app/blobs/uploads/"
+    assert probe.query == [("mount", BLOB_DIGEST), ("from", REPO)]
+
+
+def test_a_probing_start_upload_the_registry_answers_with_a_session_returns_it(transport):
+    headers = {"Location": "/v2/team/app/blobs/uploads/u-2", "OCI-Chunk-Min-Length": "1024"}
+    with FakeServer(scripted(Reply(202, b"", headers))) as server:
+        client = client_for(server, transport)
+        client.mounts_work = True
+        assert client.start_upload(REPO, probe=BLOB_DIGEST) == (server.url + "/v2/team/app/blobs/uploads/u-2", 1024)
+    assert [r.method for r in server.requests] == ["POST"]  # the session it opened is the upload's: no DELETE
+
+
 # -- Location handling -------------------------------------------------------------
 
 @pytest.mark.parametrize("location, expected_path", [

@@ -48,10 +48,12 @@ class FakeTransport:
 class FakeClient:
     """The RegistryClient operations an upload uses; PATCH outcomes are scripted, calls recorded."""
 
-    def __init__(self, patches=(), held=None, min_chunk=None):
+    def __init__(self, patches=(), held=None, min_chunk=None, holds_blob=False, mounts_work=False):
         self.patches = list(patches)  # per PATCH: None (accepted) or the exception to raise
         self.held = held  # upload_status answer: bytes the registry holds, or None when the session is gone
         self.min_chunk = min_chunk
+        self.holds_blob = holds_blob  # the repository has the blob: a probing POST or a HEAD says so
+        self.mounts_work = mounts_work
         self.calls = []
         self.budgets = set()
         self.transport = FakeTransport()
@@ -59,11 +61,23 @@ class FakeClient:
     def _saw(self, budget):
         self.budgets.add(id(budget))
 
-    def start_upload(self, repository, budget=None):
+    def start_upload(self, repository, budget=None, probe=None):
         self._saw(budget)
         started = sum(1 for call in self.calls if call[0] == "start")
-        self.calls.append(("start",))
+        asks = probe is not None and self.mounts_work
+        self.calls.append(("start", probe) if asks else ("start",))
+        if asks and self.holds_blob:
+            return None, None
         return "/up/%d" % started, self.min_chunk
+
+    def head_blob(self, repository, digest, scopes=None, budget=None):
+        self._saw(budget)
+        self.calls.append(("head", digest))
+        return SIZE if self.holds_blob else None
+
+    def cancel_upload(self, repository, location, budget=None):
+        self.calls.append(("cancel", location))
+        return True
 
     def upload_status(self, repository, location, budget=None):
         self._saw(budget)
@@ -440,3 +454,62 @@ def test_a_blob_above_the_limit_still_goes_up_in_a_patch(blob, monkeypatch):
     client = FakeClient()
     upload_blob(client, TARGET, DIGEST, SIZE, blob, NoSessions(), quiet_budget())
     assert [c[0] for c in client.calls] == ["start", "patch", "finish"]
+
+
+# -- a registry that honours mounts is asked, by the POST that starts a session, whether it holds the blob ----
+
+@pytest.mark.parametrize("mounts_work, calls", [
+    (False, ["start", "patch", "finish"]),  # a registry not known to mount may ignore the question: not asked
+    (True, ["start"]),  # asked, and it holds the blob: nothing goes up
+])
+def test_a_probing_upload_sends_nothing_the_registry_holds(blob, mounts_work, calls):
+    client = FakeClient(holds_blob=True, mounts_work=mounts_work)
+    action, sent = send_blob(client, TARGET, DIGEST, SIZE, blob, NoSessions(), quiet_budget(), probe=True)
+    assert [c[0] for c in client.calls] == calls
+    assert (action, sent) == (("exists", 0) if mounts_work else ("uploaded", SIZE))
+    if mounts_work:
+        assert client.calls[0] == ("start", DIGEST)
+
+
+def test_a_probing_upload_of_a_blob_the_registry_lacks_uses_the_session_the_probe_opened(blob):
+    client = FakeClient(mounts_work=True)
+    assert send_blob(client, TARGET, DIGEST, SIZE, blob, NoSessions(), quiet_budget(), probe=True) == ("uploaded", SIZE)
+    assert client.calls == [("start", DIGEST), ("patch", "/up/0", 0, DATA), ("finish", "/up/0?at=16", DIGEST)]
+
+
+def test_a_restart_that_finds_the_blob_there_stops_and_drops_its_session(blob):
+    # The PATCH drops and the registry no longer knows the session; by the time the upload starts a new one,
+    # the blob is there (our own PUT, answered too late, or another run's): that answer ends the upload.
+    client = FakeClient(patches=[DROP], held=None, mounts_work=True)
+    original = client.start_upload
+
+    def start_upload(repository, budget=None, probe=None):
+        started = original(repository, budget, probe)
+        client.holds_blob = True
+        return started
+
+    client.start_upload = start_upload
+    action, sent = send_blob(client, TARGET, DIGEST, SIZE, blob, NoSessions(), quiet_budget(), probe=True)
+    assert (action, sent) == ("exists", 0)
+    assert [c[0] for c in client.calls] == ["start", "patch", "status", "start", "cancel"]
+
+
+def test_an_earlier_runs_session_is_not_resumed_for_a_blob_the_registry_holds(blob, tmp_path):
+    sessions = UploadSessions(str(tmp_path / "cache"))
+    sessions.save(TARGET.registry, TARGET.repository, DIGEST, "/up/killed?at=6", 6)
+    client = FakeClient(held=6, holds_blob=True, mounts_work=True)
+    assert send_blob(client, TARGET, DIGEST, SIZE, blob, sessions, quiet_budget(), probe=True) == ("exists", 0)
+    assert client.calls == [("head", DIGEST)]  # no HEAD came before (see _push.py): asked before resuming
+    assert sessions.load(TARGET.registry, TARGET.repository, DIGEST) is None
+    # The registry lacks it: the session goes on as before.
+    sessions.save(TARGET.registry, TARGET.repository, DIGEST, "/up/killed?at=6", 6)
+    client = FakeClient(held=6, mounts_work=True)
+    assert send_blob(client, TARGET, DIGEST, SIZE, blob, sessions, quiet_budget(), probe=True) == ("resumed", SIZE - 6)
+
+
+def test_a_stream_to_a_registry_holding_the_blob_is_given_up_before_any_byte():
+    client = FakeClient(holds_blob=True, mounts_work=True)
+    stream = Stream(verified=True)
+    with pytest.raises(HandoffBroken, match="holds blob"):
+        upload_stream(client, TARGET, DIGEST, SIZE, stream, probe=True)
+    assert client.calls == [("start", DIGEST)] and stream.released
