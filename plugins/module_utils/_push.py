@@ -76,15 +76,11 @@ class Push:
         candidates = dict((b.digest, self._mount_candidates(b.digest)) for b in blobs)
         ask_first = not check_mode and self.target.uploads_ask_first
 
-        def exists(blob):
-            if self.target.blob_known(blob.digest):
-                return True
-            if ask_first and not candidates[blob.digest]:
-                return False  # the upload's first request finds out
-            return self.target.blob_exists(blob.digest)
-
-        found = parallel_map(exists, blobs, self.engine.concurrency)
-        present = set(blob.digest for blob, here in zip(blobs, found) if here)
+        known = set(b.digest for b in blobs if self.target.blob_known(b.digest))
+        # The upload's first request finds out about the others: no thread is woken for them.
+        asked = [b for b in blobs if b.digest not in known and (candidates[b.digest] or not ask_first)]
+        found = parallel_map(lambda blob: self.target.blob_exists(blob.digest), asked, self.engine.concurrency)
+        present = known | set(blob.digest for blob, here in zip(asked, found) if here)
         mount_sources = dict((d, c) for d, c in candidates.items() if d not in present)
         children = set(m.digest for m in tree.manifests
                        if m is not tree.top and self.target.manifest_exists(m.digest) is not None)
