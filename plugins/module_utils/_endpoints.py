@@ -77,12 +77,20 @@ class RegistryEndpoint:
     def blob_exists(self, digest, size=None):
         return self.client.head_blob(self.repository, digest, scopes=self._scopes) is not None
 
-    @property
-    def uploads_ask_first(self):
-        """Whether the POST starting an upload tells whether the blob is here already (the registry has
-        honoured a mount, see RegistryClient.start_upload): then a real run needs no HEAD for a blob
-        it would upload."""
-        return self.client.mounts_work
+    def uploads_find_blobs(self, tag_exists):
+        """Whether a real run may leave out the HEAD of a blob it would upload here. Only when
+
+        - the registry has honoured a mount: the POST that starts an upload then asks for the blob
+          (RegistryClient.start_upload), so one a run that died before its first tag left here is found, and
+        - the repository did not exist when the task first looked (its tag list said NAME_UNKNOWN): a blob
+          in it was then put there by this task, which knows it (_fleet.py), or by a run that died.
+
+        Not in a repository that had a tag: there, a mount of a blob it holds would rewrite the link to the
+        blob in place, and a manifest PUT of another tag (another image of the task, another run or host)
+        that reads the link meanwhile fails (Distribution: MANIFEST_BLOB_UNKNOWN). The HEAD writes nothing."""
+        if tag_exists or not self.client.mounts_work:
+            return False
+        return self.client.repository_was_unknown(self.repository, self._scopes)
 
     def blob_known(self, digest):
         """Whether this task put `digest` here already, known without a request (see _fleet.FleetTarget)."""

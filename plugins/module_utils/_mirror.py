@@ -47,7 +47,7 @@ class Mirror:
             self.pull.prepare(job, source_digest)
         if before == job.tree.digest:
             return self._current(job, before, head["media_type"])
-        sends, puts = self.push.plan(job.tree, check_mode)
+        sends, puts = self.push.plan(job.tree, check_mode, tag_exists=head is not None)
         plan = _plan.Plan(job.tree, job.plan.fetches, job.plan.stores, sends, puts)
         if check_mode:
             pulled = self._planned(job, plan)

@@ -8,9 +8,10 @@ what another repository of the same registry holds; upload the rest streaming fr
 disk; then child manifests by digest and the top manifest by tag, as the exact
 stored bytes.  The target digest therefore equals the cached digest.
 
-A real run against a registry that has honoured a mount skips the HEAD of a blob it has no
-mount source for: the POST that starts its upload asks for it first (RegistryClient.start_upload),
-so a blob the target holds is still never sent, with one request instead of two.
+A real run into a repository that did not exist when the task first looked, on a registry that
+has honoured a mount, skips the HEAD of a blob it has no mount source for: the POST that starts
+its upload asks for it first (see RegistryEndpoint.uploads_find_blobs), so a blob the target
+holds is still never sent, with one request instead of two.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -38,7 +39,7 @@ class Push:
         before = self.head_digest()
         if before == tree.digest:
             return self.result(source_name, tree, [], [], False, before)
-        sends, puts = self.plan(tree, check_mode)
+        sends, puts = self.plan(tree, check_mode, tag_exists=before is not None)
         if not check_mode:
             try:
                 sends = self.finish(tree, sends, puts)
@@ -66,7 +67,7 @@ class Push:
         head = self.head()
         return head["digest"] if head else None
 
-    def plan(self, tree, check_mode=True):
+    def plan(self, tree, check_mode=True, tag_exists=True):
         """(blob steps, manifest steps) from HEAD requests on the target: read-only.
 
         A blob planned as uploaded without a HEAD (see above) may turn out to be there: its
@@ -74,7 +75,7 @@ class Push:
         one a run makes before it starts."""
         blobs = _plan.copied_blobs(tree, self.foreign)
         candidates = dict((b.digest, self._mount_candidates(b.digest)) for b in blobs)
-        ask_first = not check_mode and self.target.uploads_ask_first
+        ask_first = not check_mode and self.target.uploads_find_blobs(tag_exists)
 
         known = set(b.digest for b in blobs if self.target.blob_known(b.digest))
         # The upload's first request finds out about the others: no thread is woken for them.

@@ -74,6 +74,7 @@ class RegistryClient:
         # Set once the registry linked a blob on a mount request (201): from then on, the POST that
         # starts an upload can ask for the blob itself (see start_upload) and no HEAD need come first.
         self.mounts_work = False
+        self._unknown_at_first_look = {}  # repository -> whether it did not exist when the task first asked
         self._base = None
         self._base_lock = threading.Lock()
 
@@ -416,6 +417,23 @@ class RegistryClient:
                 break
             url = self._same_host_url(url, "referrers of %s" % digest)
         return found
+
+    def repository_unknown(self, repository, scopes=None):
+        """True when the registry says it has no repository of that name (a tag list answered 404
+        NAME_UNKNOWN: Distribution also says so for a repository holding blobs but no tag). Any other
+        answer, an error included, says False: the caller then asks what it would have asked anyway."""
+        scopes = scopes or [repository_scope(repository, "pull")]
+        response = self._send("GET", self._url("/v2/%s/tags/list?n=1" % repository), scopes, stream=True)
+        try:
+            return response.status_code == 404 and registry_error_text(response).startswith("NAME_UNKNOWN")
+        finally:
+            response.close()
+
+    def repository_was_unknown(self, repository, scopes=None):
+        """repository_unknown, asked once per task and repository: the first answer is kept."""
+        if repository not in self._unknown_at_first_look:
+            self._unknown_at_first_look.setdefault(repository, self.repository_unknown(repository, scopes))
+        return self._unknown_at_first_look[repository]
 
     def list_tags(self, repository, page_size=1000, limit=100000):
         """Every tag of a repository, following Link pagination."""

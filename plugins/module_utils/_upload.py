@@ -178,7 +178,8 @@ class _Upload:
             # Before the first byte, or after a failure (our own PUT may have landed unanswered):
             # what the registry holds under this digest is the blob, so nothing more goes up.
             self.found = True
-            self._abandon()
+            if self.location:
+                self._abandon()  # the session this run started before a failure, and its saved state
             return self.sent
         except (BodySourceFailed, DigestMismatchError) as exc:
             # The bytes we would send are wrong or gone: the registry must never complete this session.
@@ -250,7 +251,9 @@ class _Upload:
         saved = self.location or self.sessions.load(self.registry, self.repo, self.digest)
         if saved and not self.location and self.probe and self.client.mounts_work and self.client.head_blob(
                 self.repo, self.digest, [repository_scope(self.repo, "pull", "push")], self.budget) is not None:
-            raise _TargetHolds()  # an earlier run's session, for a blob no HEAD was asked about: ask first
+            # An earlier run's session, for a blob no HEAD was asked about: asked first, and not needed.
+            self.sessions.clear(self.registry, self.repo, self.digest)
+            raise _TargetHolds()
         status = self.client.upload_status(self.repo, saved, budget=self.budget) if saved else None
         if status is not None and 1 < status[0] <= self.size:
             if self.location:  # our session: what it holds past the last acknowledged piece came with our PATCH

@@ -67,18 +67,28 @@ def test_fleet_shares_blobs_across_images(ansible, tmp_path):
         assert mounted_into == set(repos_there) - {uploaded_into}, ("mounts", name, about_base)
 
 
-def test_once_the_target_honoured_a_mount_each_upload_asks_for_its_blob_instead_of_a_head(ansible, tmp_path):
-    """x and y share a base: y's mount of it shows the target honours mounts. z's blobs then get no HEAD:
-    the POST starting each upload asks to mount the blob from z's own repository, which holds one of them
-    (`held`, pushed there beforehand under another tag): that one is never sent."""
+def test_a_new_repository_gets_no_blob_head_once_the_target_honoured_a_mount_and_an_old_one_does(ansible, tmp_path):
+    """x and y share a base: y's mount of it shows the target honours mounts. Then:
+
+    - mirror/z has no tag (a run that died before its first tag left the blob `held` in it): the registry
+      does not know the repository, so z's blobs get no HEAD. The POST that starts each upload asks to mount
+      the blob from mirror/z itself, which holds `held`: that one is never sent.
+    - mirror/w has a tag, whose layer `kept` w shares: every blob of w gets a HEAD (a mount of `kept` would
+      rewrite the repository's link to it while a manifest PUT may read it), and `kept` is not written.
+    """
     with Registry() as source, Registry() as target:
         base, held = images.random_layer(1, seed=77), images.tar_layer({"held": b"h" * 100})
+        kept = images.tar_layer({"kept": b"k" * 100})
         built = {"x": images.build_image([base, images.tar_layer({"x": b"x"})]),
                  "y": images.build_image([base, images.tar_layer({"y": b"y"})]),
-                 "z": images.build_image([held, images.tar_layer({"z": b"z"})])}
+                 "z": images.build_image([held, images.tar_layer({"z": b"z"})]),
+                 "w": images.build_image([kept, images.tar_layer({"w": b"w"})])}
         for name, image in built.items():
             seed.push(source.url, "probe/" + name, image, "v1")
-        seed.push(target.url, "mirror/z", images.build_image([held]), "old")
+        held_digest = built["z"].parsed["layers"][0]["digest"]
+        kept_digest = built["w"].parsed["layers"][0]["digest"]
+        seed.push_blob(target.url, "mirror/z", held_digest, built["z"].blobs[held_digest])
+        seed.push(target.url, "mirror/w", images.build_image([kept]), "old")
         args = {"images": [{"source": f"{source.host}/probe/{n}:v1", "target": f"{target.host}/mirror/{n}:v1"}
                            for n in built],
                 "image_concurrency": 1, "cache_dir": str(tmp_path / "cache")}
@@ -87,39 +97,51 @@ def test_once_the_target_honoured_a_mount_each_upload_asks_for_its_blob_instead_
             mark = target.mark()
             run = ansible.run_module("image_mirror", args, check=check, diff=True)
             assert run.rc == 0, run.msg
-            z_log = [(e.method, e.path.split("/blobs/")[-1], unquote(e.query), e.status)
-                     for e in target.access_log(since=mark) if e.path.startswith("/v2/mirror/z/blobs/")]
-            return run, z_log
+            logs = dict((name, [(e.method, e.path.split("/blobs/")[-1], unquote(e.query), e.status)
+                                for e in target.access_log(since=mark) if e.path.startswith(f"/v2/mirror/{name}/")
+                                and "/blobs/" in e.path]) for name in ("z", "w"))
+            listed = [e.path for e in target.access_log(since=mark) if e.path.endswith("/tags/list")]
+            return run, logs, listed
 
-        checked, check_log = mirror(check=True)
-        real, real_log = mirror(check=False)
-        again_checked, again_check_log = mirror(check=True)
-        again, again_log = mirror(check=False)
+        checked, check_logs, check_listed = mirror(check=True)
+        real, real_logs, real_listed = mirror(check=False)
+        again_checked, again_check_logs, _listed = mirror(check=True)
+        again, again_logs, again_listed = mirror(check=False)
         # A third party reads back exactly the source bytes, and z's blobs verify against their digests.
         manifests = dict((name, raw_manifest(f"{target.host}/mirror/{name}:v1")) for name in built)
         skopeo("copy", "--src-tls-verify=false", f"docker://{target.host}/mirror/z:v1", f"oci:{tmp_path / 'z'}:v1")
 
-    z_blobs = [built["z"].parsed["config"]["digest"]] + [layer["digest"] for layer in built["z"].parsed["layers"]]
-    held_digest = z_blobs[1]
-    # Check mode asks a HEAD for each blob, and moves nothing.
-    assert sorted(check_log) == sorted(("HEAD", d, "", 200 if d == held_digest else 404) for d in z_blobs)
-    # The real run asks no HEAD: one POST per blob, answered 201 for the blob the repository holds.
-    assert not [e for e in real_log if e[0] == "HEAD"], real_log
-    probes = sorted((e[2], e[3]) for e in real_log if e[0] == "POST")
+    def blobs_of(name):
+        return [built[name].parsed["config"]["digest"]] + [layer["digest"] for layer in built[name].parsed["layers"]]
+
+    z_blobs, w_blobs = blobs_of("z"), blobs_of("w")
+    # Check mode asks a HEAD for each blob, lists no tags and moves nothing.
+    assert sorted(check_logs["z"]) == sorted(("HEAD", d, "", 200 if d == held_digest else 404) for d in z_blobs)
+    assert sorted(check_logs["w"]) == sorted(("HEAD", d, "", 200 if d == kept_digest else 404) for d in w_blobs)
+    assert check_listed == []
+    # The real run: mirror/z is new (one tag list each for z and w; x and y ran before mounts were known).
+    assert sorted(real_listed) == ["/v2/mirror/w/tags/list", "/v2/mirror/z/tags/list"]
+    assert not [e for e in real_logs["z"] if e[0] == "HEAD"], real_logs["z"]
+    probes = sorted((e[2], e[3]) for e in real_logs["z"] if e[0] == "POST")
     assert probes == sorted(("mount=%s&from=mirror/z" % d, 201 if d == held_digest else 202) for d in z_blobs)
-    sent = [e for e in real_log if e[0] in ("PUT", "PATCH")]
-    assert len(sent) == 2 and not [e for e in sent if held_digest in e[2]], real_log
-    z_checked, z_real = checked.result["images"][2], real.result["images"][2]
-    for result in (z_checked, z_real):
-        assert dict((b["digest"], b["action"]) for b in result["blobs"]) == dict(
-            (d, "exists" if d == held_digest else "uploaded") for d in z_blobs)
-    assert z_checked["bytes_uploaded"] == z_real["bytes_uploaded"]
+    sent = [e for e in real_logs["z"] if e[0] in ("PUT", "PATCH")]
+    assert len(sent) == 2 and not [e for e in sent if held_digest in e[2]], real_logs["z"]
+    # mirror/w had a tag: HEADs as in check mode, and nothing at all about `kept` but its HEAD.
+    assert sorted(e for e in real_logs["w"] if e[0] == "HEAD") == sorted(check_logs["w"])
+    assert [e for e in real_logs["w"] if kept_digest in e[1] + e[2]] == [("HEAD", kept_digest, "", 200)]
+    for name, expected in (("z", held_digest), ("w", kept_digest)):
+        index = list(built).index(name)
+        planned, done = checked.result["images"][index], real.result["images"][index]
+        for result in (planned, done):
+            assert dict((b["digest"], b["action"]) for b in result["blobs"]) == dict(
+                (d, "exists" if d == expected else "uploaded") for d in blobs_of(name))
+        assert planned["bytes_uploaded"] == done["bytes_uploaded"]
     assert checked.changed and real.changed
     assert real.result["diff"] == checked.result["diff"]
     assert real.result["diff"]["after"] != real.result["diff"]["before"]
-    assert again.result["diff"]["after"] == again.result["diff"]["before"] == real.result["diff"]["after"]
     assert dict((n, "sha256:" + hashlib.sha256(raw).hexdigest()) for n, raw in manifests.items()) == dict(
         (n, image.digest) for n, image in built.items())
-    # Then everything is current: one HEAD per tag, no blob request, unchanged in both modes.
+    # Then everything is current: one HEAD per tag, no blob request, no tag list, unchanged in both modes.
     assert not again_checked.changed and not again.changed
-    assert again_check_log == again_log == []
+    assert again.result["diff"]["after"] == again.result["diff"]["before"] == real.result["diff"]["after"]
+    assert again_check_logs == again_logs == {"z": [], "w": []} and again_listed == []

@@ -146,6 +146,11 @@ class FakeRegistryClient:
         self.mounts_work = True
         return True
 
+    def repository_was_unknown(self, repository, scopes=None):
+        """As Distribution's tag list: a repository without a tag is not known (asked each time here)."""
+        self._call("tag_list", repository, None)
+        return not self.repos.get(repository, Repository()).tags
+
     # -- upload sessions -------------------------------------------------------------
 
     def start_upload(self, repository, budget=None, probe=None):

@@ -97,9 +97,10 @@ def test_blobs_present_are_left_known_ones_mounted_and_the_rest_uploaded(cached)
     assert client.repo("prod/app").tags["v2"] == index.digest
 
 
-def test_a_registry_that_honours_mounts_is_asked_by_each_upload_instead_of_a_head_first(cached):
-    """The same target as above, on a registry that has honoured a mount: a blob without a mount source
-    costs the POST that starts its upload (it answers for the blob the target holds), not a HEAD first."""
+def test_a_new_repository_on_a_registry_that_honours_mounts_is_asked_by_each_upload_not_a_head(cached):
+    """A repository without a tag (unknown to the registry, though a dead run left a blob in it), on a
+    registry that has honoured a mount: a blob without a mount source costs the POST that starts its upload
+    (it answers for the blob the repository holds), not a HEAD first."""
     store, index, (amd, _arm, _armv7), cache = cached
     client = FakeRegistryClient()
     client.mounts_work = True
@@ -121,6 +122,29 @@ def test_a_registry_that_honours_mounts_is_asked_by_each_upload_instead_of_a_hea
     for key in ("changed", "blobs", "bytes_uploaded", "digest"):
         assert checked[key] == result[key], key  # the plan check mode reports is what the run did
     assert client.repo("prod/app").tags["v2"] == index.digest
+    assert client.seen("tag_list") == [("tag_list", "prod/app", None)]  # check mode did not ask
+
+
+def test_a_repository_with_a_tag_gets_a_head_for_every_blob_even_where_mounts_work(cached):
+    # A mount (the POST's question) of a blob it holds would rewrite the repository's link to it in place,
+    # while a manifest PUT of another tag may read it: there, only HEADs ask.
+    store, index, (amd, _arm, _armv7), cache = cached
+    client = FakeRegistryClient()
+    client.mounts_work = True
+    base = amd.layers[0]
+    client.repo("prod/app").blobs[base.digest] = store.blobs[base.digest]
+    client.repo("prod/app").tags["old"] = "sha256:" + "0" * 64
+    result = pusher(client, cache).run(NAME, cache.get_ref(NAME))
+    assert sorted(c[2] for c in client.seen("head_blob")) == sorted(store.blobs)
+    assert actions(result)[base.digest] == "exists"
+    assert base.digest not in [c[2] for c in client.seen("start_upload", "mount_blob", "finish_upload")]
+    client.calls = []
+    client.repo("prod/app").tags.pop("old")
+    client.repo("prod/app").manifests["sha256:" + "1" * 64] = (b"{}", "application/vnd.oci.image.manifest.v1+json")
+    client.repo("prod/app").tags["v2"] = "sha256:" + "1" * 64
+    # The target tag names another image: the repository exists, no tag list is asked.
+    assert pusher(client, cache).run(NAME, cache.get_ref(NAME))["changed"] is True
+    assert client.seen("tag_list") == []
 
 
 def test_check_mode_sends_nothing_and_reports_the_plan(cached):

@@ -382,6 +382,30 @@ def test_start_upload_asks_for_the_blob_only_once_the_registry_honoured_a_mount(
     assert probe.query == [("mount", BLOB_DIGEST), ("from", REPO)]
 
 
+@pytest.mark.parametrize("reply, unknown", [
+    (Reply(404, b'{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry"}]}'), True),
+    (Reply(404, b'{"errors":[{"code":"NOT_FOUND","message":"no such thing"}]}'), False),
+    (Reply(404, b"not json"), False),
+    (Reply(200, b'{"name":"team/app","tags":["v1"]}'), False),
+    (Reply(500), False),
+])
+def test_repository_unknown_only_where_the_registry_says_name_unknown(transport, reply, unknown):
+    with FakeServer(scripted(reply)) as server:
+        assert client_for(server, transport).repository_unknown(REPO) is unknown
+    request = server.requests[0]
+    assert request.method == "GET" and request.route == "/v2/team/app/tags/list" and request.query == [("n", "1")]
+
+
+def test_repository_was_unknown_asks_once_per_task_and_keeps_the_first_answer(transport):
+    unknown = Reply(404, b'{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known to registry"}]}')
+    with FakeServer(scripted(unknown, Reply(200, b'{"tags":["v1"]}'))) as server:
+        client = client_for(server, transport)
+        # The task's own images create the repository: it stays "new" for the task (they know what is in it).
+        assert client.repository_was_unknown(REPO) is True
+        assert client.repository_was_unknown(REPO) is True
+    assert len(server.requests) == 1
+
+
 def test_a_probing_start_upload_the_registry_answers_with_a_session_returns_it(transport):
     headers = {"Location": "/v2/team/app/blobs/uploads/u-2", "OCI-Chunk-Min-Length": "1024"}
     with FakeServer(scripted(Reply(202, b"", headers))) as server:
