@@ -423,7 +423,12 @@ class RegistryClient:
         NAME_UNKNOWN: Distribution also says so for a repository holding blobs but no tag). Any other
         answer, an error included, says False: the caller then asks what it would have asked anyway."""
         scopes = scopes or [repository_scope(repository, "pull")]
-        response = self._send("GET", self._url("/v2/%s/tags/list?n=1" % repository), scopes, stream=True)
+        try:
+            # A credential may be allowed to push and not to list tags: a refusal, like a failed request,
+            # only means the copy asks its HEADs.
+            response = self._send("GET", self._url("/v2/%s/tags/list?n=1" % repository), scopes, stream=True)
+        except ImagePusherError:
+            return False
         try:
             return response.status_code == 404 and registry_error_text(response).startswith("NAME_UNKNOWN")
         finally:

@@ -29,6 +29,7 @@ from ansible_collections.imagepusher.registry.plugins.module_utils._errors impor
     NotFoundError,
     RegistryError,
     TLSError,
+    TransportError,
 )
 from ansible_collections.imagepusher.registry.plugins.module_utils._manifest import MAX_MANIFEST_BYTES
 from ansible_collections.imagepusher.registry.plugins.module_utils._registry import (
@@ -388,12 +389,33 @@ def test_start_upload_asks_for_the_blob_only_once_the_registry_honoured_a_mount(
     (Reply(404, b"not json"), False),
     (Reply(200, b'{"name":"team/app","tags":["v1"]}'), False),
     (Reply(500), False),
+    (Reply(403, b'{"errors":[{"code":"DENIED","message":"not allowed to list images"}]}'), False),
 ])
 def test_repository_unknown_only_where_the_registry_says_name_unknown(transport, reply, unknown):
     with FakeServer(scripted(reply)) as server:
         assert client_for(server, transport).repository_unknown(REPO) is unknown
     request = server.requests[0]
     assert request.method == "GET" and request.route == "/v2/team/app/tags/list" and request.query == [("n", "1")]
+
+
+def test_a_tag_list_the_token_service_refuses_says_known_and_raises_nothing(transport):
+    def app(request, handler, server):
+        if request.route == "/token":
+            return Reply(403, oci_errors("DENIED", "no list for you"))
+        challenge = 'Bearer realm="%s/token",service="%s"' % (server.url, REGISTRY)
+        return Reply(401, oci_errors("UNAUTHORIZED", "authentication required"), {"WWW-Authenticate": challenge})
+
+    with serve(app) as server:
+        assert client_for(server, transport, Credentials("alice", "secret")).repository_unknown(REPO) is False
+
+
+def test_a_tag_list_whose_connection_fails_says_known_and_raises_nothing():
+    class Dropping:
+        def request(self, *args, **kwargs):
+            raise TransportError("connection to registry reg.test dropped: reset")
+
+    # The copy then asks its HEADs, which meet the failure (or not) where it matters.
+    assert RegistryClient(REGISTRY, Dropping()).repository_unknown(REPO) is False
 
 
 def test_repository_was_unknown_asks_once_per_task_and_keeps_the_first_answer(transport):
