@@ -11,7 +11,10 @@ from round to round, each round measures:
 - warm: the same again, every target current.
 
 Each cold run gets a registry of its own (a registry already holding the blobs, or one skopeo's
-blob-info cache knows a mount source in, would measure nothing). Ansible's start-up is included
+blob-info cache knows a mount source in, would measure nothing). Its files are deleted at the end of
+the bench, with the caches, not when the run is over: the thousands of inodes a registry's storage
+frees would slow every file the next run creates for a minute or more (ext4 skips recently freed
+inodes one by one), and that cleanup is no part of the next copy. Ansible's start-up is included
 in our times, as it is what a user waits for; the same play around `ansible.builtin.ping` is
 reported beside it. The results replace the fleet section of bench/RESULTS.md (or --out), and go
 to bench/results.json (key "fleet") and the chart bench/results.svg beside it. `--smoke`: 6 images,
@@ -86,13 +89,18 @@ def summary(values):
     return "%.2f (%.2f-%.2f)" % (statistics.median(values), min(values), max(values))
 
 
-def one_round(n, ws, source, repos, work, rows):
+def one_round(n, ws, source, repos, work, rows, kept):
     def entries_for(host):
         return [{"source": "%s/%s:%s" % (source.host, repo, tag), "target": "%s/ours/%s:%s" % (host, repo, tag)}
                 for repo, tags in sorted(repos.items()) for tag in tags]
 
+    def fresh_registry():
+        registry = Registry(keep=True)
+        kept.append(registry)
+        return registry
+
     def ours():
-        with Registry() as fresh:
+        with fresh_registry() as fresh:
             extra = {"entries": entries_for(fresh.host), "cache": str(Path(work) / ("cache-%d" % n))}
             cold, _rss, first = bench.timed_playbook(ws, bench.ROLE, extra)
             mark = fresh.mark()
@@ -102,7 +110,7 @@ def one_round(n, ws, source, repos, work, rows):
         rows["ours_warm"].append(warm)
 
     def skopeo():
-        with Registry() as fresh:
+        with fresh_registry() as fresh:
             cold = timed_sync(Path(work) / "source.yaml", "%s/skopeo" % fresh.host)
             warm = timed_sync(Path(work) / "source.yaml", "%s/skopeo" % fresh.host)
         rows["skopeo_cold"].append(cold)
@@ -165,16 +173,20 @@ def main():
     rows = dict((key, []) for key in ("ours_cold", "ours_warm", "skopeo_cold", "skopeo_warm", "ours_warm_requests",
                                       "floor"))
     work = tempfile.mkdtemp(prefix="imagepusher-fleet-")
+    kept = []  # the stopped registries of the rounds, whose storage goes at the end
     try:
         with Registry() as source, AnsibleWorkspace(Path(work) / "ansible") as ws:
             print("seeding %d images ..." % opts.images, flush=True)
             repos = seed_fleet(source, opts.images)
             write_source_yaml(Path(work) / "source.yaml", source, repos)
             for n in range(opts.rounds):
-                one_round(n, ws, source, repos, work, rows)
+                one_round(n, ws, source, repos, work, rows, kept)
             rows["floor"] = [bench.timed_playbook(ws, bench.PING, {})[0] for _n in range(opts.rounds)]
     finally:
         shutil.rmtree(work, ignore_errors=True)  # the caches of every round
+        for registry in kept:
+            if registry.workdir:
+                shutil.rmtree(registry.workdir, ignore_errors=True)
     section = report(opts, rows, repos)
     print("\n" + section)
     folder = Path(tempfile.mkdtemp(prefix="imagepusher-fleet-smoke-")) if opts.no_write else Path(opts.out).parent
