@@ -74,15 +74,20 @@ class Push:
         step's outcome then says so (exists). Check mode asks every HEAD, so that its plan is the
         one a run makes before it starts."""
         blobs = _plan.copied_blobs(tree, self.foreign)
-        candidates = dict((b.digest, self._mount_candidates(b.digest)) for b in blobs)
         ask_first = not check_mode and self.target.uploads_find_blobs(tag_exists)
+        candidates = {}  # digest -> mount sources, read (from the cache's record) only for a blob that needs them
+
+        def sources_of(digest):
+            if digest not in candidates:
+                candidates[digest] = self._mount_candidates(digest)
+            return candidates[digest]
 
         known = set(b.digest for b in blobs if self.target.blob_known(b.digest))
-        # The upload's first request finds out about the others: no thread is woken for them.
-        asked = [b for b in blobs if b.digest not in known and (candidates[b.digest] or not ask_first)]
+        # The upload's first request finds out about a blob without a mount source: no thread is woken for it.
+        asked = [b for b in blobs if b.digest not in known and (not ask_first or sources_of(b.digest))]
         found = parallel_map(lambda blob: self.target.blob_exists(blob.digest), asked, self.engine.concurrency)
         present = known | set(blob.digest for blob, here in zip(asked, found) if here)
-        mount_sources = dict((d, c) for d, c in candidates.items() if d not in present)
+        mount_sources = dict((b.digest, sources_of(b.digest)) for b in blobs if b.digest not in present)
         children = set(m.digest for m in tree.manifests
                        if m is not tree.top and self.target.manifest_exists(m.digest) is not None)
         return (_plan.plan_sends(tree, present, mount_sources, self.foreign),
