@@ -126,13 +126,13 @@ class RegistryEndpoint:
             # A resumed session sends only what the registry lacked (and says RESUMED).
             action, sent = _upload.send_blob(
                 self.client, self.reference, digest, size, store.blob_bodies(digest, size, on_bytes), self.sessions,
-                budget, chunk_size=self.chunk_size, resumable=store.keeps_sessions, probe=True)
+                budget, chunk_size=self.chunk_size, resumable=store.keeps_sessions)
             self.changes.blob(action, sent)
             return action, sent
 
     def stream_blob(self, digest, size, handoff):
         """Upload from a download's buffer while it downloads (see _handoff.py); the bytes sent."""
-        sent = _upload.upload_stream(self.client, self.reference, digest, size, handoff, probe=True)
+        sent = _upload.upload_stream(self.client, self.reference, digest, size, handoff)
         self.changes.blob(_plan.UPLOADED, sent)
         return sent
 

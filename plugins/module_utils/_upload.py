@@ -80,11 +80,11 @@ class FileBodies:
         pass
 
 
-def send_blob(client, target, digest, size, path, sessions, budget, chunk_size=None, resumable=True, on_bytes=None,
-              probe=False):
+def send_blob(client, target, digest, size, path, sessions, budget, chunk_size=None, resumable=True, on_bytes=None):
     """Stream the blob at `path` to `target`'s repository; returns (action, bytes sent): RESUMED when it went
-    on from the session of an earlier run that the registry still held, else UPLOADED; EXISTS when
-    `probe` asked the registry at the start of the session and it holds the blob already.
+    on from the session of an earlier run that the registry still held, else UPLOADED; EXISTS when the
+    POST starting a session asked the registry for the blob (one that has honoured a mount, see
+    RegistryClient.start_upload) and it holds it already.
 
     `sessions` keeps upload sessions across runs (_sessions.UploadSessions, or NoSessions);
     `resumable` chunks big blobs so a session is worth keeping. A resumed session sends
@@ -92,7 +92,7 @@ def send_blob(client, target, digest, size, path, sessions, budget, chunk_size=N
     `on_bytes(n)` hears of the bytes as they go. `path` may also be the upload's bodies
     (FileBodies, _relay.RelayBodies); they are closed at the end."""
     chunk = chunk_size or (RESUMABLE_CHUNK if resumable and size > RESUMABLE_CHUNK else None)
-    upload = _Upload(client, target, digest, size, sessions, budget, probe)
+    upload = _Upload(client, target, digest, size, sessions, budget)
     bodies = path if hasattr(path, "acknowledged") else FileBodies(path, on_bytes)
     try:
         sent = upload.run(bodies, chunk)
@@ -103,13 +103,13 @@ def send_blob(client, target, digest, size, path, sessions, budget, chunk_size=N
     return (_plan.RESUMED if upload.resumed_from else _plan.UPLOADED), sent
 
 
-def upload_stream(client, target, digest, size, handoff, budget=None, probe=False):
+def upload_stream(client, target, digest, size, handoff, budget=None):
     """Upload one blob from a Handoff while it downloads: one PATCH, then the PUT once verified.
 
     Raises (HandoffBroken, or the registry's error) when the stream or the upload fails;
     the caller then uploads from the cache, with retries and resumable sessions. The
     session of a failed stream is abandoned: the registry never saw a digest for it.
-    With `probe`, a registry that turns out to hold the blob (see start_upload) ends the
+    A registry that turns out to hold the blob (the POST asks, see start_upload) ends the
     stream the same way (HandoffBroken): the upload from the cache then finds it there.
     Returns the bytes sent.
     """
@@ -117,7 +117,7 @@ def upload_stream(client, target, digest, size, handoff, budget=None, probe=Fals
     what = "upload of blob %s to %s" % (digest, repo)
     budget = budget or client.transport.new_budget()
     try:
-        location, _min_chunk = client.start_upload(repo, budget=budget, probe=digest if probe else None)
+        location, _min_chunk = client.start_upload(repo, budget=budget, probe=digest)
         if location is None:
             raise HandoffBroken("registry %s holds blob %s already" % (target.registry, digest))
         location, _status = client.upload_chunk(repo, location, handoff, 0, what, budget=budget)
@@ -136,7 +136,7 @@ class _TargetHolds(Exception):
 class _Upload:
     """One blob's upload session: where it stands, and how it goes on after a failure."""
 
-    def __init__(self, client, target, digest, size, sessions, budget, probe=False):
+    def __init__(self, client, target, digest, size, sessions, budget):
         self.client = client
         self.registry = target.registry
         self.repo = target.repository
@@ -148,8 +148,7 @@ class _Upload:
         self.location = None
         self.offset = 0
         self.resumed_from = 0  # where a session an earlier run left went on: the bytes not sent again
-        self.probe = probe  # each POST starting a session asks whether the registry holds the blob (start_upload)
-        self.found = False  # ... and it did
+        self.found = False  # a POST starting a session found the blob there (start_upload asks, where mounts work)
         # The byte ranges the registry acknowledged from this run, whatever failed after them: the bytes
         # sent are their union, so a piece sent again (to a session started over) is counted once.
         self._acked = []
@@ -236,8 +235,7 @@ class _Upload:
 
     def _start(self, save=True):
         """A new session from zero; returns the registry's minimum chunk length, if it has one."""
-        location, min_chunk = self.client.start_upload(self.repo, budget=self.budget,
-                                                       probe=self.digest if self.probe else None)
+        location, min_chunk = self.client.start_upload(self.repo, budget=self.budget, probe=self.digest)
         if location is None:
             raise _TargetHolds()
         if save:
@@ -249,9 +247,10 @@ class _Upload:
     def _reopen(self):
         """Continue the saved session when the registry still has it, else start a new one."""
         saved = self.location or self.sessions.load(self.registry, self.repo, self.digest)
-        if saved and not self.location and self.probe and self.client.mounts_work and self.client.head_blob(
+        if saved and not self.location and self.client.mounts_work and self.client.head_blob(
                 self.repo, self.digest, [repository_scope(self.repo, "pull", "push")], self.budget) is not None:
-            # An earlier run's session, for a blob no HEAD was asked about: asked first, and not needed.
+            # An earlier run's session, where the plan may have asked no HEAD (mounts work, see _push.py):
+            # asked first, and not needed.
             self.sessions.clear(self.registry, self.repo, self.digest)
             raise _TargetHolds()
         status = self.client.upload_status(self.repo, saved, budget=self.budget) if saved else None

@@ -464,7 +464,7 @@ def test_a_blob_above_the_limit_still_goes_up_in_a_patch(blob, monkeypatch):
 ])
 def test_a_probing_upload_sends_nothing_the_registry_holds(blob, mounts_work, calls):
     client = FakeClient(holds_blob=True, mounts_work=mounts_work)
-    action, sent = send_blob(client, TARGET, DIGEST, SIZE, blob, NoSessions(), quiet_budget(), probe=True)
+    action, sent = send_blob(client, TARGET, DIGEST, SIZE, blob, NoSessions(), quiet_budget())
     assert [c[0] for c in client.calls] == calls
     assert (action, sent) == (("exists", 0) if mounts_work else ("uploaded", SIZE))
     if mounts_work:
@@ -473,7 +473,7 @@ def test_a_probing_upload_sends_nothing_the_registry_holds(blob, mounts_work, ca
 
 def test_a_probing_upload_of_a_blob_the_registry_lacks_uses_the_session_the_probe_opened(blob):
     client = FakeClient(mounts_work=True)
-    assert send_blob(client, TARGET, DIGEST, SIZE, blob, NoSessions(), quiet_budget(), probe=True) == ("uploaded", SIZE)
+    assert send_blob(client, TARGET, DIGEST, SIZE, blob, NoSessions(), quiet_budget()) == ("uploaded", SIZE)
     assert client.calls == [("start", DIGEST), ("patch", "/up/0", 0, DATA), ("finish", "/up/0?at=16", DIGEST)]
 
 
@@ -489,7 +489,7 @@ def test_a_restart_that_finds_the_blob_there_stops_and_drops_its_session(blob):
         return started
 
     client.start_upload = start_upload
-    action, sent = send_blob(client, TARGET, DIGEST, SIZE, blob, NoSessions(), quiet_budget(), probe=True)
+    action, sent = send_blob(client, TARGET, DIGEST, SIZE, blob, NoSessions(), quiet_budget())
     assert (action, sent) == ("exists", 0)
     assert [c[0] for c in client.calls] == ["start", "patch", "status", "start", "cancel"]
 
@@ -498,18 +498,18 @@ def test_an_earlier_runs_session_is_not_resumed_for_a_blob_the_registry_holds(bl
     sessions = UploadSessions(str(tmp_path / "cache"))
     sessions.save(TARGET.registry, TARGET.repository, DIGEST, "/up/killed?at=6", 6)
     client = FakeClient(held=6, holds_blob=True, mounts_work=True)
-    assert send_blob(client, TARGET, DIGEST, SIZE, blob, sessions, quiet_budget(), probe=True) == ("exists", 0)
+    assert send_blob(client, TARGET, DIGEST, SIZE, blob, sessions, quiet_budget()) == ("exists", 0)
     assert client.calls == [("head", DIGEST)]  # no HEAD came before (see _push.py): asked before resuming
     assert sessions.load(TARGET.registry, TARGET.repository, DIGEST) is None
     # The registry lacks it: the session goes on as before.
     sessions.save(TARGET.registry, TARGET.repository, DIGEST, "/up/killed?at=6", 6)
     client = FakeClient(held=6, mounts_work=True)
-    assert send_blob(client, TARGET, DIGEST, SIZE, blob, sessions, quiet_budget(), probe=True) == ("resumed", SIZE - 6)
+    assert send_blob(client, TARGET, DIGEST, SIZE, blob, sessions, quiet_budget()) == ("resumed", SIZE - 6)
 
 
 def test_a_stream_to_a_registry_holding_the_blob_is_given_up_before_any_byte():
     client = FakeClient(holds_blob=True, mounts_work=True)
     stream = Stream(verified=True)
     with pytest.raises(HandoffBroken, match="holds blob"):
-        upload_stream(client, TARGET, DIGEST, SIZE, stream, probe=True)
+        upload_stream(client, TARGET, DIGEST, SIZE, stream)
     assert client.calls == [("start", DIGEST)] and stream.released
