@@ -17,8 +17,12 @@ options:
         job output alike (no terminal needed). About every 5 seconds a line with the image, the bytes done and
         the total, the percentage, the rate and the time left, and a line when an image is done (only for
         images that moved bytes). Each line starts with the host's name.
-      - To do so, the collection's action plugin runs the module asynchronously on the host and reads a small
-        progress file there about once a second; the task's result is the module's own, unchanged.
+      - To do so, the module replaces a small progress file at most once a second and the collection's action
+        plugin reads it about once a second; the task's result is the module's own, unchanged. Over the local
+        connection without become, the module runs as any task and the action reads the file, in the task's
+        temporary directory, from the controller's own process, and progress costs the task nothing measurable.
+        Elsewhere (other connections, or become) the module runs as an asynchronous job on the host and the
+        action reads the file there with one small shell command per second.
       - Set the environment variable E(IMAGEPUSHER_PROGRESS=false) on the controller to turn progress off for every
         task (an AWX admin's switch, or a CI run's).
       - Set the environment variable E(IMAGEPUSHER_PROGRESS_INTERVAL) on the controller to show a line every
@@ -28,6 +32,8 @@ options:
     type: bool
     default: true
 notes:
-  - With O(progress=true) (the default) the task runs as an asynchronous job of up to one week on the host,
-    in the directory of the C(async_dir) shell option (C(~/.ansible_async)); its files are removed when it ends.
+  - With O(progress=true) (the default), other than over the local connection without become, the task runs as an
+    asynchronous job of up to one week on the host, in the directory of the C(async_dir) shell option
+    (C(~/.ansible_async)); its files are removed when it ends. That job costs the task about a third of a second
+    more (one more Python process on the host, the status polls).
 """

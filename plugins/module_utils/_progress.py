@@ -3,9 +3,9 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Progress while a copy runs: lines the controller can show, written to a small file on the host.
 
-Ansible shows a module's output only when it ends. The collection's action plugins run the
-transferring modules asynchronously and poll the file named by $IMAGEPUSHER_PROGRESS_FILE
-(see plugins/plugin_utils/_progress_action.py); without that variable nothing is written.
+Ansible shows a module's output only when it ends. The collection's action plugins read the file
+named by $IMAGEPUSHER_PROGRESS_FILE while the module runs, from a thread beside it or by polling an
+async job (see plugins/plugin_utils/_progress_action.py); without that variable nothing is written.
 
 The file is JSON, replaced atomically at most once per WRITE_INTERVAL (and at each image's end):
     {"status": {"seq": 7, "text": "<image>: 12.0 MiB of 48.0 MiB (25%) at 4.0 MiB/s, ETA 9s"},
@@ -27,7 +27,7 @@ import time
 from ansible_collections.imagepusher.registry.plugins.module_utils._engine import Events
 
 ENV_FILE = "IMAGEPUSHER_PROGRESS_FILE"
-ENV_UMASK = "IMAGEPUSHER_UMASK"  # the task's umask, passed by the action: async_wrapper sets 022 instead
+ENV_UMASK = "IMAGEPUSHER_UMASK"  # the task's umask, passed by the action to an async job: async_wrapper sets 022
 WRITE_INTERVAL = 1.0  # seconds between two writes of the file (the controller polls about as often)
 KEEP_FINALS = 50
 # Seconds of transfer before a rate means anything (a first small blob arrives in no time).

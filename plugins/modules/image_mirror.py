@@ -209,7 +209,7 @@ options:
       - Nothing is written on the managed host and O(cache_dir) is ignored (no directory is created or read). No blob,
         manifest, C(index.json) name, upload session or lock is kept, so C(cached) is V(false) in RV(images) and
         C(cache_name) names what the image would be called in a cache. (Ansible's own files aside, such as the
-        small status files of the async job that O(progress) runs, removed when the task ends.)
+        small progress file that O(progress) has the module write, removed when the task ends.)
       - What it costs. A source body that drops is resumed with a C(Range) request, and an upload that drops goes on
         from the piece the target acknowledged (blobs above 128 MiB go up in 128 MiB pieces), within this run and as
         far as the target keeps upload sessions (Distribution drops a session whose request was cut, so there the blob

@@ -4,13 +4,19 @@
 """The action behind image_pull, image_push and image_mirror: progress lines while the module runs.
 
 Ansible shows a module's output only when it ends, so a transfer of minutes is minutes of silence.
-This action runs the module as an async job on the host, with $IMAGEPUSHER_PROGRESS_FILE naming a
-file in the async directory that the module replaces at most once a second (module_utils/_progress.py).
-It reads that file and the job's status file with one shell command per poll (no module run: a few
-milliseconds, where an async_status run costs a Python start-up and an AnsiballZ unpack), shows new
-lines through Display, which reaches the main process (and ansible-runner's event stream) from a
-worker, and when the job is done returns the module's result as async_status reads it, without
-the async keys, and removes the job's files.
+The module replaces a small progress file at most once a second, named by $IMAGEPUSHER_PROGRESS_FILE
+(module_utils/_progress.py), and the action shows its new lines through Display, which reaches the main
+process (and ansible-runner's event stream) from a worker, before the task's result. Two ways to read it:
+
+- Over the local connection without become, the module runs on this machine as this user: it runs as any
+  task does, the file in the task's temporary directory, and a thread of this worker reads the file once a
+  second (plugin_utils/_progress_watch.py). No command runs for it, and the task ends when the module does.
+- Everywhere else the module runs as an async job on the host, the file in the async directory, and one
+  shell command per poll reads it and the job's status file (no module run: a few milliseconds, where an
+  async_status run costs a Python start-up and an AnsiballZ unpack). A thread would run its commands
+  over the same connection as the module's, whose become and password state is per connection, not per
+  command. When the job is done the action returns the module's result as async_status reads it, without
+  the async keys, and removes the job's files.
 
 The module runs as usual (no progress) in check mode, when the task sets async itself, with
 progress=false, and over a connection that runs modules its own way.
@@ -33,6 +39,7 @@ from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 from ansible.utils.vars import merge_hash
 from ansible.vars.clean import remove_internal_keys
+from ansible_collections.imagepusher.registry.plugins.plugin_utils._progress_watch import ProgressWatch
 
 display = Display()
 
@@ -49,6 +56,7 @@ ASYNC_LIMIT = 7 * 24 * 3600  # async_wrapper kills a job past its limit; a trans
 POLL_DELAY = 1.0
 WAIT_TENTHS = 10
 MARK = "--imagepusher-progress--"
+LOCAL_FILE = "imagepusher-progress.json"  # in the task's temporary directory, removed with it
 LOST_AFTER = 10  # polls in a row without the job's status file: it is gone (removed, or the host rebooted)
 ASYNC_KEYS = ("ansible_job_id", "finished", "started", "results_file")
 
@@ -146,6 +154,8 @@ class ProgressAction(ActionBase):
         del tmp  # unused, as in every action since ansible-core 2.10
         wrap_async = self._task.async_val and not self._connection.has_native_async
         if self._wants_progress() and not wrap_async:
+            if self._runs_here():
+                return merge_hash(result, self._run_beside_progress(task_vars or {}))
             return merge_hash(result, self._run_with_progress(task_vars or {}))
         result = merge_hash(result, self._execute_module(task_vars=task_vars, wrap_async=wrap_async))
         if not wrap_async:
@@ -157,6 +167,32 @@ class ProgressAction(ActionBase):
                 and not self._task.async_val
                 and not self._task.check_mode and not self._connection.has_native_async
                 and not self._connection.always_pipeline_modules)
+
+    def _runs_here(self):
+        """True when the module runs on this machine as this process's user: the local connection without become."""
+        return getattr(self._connection, "transport", None) == "local" and not getattr(self._connection, "become", None)
+
+    def _run_beside_progress(self, task_vars):
+        """Run the module as any task, reading its progress file from a thread meanwhile: the module's result."""
+        tmpdir = self._connection._shell.tmpdir or self._make_tmp_path()
+        progress_path = os.path.join(tmpdir, LOCAL_FILE)
+        lines = ProgressLines(display_interval())
+        host = task_vars.get("inventory_hostname", self._play_context.remote_addr)
+
+        def show(state):
+            for line in lines.new(state):
+                display.display("[%s] %s" % (host, line))
+
+        watch = ProgressWatch(progress_path, show, POLL_DELAY)
+        index = len(self._task.environment)
+        self._task.environment.append({ENV_FILE: progress_path})
+        try:
+            watch.start()
+            return self._execute_module(task_vars=task_vars)
+        finally:
+            watch.stop()
+            del self._task.environment[index]
+            self._remove_tmp_path(self._connection._shell.tmpdir)
 
     def _run_with_progress(self, task_vars):
         # Not expanded here: async_wrapper expands it with the module's $HOME, and so do the module and the shell.

@@ -3,7 +3,9 @@
 A throttled transfer (tests/support/throttle_proxy.py) of a 24 MiB image runs about 3-4 s
 through each way a user starts one: a playbook on two hosts at once, the role, ad hoc
 `ansible -m`, and ansible-runner (what AWX runs every job with), whose job events must carry
-the lines before the task's runner_on_ok. IMAGEPUSHER_PROGRESS_INTERVAL=1 shows a status line
+the lines before the task's runner_on_ok. Over the local connection the module runs as any task
+and the action reads its progress file from a thread; with become it runs as an async job the
+action polls (plugin_utils/_progress_action.py): both are run here. IMAGEPUSHER_PROGRESS_INTERVAL=1 shows a status line
 every second instead of every 5, so a short transfer shows several. No TTY anywhere: stdout is
 a pipe, read line by line with the time each line arrived.
 """
@@ -116,6 +118,10 @@ def test_playbook_on_two_hosts_shows_progress_per_host(source):
         records = [json.loads(line) for line in (ws.root / "results.jsonl").read_text().splitlines()]
         pulled = [r["result"] for r in records if r["task"] == "pull"]
         again = [r["result"] for r in records if r["task"] == "quiet"]
+        # No async job ran (none was needed over the local connection), and the progress files went with the
+        # tasks' temporary directories.
+        assert not (ws.home / ".ansible_async").exists()
+        assert list((ws.root / "tmp" / "remote").glob("*")) == []
     # The result is the module's own (no async keys), with what the run cost.
     for result in pulled:
         assert result["changed"] and result["bytes_downloaded"] > IMAGE_MIB * MiB
@@ -124,6 +130,30 @@ def test_playbook_on_two_hosts_shows_progress_per_host(source):
     for result in again:  # progress: false runs the module as any other: same keys, nothing to move
         assert not result["changed"] and result["bytes_per_second"] == 0
         assert set(result) - {"elapsed"} == set(pulled[0]) - {"elapsed"}
+
+
+def test_become_runs_an_async_job_that_shows_progress(source):
+    """With become the module's files belong to the become user: the action polls an async job instead."""
+    proxy, ref = source
+    with AnsibleWorkspace() as ws:
+        async_dir = ws.root / "async"
+        playbook = (
+            "- hosts: localhost\n  gather_facts: false\n  tasks:\n"
+            "    - name: pull\n      imagepusher.registry.image_pull:\n"
+            "        name: %s\n        cache_dir: '%s/cache'\n"
+            "      become: true\n      become_method: ansible.builtin.su\n"  # root to root: no password
+            "      vars: {ansible_async_dir: '%s'}\n"
+            "      register: pulled\n" % (ref, ws.root, async_dir))
+        lines, rc = timed_lines(playbook_cmd(ws, playbook), ws.env(ws.root / "results.jsonl", ENV), ws.root)
+        text = "\n".join(line for _at, line in lines)
+        assert rc == 0, text
+        assert_progress(lines, lambda line: line == "changed: [localhost]")
+        records = [json.loads(line) for line in (ws.root / "results.jsonl").read_text().splitlines()]
+        result = next(r["result"] for r in records if r["task"] == "pull")
+        # It ran as a job: its status file and progress file were in the async directory, and are gone.
+        assert async_dir.is_dir() and list(async_dir.glob("*")) == [], list(async_dir.glob("*"))
+    assert result["changed"] and result["bytes_downloaded"] > IMAGE_MIB * MiB
+    assert not set(result) & {"ansible_job_id", "finished", "started", "results_file"}
 
 
 def test_role_shows_progress(source):

@@ -310,7 +310,7 @@ class AnsibleWorkspace:
             "ANSIBLE_LOCALHOST_WARNING": "False",
             "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False",
             "ANSIBLE_HOST_KEY_CHECKING": "False",
-            # Progress runs every transferring task as an async job (about a second more per task); the
+            # Progress adds display lines (and, with become, an async job) to every transferring task; the
             # tests of that path turn it back on (test_progress.py, the oldest-core smoke run, ansible-test).
             "IMAGEPUSHER_PROGRESS": "false",
             "IMAGEPUSHER_BYTECODE_CACHE": os.environ.get("IMAGEPUSHER_BYTECODE_CACHE", str(SHARED_BYTECODE_DIR)),

@@ -132,3 +132,23 @@ def test_the_controller_can_turn_progress_off_for_every_task(environ, allowed):
 @pytest.mark.parametrize("text, ok", [("0077", True), ("022", True), ("0002", True), ("", False), ("u=rwx,g=rx", False)])
 def test_only_an_octal_umask_is_passed_on(text, ok):
     assert bool(action.UMASK_RE.match(text)) is ok
+
+
+class Connection:
+    def __init__(self, transport, become=None):
+        self.transport = transport
+        self.become = become
+
+
+@pytest.mark.parametrize("connection, here", [
+    (Connection("local"), True),
+    (Connection("local", become=object()), False),  # the module runs as another user: its files are not ours
+    (Connection("ssh"), False),
+    (Connection("community.docker.docker"), False),
+    (object(), False),
+])
+def test_only_a_local_module_without_become_is_read_beside_it(connection, here):
+    """Elsewhere a thread's reads would be commands over the module's own connection: the async job is used."""
+    progress = object.__new__(action.ProgressAction)
+    progress._connection = connection
+    assert progress._runs_here() is here

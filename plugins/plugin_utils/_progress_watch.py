@@ -1,0 +1,92 @@
+# -*- coding: utf-8 -*-
+# Copyright: contributors to imagepusher.registry
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A module's progress file read by a thread of the controller's worker, while the module runs beside it.
+
+Where the module runs on the controller's own machine as the controller's user (the local connection
+without become), the action runs it as any task (no async job) and this thread reads the progress file
+it writes, once per interval, with no command run for it: the module's end is known the moment it
+returns. See _progress_action.py for where this applies and for the async job used everywhere else.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+import stat
+import threading
+
+MAX_BYTES = 1024 * 1024  # a progress file holds one status line and at most 50 final lines: a few KB
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+
+
+def read_state(path):
+    """The progress file's JSON object; None while it is missing, or is not a small regular file holding one.
+
+    The module replaces the file atomically, so a read sees a whole file or none. A link or a FIFO put in its
+    place is never followed or waited on.
+    """
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        chunks, size = [], 0
+        while size <= MAX_BYTES:
+            chunk = os.read(fd, MAX_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    if size > MAX_BYTES:
+        return None
+    try:
+        state = json.loads(b"".join(chunks).decode("utf-8"))
+    except ValueError:  # also UnicodeDecodeError
+        return None
+    return state if isinstance(state, dict) else None
+
+
+class ProgressWatch:
+    """Calls `on_state(state)` with the file's content every `interval` seconds while started, and once more
+    at stop(), after the thread has ended: a line the module wrote in its last moments is still shown, and
+    every call comes before stop() returns (so before the task's result)."""
+
+    def __init__(self, path, on_state, interval):
+        self.path = path
+        self.on_state = on_state
+        self.interval = interval
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="imagepusher-progress", daemon=True)
+
+    def start(self):
+        self._thread.start()
+
+    def stop(self):
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        self._look()
+
+    def _run(self):
+        while not self._stopping.wait(self.interval):
+            self._look()
+
+    def _look(self):
+        # The same state again is passed on too: a status line may be due now that more time has gone by.
+        state = read_state(self.path)
+        if state is None:
+            return
+        try:
+            self.on_state(state)
+        except Exception:  # pylint: disable=broad-except
+            # Progress is a courtesy: a line that cannot be shown never fails the task.
+            self._stopping.set()
