@@ -9,9 +9,10 @@ disk; then child manifests by digest and the top manifest by tag, as the exact
 stored bytes.  The target digest therefore equals the cached digest.
 
 A real run into a repository that did not exist when the task first looked, on a registry that
-has honoured a mount, skips the HEAD of a blob it has no mount source for: the POST that starts
-its upload asks for it first (see RegistryEndpoint.uploads_find_blobs), so a blob the target
-holds is still never sent, with one request instead of two.
+has honoured a mount, asks no blob HEAD: the POST that starts an upload asks for the blob first
+(see RegistryEndpoint.uploads_find_blobs), and a blob another repository of the registry holds
+is mounted straight away, so a blob the target holds is still never sent, with one request
+instead of two.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -74,20 +75,16 @@ class Push:
         step's outcome then says so (exists). Check mode asks every HEAD, so that its plan is the
         one a run makes before it starts."""
         blobs = _plan.copied_blobs(tree, self.foreign)
-        ask_first = not check_mode and self.target.uploads_find_blobs(tag_exists)
-        candidates = {}  # digest -> mount sources, read (from the cache's record) only for a blob that needs them
-
-        def sources_of(digest):
-            if digest not in candidates:
-                candidates[digest] = self._mount_candidates(digest)
-            return candidates[digest]
-
         known = set(b.digest for b in blobs if self.target.blob_known(b.digest))
-        # The upload's first request finds out about a blob without a mount source: no thread is woken for it.
-        asked = [b for b in blobs if b.digest not in known and (not ask_first or sources_of(b.digest))]
+        # Where uploads find blobs, no HEAD is asked: the POST that starts an upload asks for a blob without a
+        # mount source, and the mount of a blob with one links it whether or not it is there already (one a
+        # dead run left in the repository is then reported mounted, which the registry just did again).
+        ask_first = not check_mode and self.target.uploads_find_blobs(tag_exists)
+        asked = [] if ask_first else [b for b in blobs if b.digest not in known]
         found = parallel_map(lambda blob: self.target.blob_exists(blob.digest), asked, self.engine.concurrency)
         present = known | set(blob.digest for blob, here in zip(asked, found) if here)
-        mount_sources = dict((b.digest, sources_of(b.digest)) for b in blobs if b.digest not in present)
+        # Read from the cache's record only for a blob the plan still has to bring.
+        mount_sources = dict((b.digest, self._mount_candidates(b.digest)) for b in blobs if b.digest not in present)
         children = set(m.digest for m in tree.manifests
                        if m is not tree.top and self.target.manifest_exists(m.digest) is not None)
         return (_plan.plan_sends(tree, present, mount_sources, self.foreign),

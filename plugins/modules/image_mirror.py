@@ -38,10 +38,11 @@ description:
     got to it first; the totals do not. With O(image_concurrency=1) it is always the first of them in the list.
   - A blob an earlier image of the task put into the same target repository is known to be there without a
     request. Into a repository the registry did not know when the task first looked (no tag; one tag list
-    request per repository tells), once the registry has honoured a mount in the task, a real run asks no HEAD
-    for a blob it would upload. The request that starts the upload asks the registry to mount the blob from the
-    target repository itself, so a blob already there (left by a run that died before its first tag) is found,
-    reported C(exists), and never sent. A repository that has a tag gets the HEADs, which write nothing (such a
+    request per repository tells), once the registry has honoured a mount in the task, a real run asks no blob
+    HEAD. The request that starts an upload asks the registry to mount the blob from the target repository
+    itself, so a blob already there (left by a run that died before its first tag) is found, reported C(exists),
+    and never sent; a blob another repository of the registry holds is mounted at once (C(mounted), also when
+    such a run had left it there). A repository that has a tag gets the HEADs, which write nothing (such a
     mount would rewrite the repository's link to the blob while a manifest push of another tag, image or host
     may read it). Check mode always asks the HEADs.
   - One HTTP session, one TLS context and one connection pool per registry serve the whole task; a loopback

@@ -21,9 +21,11 @@ description:
     registry when the cache knows one holds it, else uploaded streaming from disk. Then child manifests are
     pushed by digest and the top manifest or index by tag.
   - Into a repository the registry did not know (no tag; one tag list request tells), once the registry has
-    honoured a mount in the task, a real run skips the HEAD of a blob it would upload. The request that starts
-    the upload asks the registry to mount the blob from the target repository itself, so a blob already there
-    (left by a run that died before its first tag) is found, reported C(exists), and never sent. A repository
+    honoured a mount in the task, a real run asks no blob HEAD. The request that starts an upload asks the
+    registry to mount the blob from the target repository itself, so a blob already there (left by a run that
+    died before its first tag) is found, reported C(exists), and never sent; a blob the cache knows another
+    repository of the registry holds is mounted at once (C(mounted), also when such a run had left it there).
+    A repository
     that has a tag gets the HEADs, which write nothing (such a mount would rewrite the repository's link to the
     blob while a manifest push of another tag may read it). Check mode always asks the HEADs.
   - The registry options (O(username), O(password), O(ca_path), ...) apply to the target registry.

@@ -75,6 +75,7 @@ def test_a_new_repository_gets_no_blob_head_once_the_target_honoured_a_mount_and
       the blob from mirror/z itself, which holds `held`: that one is never sent.
     - mirror/w has a tag, whose layer `kept` w shares: every blob of w gets a HEAD (a mount of `kept` would
       rewrite the repository's link to it while a manifest PUT may read it), and `kept` is not written.
+    - mirror/v is new and shares the base too: no HEAD either, the base is mounted from mirror/x at once.
     """
     with Registry() as source, Registry() as target:
         base, held = images.random_layer(1, seed=77), images.tar_layer({"held": b"h" * 100})
@@ -82,7 +83,8 @@ def test_a_new_repository_gets_no_blob_head_once_the_target_honoured_a_mount_and
         built = {"x": images.build_image([base, images.tar_layer({"x": b"x"})]),
                  "y": images.build_image([base, images.tar_layer({"y": b"y"})]),
                  "z": images.build_image([held, images.tar_layer({"z": b"z"})]),
-                 "w": images.build_image([kept, images.tar_layer({"w": b"w"})])}
+                 "w": images.build_image([kept, images.tar_layer({"w": b"w"})]),
+                 "v": images.build_image([base, images.tar_layer({"v": b"v"})])}
         for name, image in built.items():
             seed.push(source.url, "probe/" + name, image, "v1")
         held_digest = built["z"].parsed["layers"][0]["digest"]
@@ -99,7 +101,7 @@ def test_a_new_repository_gets_no_blob_head_once_the_target_honoured_a_mount_and
             assert run.rc == 0, run.msg
             logs = dict((name, [(e.method, e.path.split("/blobs/")[-1], unquote(e.query), e.status)
                                 for e in target.access_log(since=mark) if e.path.startswith(f"/v2/mirror/{name}/")
-                                and "/blobs/" in e.path]) for name in ("z", "w"))
+                                and "/blobs/" in e.path]) for name in ("z", "w", "v"))
             listed = [e.path for e in target.access_log(since=mark) if e.path.endswith("/tags/list")]
             return run, logs, listed
 
@@ -114,18 +116,28 @@ def test_a_new_repository_gets_no_blob_head_once_the_target_honoured_a_mount_and
     def blobs_of(name):
         return [built[name].parsed["config"]["digest"]] + [layer["digest"] for layer in built[name].parsed["layers"]]
 
-    z_blobs, w_blobs = blobs_of("z"), blobs_of("w")
+    z_blobs, w_blobs, v_blobs = blobs_of("z"), blobs_of("w"), blobs_of("v")
+    base_digest = built["v"].parsed["layers"][0]["digest"]
     # Check mode asks a HEAD for each blob, lists no tags and moves nothing.
     assert sorted(check_logs["z"]) == sorted(("HEAD", d, "", 200 if d == held_digest else 404) for d in z_blobs)
     assert sorted(check_logs["w"]) == sorted(("HEAD", d, "", 200 if d == kept_digest else 404) for d in w_blobs)
     assert check_listed == []
     # The real run: mirror/z is new (one tag list each for z and w; x and y ran before mounts were known).
-    assert sorted(real_listed) == ["/v2/mirror/w/tags/list", "/v2/mirror/z/tags/list"]
+    assert sorted(real_listed) == ["/v2/mirror/v/tags/list", "/v2/mirror/w/tags/list", "/v2/mirror/z/tags/list"]
     assert not [e for e in real_logs["z"] if e[0] == "HEAD"], real_logs["z"]
     probes = sorted((e[2], e[3]) for e in real_logs["z"] if e[0] == "POST")
     assert probes == sorted(("mount=%s&from=mirror/z" % d, 201 if d == held_digest else 202) for d in z_blobs)
     sent = [e for e in real_logs["z"] if e[0] in ("PUT", "PATCH")]
     assert len(sent) == 2 and not [e for e in sent if held_digest in e[2]], real_logs["z"]
+    # mirror/v is new: no HEAD, the base mounted from mirror/x (x uploaded it), v's own blobs asked by their POSTs.
+    assert not [e for e in real_logs["v"] if e[0] == "HEAD"], real_logs["v"]
+    probes = sorted((e[2], e[3]) for e in real_logs["v"] if e[0] == "POST")
+    assert probes == sorted([("mount=%s&from=mirror/x" % base_digest, 201)]
+                            + [("mount=%s&from=mirror/v" % d, 202) for d in v_blobs if d != base_digest]), real_logs["v"]
+    assert not [e for e in real_logs["v"] if e[0] in ("PUT", "PATCH") and base_digest in e[2]], real_logs["v"]
+    # (Check mode, on an empty cache and target, could not know where the base would be: it said uploaded.)
+    assert dict((b["digest"], b["action"]) for b in real.result["images"][4]["blobs"]) == dict(
+        (d, "mounted" if d == base_digest else "uploaded") for d in v_blobs)
     # mirror/w had a tag: HEADs as in check mode, and nothing at all about `kept` but its HEAD.
     assert sorted(e for e in real_logs["w"] if e[0] == "HEAD") == sorted(check_logs["w"])
     assert [e for e in real_logs["w"] if kept_digest in e[1] + e[2]] == [("HEAD", kept_digest, "", 200)]
@@ -144,4 +156,4 @@ def test_a_new_repository_gets_no_blob_head_once_the_target_honoured_a_mount_and
     # Then everything is current: one HEAD per tag, no blob request, no tag list, unchanged in both modes.
     assert not again_checked.changed and not again.changed
     assert again.result["diff"]["after"] == again.result["diff"]["before"] == real.result["diff"]["after"]
-    assert again_check_logs == again_logs == {"z": [], "w": []} and again_listed == []
+    assert again_check_logs == again_logs == {"z": [], "w": [], "v": []} and again_listed == []

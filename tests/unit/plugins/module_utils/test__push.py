@@ -97,10 +97,10 @@ def test_blobs_present_are_left_known_ones_mounted_and_the_rest_uploaded(cached)
     assert client.repo("prod/app").tags["v2"] == index.digest
 
 
-def test_a_new_repository_on_a_registry_that_honours_mounts_is_asked_by_each_upload_not_a_head(cached):
+def test_a_new_repository_on_a_registry_that_honours_mounts_gets_no_blob_head(cached):
     """A repository without a tag (unknown to the registry, though a dead run left a blob in it), on a
     registry that has honoured a mount: a blob without a mount source costs the POST that starts its upload
-    (it answers for the blob the repository holds), not a HEAD first."""
+    (it answers for the blob the repository holds), a blob with one its mount, and neither a HEAD first."""
     store, index, (amd, _arm, _armv7), cache = cached
     client = FakeRegistryClient()
     client.mounts_work = True
@@ -112,8 +112,8 @@ def test_a_new_repository_on_a_registry_that_honours_mounts_is_asked_by_each_upl
     assert len(client.seen("head_blob")) == len(store.blobs)  # check mode asks every HEAD
     client.calls = []
     result = pusher(client, cache).run(NAME, cache.get_ref(NAME))
-    # A blob with a mount source keeps its HEAD: a mount of a blob the target holds would say "mounted".
-    assert client.seen("head_blob") == [("head_blob", "prod/app", amd_layer.digest)]
+    assert client.seen("head_blob") == []
+    assert client.seen("mount_blob") == [("mount_blob", "prod/app", (amd_layer.digest, "team/base"))]
     done = actions(result)
     assert done.pop(base.digest) == "exists" and done.pop(amd_layer.digest) == "mounted"
     assert set(done.values()) == {"uploaded"}
@@ -123,6 +123,27 @@ def test_a_new_repository_on_a_registry_that_honours_mounts_is_asked_by_each_upl
         assert checked[key] == result[key], key  # the plan check mode reports is what the run did
     assert client.repo("prod/app").tags["v2"] == index.digest
     assert client.seen("tag_list") == [("tag_list", "prod/app", None)]  # check mode did not ask
+
+
+def test_a_blob_a_dead_run_left_in_a_new_repository_is_mounted_again_not_sent(cached):
+    """With a mount source and no HEAD, a blob the new repository already holds is mounted (the registry links it
+    again, a no-op for its content): reported mounted, where check mode's HEAD says it exists. Never sent."""
+    store, index, (amd, _arm, _armv7), cache = cached
+    client = FakeRegistryClient()
+    client.mounts_work = True
+    amd_layer = amd.layers[1]
+    client.repo("prod/app").blobs[amd_layer.digest] = store.blobs[amd_layer.digest]
+    client.repo("team/base").blobs[amd_layer.digest] = store.blobs[amd_layer.digest]
+    cache.record_sources([amd_layer.digest], "reg.test/team/base")
+    checked = pusher(client, cache).run(NAME, cache.get_ref(NAME), check_mode=True)
+    assert actions(checked)[amd_layer.digest] == "exists"
+    client.calls = []
+    result = pusher(client, cache).run(NAME, cache.get_ref(NAME))
+    assert client.seen("head_blob") == []
+    assert actions(result)[amd_layer.digest] == "mounted"
+    assert amd_layer.digest not in [c[2] for c in client.seen("start_upload", "finish_upload")]
+    assert result["bytes_uploaded"] == checked["bytes_uploaded"]
+    assert client.repo("prod/app").tags["v2"] == index.digest
 
 
 def test_a_repository_with_a_tag_gets_a_head_for_every_blob_even_where_mounts_work(cached):
