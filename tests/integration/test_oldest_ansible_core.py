@@ -11,6 +11,7 @@ package registries this project uses.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 import pytest
@@ -80,6 +81,9 @@ SMOKE = """\
       register: pull_real
     - name: Pull | again
       imagepusher.registry.image_pull: *pull
+      # With become, progress runs the module as an async job (as root: su to root needs no password).
+      become: "{{ as_root }}"
+      become_method: ansible.builtin.su
       register: pull_again
     - name: Mirror | check mode
       imagepusher.registry.image_mirror: *mirror
@@ -116,8 +120,10 @@ def test_pull_mirror_role_and_check_mode_under_the_oldest_core(old_core, registr
     with Registry() as target:
         extra = {"source": registry.host, "target": target.host, "cache_root": str(tmp_path / "caches"),
                  "digests": {"multi_amd64": samples["multi"].obj.image_for("amd64").digest,
-                             "oci_single": samples["oci_single"].digest, "docker_v2": samples["docker_v2"].digest}}
-        run = ws.run_playbook(SMOKE, extra, timeout=600, env={"IMAGEPUSHER_PROGRESS": "true"})  # the async path too
+                             "oci_single": samples["oci_single"].digest, "docker_v2": samples["docker_v2"].digest},
+                 "as_root": os.geteuid() == 0}
+        # Progress on: read beside the module over the local connection, an async job with become.
+        run = ws.run_playbook(SMOKE, extra, timeout=600, env={"IMAGEPUSHER_PROGRESS": "true"})
     assert run.rc == 0, run.output
     assert "Traceback" not in run.stdout + run.stderr, run.output
     assert [r["task"] for r in run.results if r["status"] == "failed"] == [], run.output
