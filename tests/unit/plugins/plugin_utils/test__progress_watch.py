@@ -91,7 +91,8 @@ def test_the_watch_reads_while_started_and_once_more_at_stop(tmp_path):
         time.sleep(0.02)
     assert seen.calls and seen.calls[0] == ({"status": {"seq": 1, "text": "one"}}, "imagepusher-progress")
     # The same state is passed again at each read: a status line may become due as time goes by.
-    time.sleep(0.2)
+    while len(seen.calls) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert len(seen.calls) >= 2 and all(state["status"]["seq"] == 1 for state, _name in seen.calls)
     # What the module wrote last, the thread has not read yet: stop() reads it, in the caller's thread.
     path.write_text(json.dumps({"finals": [{"seq": 2, "text": "done"}]}))
