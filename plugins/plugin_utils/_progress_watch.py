@@ -15,41 +15,28 @@ __metaclass__ = type
 
 import json
 import os
-import stat
 import threading
 
+from ansible_collections.imagepusher.registry.plugins.module_utils import _safe_files
+from ansible_collections.imagepusher.registry.plugins.module_utils._errors import ImagePusherError
+
 MAX_BYTES = 1024 * 1024  # a progress file holds one status line and at most 50 final lines: a few KB
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
 
 
 def read_state(path):
     """The progress file's JSON object; None while it is missing, or is not a small regular file holding one.
 
     The module replaces the file atomically, so a read sees a whole file or none. A link or a FIFO put in its
-    place is never followed or waited on.
+    place is never followed or waited on (_safe_files.read_bounded, as the cache reads its own files).
     """
     try:
-        fd = os.open(path, _OPEN_FLAGS)
-    except OSError:
+        data = _safe_files.read_bounded(os.path.dirname(path), path, MAX_BYTES)
+    except (OSError, ImagePusherError):  # missing, or not a regular file (UnsafeEntryError)
+        return None
+    if len(data) > MAX_BYTES:
         return None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        chunks, size = [], 0
-        while size <= MAX_BYTES:
-            chunk = os.read(fd, MAX_BYTES + 1 - size)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    if size > MAX_BYTES:
-        return None
-    try:
-        state = json.loads(b"".join(chunks).decode("utf-8"))
+        state = json.loads(data.decode("utf-8"))
     except ValueError:  # also UnicodeDecodeError
         return None
     return state if isinstance(state, dict) else None
