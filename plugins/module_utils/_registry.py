@@ -307,11 +307,12 @@ class RegistryClient:
         """
         scopes = [repository_scope(repository, "pull", "push")]
         path = "/v2/%s/blobs/uploads/" % repository
-        if probe and self.mounts_work:
+        asking = bool(probe) and self.mounts_work  # read once: another thread may set it meanwhile
+        if asking:
             path += "?" + urlencode([("mount", probe), ("from", repository)])
         response = self._send("POST", self._url(path), scopes, budget=budget)
         response.close()
-        if response.status_code == 201 and probe and self.mounts_work:
+        if response.status_code == 201 and asking:
             return None, None
         if response.status_code != 202:
             self._fail(response, "start of a blob upload to %s" % repository, scopes)
