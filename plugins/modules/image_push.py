@@ -25,9 +25,8 @@ description:
     registry to mount the blob from the target repository itself, so a blob already there (left by a run that
     died before its first tag) is found, reported C(exists), and never sent; a blob the cache knows another
     repository of the registry holds is mounted at once (C(mounted), also when such a run had left it there).
-    A repository
-    that has a tag gets the HEADs, which write nothing (such a mount would rewrite the repository's link to the
-    blob while a manifest push of another tag may read it). Check mode always asks the HEADs.
+    A repository that has a tag gets the HEADs, which write nothing (such a mount would rewrite the repository's
+    link to the blob while a manifest push of another tag may read it). Check mode always asks the HEADs.
   - The registry options (O(username), O(password), O(ca_path), ...) apply to the target registry.
 author:
   - imagepusher.registry contributors (@imagepusher)
