@@ -27,7 +27,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import inspect
-import json
 import os
 import re
 import secrets
@@ -39,7 +38,7 @@ from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 from ansible.utils.vars import merge_hash
 from ansible.vars.clean import remove_internal_keys
-from ansible_collections.imagepusher.registry.plugins.plugin_utils._progress_watch import ProgressWatch
+from ansible_collections.imagepusher.registry.plugins.plugin_utils._progress_watch import ProgressWatch, json_object
 
 display = Display()
 
@@ -106,7 +105,7 @@ def pause_after(poll_seconds):
 def split_poll(stdout):
     """The poll command's output -> (the job file's text, its JSON or None while unreadable, progress state dict)."""
     job_text, _mark, progress_text = stdout.partition(MARK)
-    return job_text.strip(), _json(job_text), _json(progress_text) or {}
+    return job_text.strip(), json_object(job_text), json_object(progress_text) or {}
 
 
 def job_finished(status):
@@ -114,12 +113,10 @@ def job_finished(status):
     return isinstance(status, dict) and "started" not in status
 
 
-def _json(text):
-    try:
-        value = json.loads(text.strip())
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
+def show_new(lines, state, host):
+    """Display the lines of `state` that ProgressLines `lines` has not shown yet, each prefixed with the host."""
+    for line in lines.new(state):
+        display.display("[%s] %s" % (host, line))
 
 
 class ProgressLines:
@@ -178,12 +175,7 @@ class ProgressAction(ActionBase):
         progress_path = os.path.join(tmpdir, LOCAL_FILE)
         lines = ProgressLines(display_interval())
         host = task_vars.get("inventory_hostname", self._play_context.remote_addr)
-
-        def show(state):
-            for line in lines.new(state):
-                display.display("[%s] %s" % (host, line))
-
-        watch = ProgressWatch(progress_path, show, POLL_DELAY)
+        watch = ProgressWatch(progress_path, lambda state: show_new(lines, state, host), POLL_DELAY)
         index = len(self._task.environment)
         self._task.environment.append({ENV_FILE: progress_path})
         try:
@@ -254,8 +246,7 @@ class ProgressAction(ActionBase):
         while True:
             started = time.monotonic()
             job_text, status, state = split_poll(self._low_level_execute_command(command, sudoable=True).get("stdout", ""))
-            for line in lines.new(state):
-                display.display("[%s] %s" % (host, line))
+            show_new(lines, state, host)
             if job_finished(status):
                 return job_text
             missing = 0 if status else missing + 1

@@ -36,10 +36,18 @@ def read_state(path):
     if len(data) > MAX_BYTES:
         return None
     try:
-        state = json.loads(data.decode("utf-8"))
-    except ValueError:  # also UnicodeDecodeError
+        return json_object(data.decode("utf-8"))
+    except UnicodeDecodeError:
         return None
-    return state if isinstance(state, dict) else None
+
+
+def json_object(text):
+    """The JSON object `text` holds, or None (not JSON, or JSON but not an object): a status or progress file."""
+    try:
+        value = json.loads(text.strip())
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 class ProgressWatch:
